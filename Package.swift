@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+// swift-cni: CNI plugins for Linux. Module map and dependency rules: shared DESIGN.md (README).
+import PackageDescription
+
+let package = Package(
+    name: "swift-cni",
+    platforms: [.macOS(.v13)],
+    products: [
+        // One multi-call binary: bridge, host-local, ... are symlinks to it (dispatch on argv[0]).
+        .executable(name: "cni-plugins", targets: ["cni-plugins"]),
+        .executable(name: "cnictl", targets: ["cnictl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // C shims: system libraries and kernel headers only.
+        .systemLibrary(
+            name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(
+            name: "CNftnl", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev"])]),
+        .target(
+            name: "CLinux",
+            cSettings: [.define("_GNU_SOURCE")]),
+
+        // The CNI protocol: environment, configuration, results in every version, errors,
+        // dispatch, delegation. Depends on nothing but the C library.
+        .target(name: "CNI", dependencies: ["CLinux"]),
+
+        // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
+        .executableTarget(
+            name: "cni-plugins",
+            dependencies: ["CNI"]),
+
+        // cnitool-compatible client.
+        .executableTarget(
+            name: "cnictl",
+            dependencies: [
+                "CNI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(
+            name: "CNITests",
+            dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),
+    ]
+)

@@ -1,0 +1,30 @@
+#ifndef SWIFT_CNI_CLINUX_H
+#define SWIFT_CNI_CLINUX_H
+// Kernel headers and the few libc entry points that glibc only declares under _GNU_SOURCE.
+// The wrappers are compiled in shim.c with _GNU_SOURCE; Swift sees only these prototypes.
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+
+/// The corresponding C constant is `CLONE_NEWNET`.
+static const int CLINUX_CLONE_NEWNET = 0x40000000;
+
+/// `setns(2)`: move the calling thread into the namespace `fd` refers to.
+int clinux_setns(int fd, int nstype);
+/// `unshare(2)`.
+int clinux_unshare(int flags);
+/// The process environment (`environ`), NULL-terminated.
+char *const *clinux_environ(void);
+/// `gettid(2)`: the calling thread's id.
+pid_t clinux_gettid(void);
+
+/// `pipe2(2)`.
+int clinux_pipe2(int fds[2], int flags);
+
+#endif

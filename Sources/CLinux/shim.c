@@ -1,0 +1,9 @@
+#include <sched.h>
+#include <unistd.h>
+#include "CLinux.h"
+
+int clinux_setns(int fd, int nstype) { return setns(fd, nstype); }
+int clinux_unshare(int flags) { return unshare(flags); }
+char *const *clinux_environ(void) { return environ; }
+pid_t clinux_gettid(void) { return gettid(); }
+int clinux_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }

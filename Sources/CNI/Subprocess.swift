@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CLinux
+
+/// How a child process ended and what it printed.
+public struct ProcessOutput: Sendable {
+    /// The exit status, or nil when a signal ended the process.
+    public var exitStatus: Int32?
+    /// The signal that ended the process, if any.
+    public var signal: Int32?
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+
+    public var succeeded: Bool { exitStatus == 0 }
+
+    /// "exit status 2" or "killed by signal 9".
+    public var termination: String {
+        if let s = exitStatus { return "exit status \(s)" }
+        return "killed by signal \(signal ?? 0)"
+    }
+}
+
+/// Runs a program with the given environment and standard input and collects both outputs,
+/// without a shell and without deadlocking on large inputs or outputs (one poll loop).
+public enum Subprocess {
+    /// Runs `path` with `arguments` (argv[0] is `path`). Retries while exec fails with ETXTBSY
+    /// (the binary is still being written, e.g. during an upgrade), as the Go library does.
+    public static func run(
+        _ path: String, arguments: [String] = [], environment: [String: String], stdin: [UInt8] = [],
+        argv0: String? = nil
+    ) throws(SystemError) -> ProcessOutput {
+        var attempt = 0
+        while true {
+            do {
+                return try runOnce(path, arguments: arguments, environment: environment, stdin: stdin, argv0: argv0)
+            } catch let e where e.errno == ETXTBSY && attempt < 5 {
+                attempt += 1
+                System.sleep(milliseconds: 200 * attempt)
+            }
+        }
+    }
+
+    private static func runOnce(
+        _ path: String, arguments: [String], environment: [String: String], stdin input: [UInt8], argv0: String?
+    ) throws(SystemError) -> ProcessOutput {
+        var inPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard clinux_pipe2(&inPipe, O_CLOEXEC) == 0 else { throw SystemError("pipe", errno: errno) }
+        guard clinux_pipe2(&outPipe, O_CLOEXEC) == 0 else {
+            let e = errno
+            close(inPipe[0]); close(inPipe[1])
+            throw SystemError("pipe", errno: e)
+        }
+        guard clinux_pipe2(&errPipe, O_CLOEXEC) == 0 else {
+            let e = errno
+            for fd in inPipe + outPipe { close(fd) }
+            throw SystemError("pipe", errno: e)
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+
+        // The child starts with default signal handling and an empty mask, whatever ours is
+        // (a caller that ignores SIGPIPE must not pass that on).
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([argv0 ?? path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        if rc != 0 {
+            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            throw SystemError("exec \(path)", errno: rc)
+        }
+
+        var output = ProcessOutput(exitStatus: nil, signal: nil, stdout: [], stderr: [])
+        var writeFD = inPipe[1]
+        var written = 0
+        if input.isEmpty {
+            close(writeFD)
+            writeFD = -1
+        } else {
+            _ = fcntl(writeFD, F_SETFL, fcntl(writeFD, F_GETFL) | O_NONBLOCK)
+        }
+        var readFDs = [outPipe[0], errPipe[0]]
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while !readFDs.isEmpty || writeFD >= 0 {
+            var fds = readFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if writeFD >= 0 { fds.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for p in fds where p.revents != 0 {
+                if p.fd == writeFD {
+                    let w = input.withUnsafeBytes { write(writeFD, $0.baseAddress! + written, $0.count - written) }
+                    if w > 0 { written += w }
+                    if w < 0 && errno != EAGAIN && errno != EINTR || written == input.count {
+                        close(writeFD)  // EPIPE: the child does not read all of its input
+                        writeFD = -1
+                    }
+                    continue
+                }
+                let r = buf.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
+                if r > 0 {
+                    if p.fd == outPipe[0] {
+                        output.stdout.append(contentsOf: buf[0..<r])
+                    } else {
+                        output.stderr.append(contentsOf: buf[0..<r])
+                    }
+                } else if r == 0 || (errno != EINTR && errno != EAGAIN) {
+                    close(p.fd)
+                    readFDs.removeAll { $0 == p.fd }
+                }
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7F == 0 {
+            output.exitStatus = (status >> 8) & 0xFF
+        } else {
+            output.signal = status & 0x7F
+        }
+        return output
+    }
+}

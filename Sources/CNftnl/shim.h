@@ -1,0 +1,13 @@
+#ifndef SWIFT_CNI_CNFTNL_H
+#define SWIFT_CNI_CNFTNL_H
+#include <stdint.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#endif
