@@ -1,0 +1,80 @@
+# Test-bed helpers for end-to-end scripts. Source it; it sets a trap that removes everything it made.
+#
+# Everything happens inside namespaces this file creates: a fake "host" netns (bridges, firewall
+# rules and sysctls of the plugins land there, never on the machine itself) and container netns.
+# Names carry the pid, so parallel runs and leftovers of earlier runs never collide.
+
+set -o pipefail
+
+TB_ID="$$"
+TB_NETNS=()        # namespaces to delete
+TB_PIDS=()         # processes to kill
+TB_DIRS=()         # directories to remove
+TB_PASS=0
+TB_FAIL=0
+TB_NAME="${TB_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}"
+
+tb_cleanup() {
+    local p n d
+    for p in "${TB_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for n in "${TB_NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
+    for d in "${TB_DIRS[@]}"; do rm -rf "$d"; done
+}
+trap tb_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# tb_tmpdir VAR: a private directory, removed at exit.
+tb_tmpdir() {
+    local d
+    d=$(mktemp -d "/tmp/swift-cni-${TB_NAME}-${TB_ID}-XXXX")
+    TB_DIRS+=("$d")
+    printf -v "$1" '%s' "$d"
+}
+
+# tb_netns NAME: creates netns NAME-<pid> with lo up; prints nothing; sets TB_LAST to its name.
+tb_netns() {
+    local n="$1-${TB_ID}"
+    ip netns add "$n" || return 1
+    TB_NETNS+=("$n")
+    ip -n "$n" link set lo up
+    TB_LAST="$n"
+}
+
+# tb_in NETNS CMD...: runs CMD inside NETNS.
+tb_in() { local n="$1"; shift; ip netns exec "$n" "$@"; }
+
+# tb_bg NETNS CMD...: starts CMD inside NETNS in the background; killed at exit.
+tb_bg() { local n="$1"; shift; ip netns exec "$n" "$@" & TB_PIDS+=("$!"); }
+
+# tb_plugin HOSTNS BINARY COMMAND CONTAINERID NETNS IFNAME CONF [VAR=VALUE...]: runs a plugin exactly
+# as a runtime does (environment + stdin) inside the host netns. stdout -> $TB_OUT, status -> $TB_RC.
+tb_plugin() {
+    local host="$1" bin="$2" cmd="$3" cid="$4" netns="$5" ifname="$6" conf="$7"
+    shift 7
+    TB_OUT=$(ip netns exec "$host" env CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" CNI_NETNS="$netns" \
+        CNI_IFNAME="$ifname" CNI_PATH="${CNI_PATH:-/usr/lib/cni}" "$@" "$bin" < "$conf")
+    TB_RC=$?
+}
+
+# tb_wait_tcp NETNS ADDR PORT: waits (bounded, 5 s) until something listens on ADDR:PORT in NETNS.
+tb_wait_tcp() {
+    local i
+    for i in $(seq 1 100); do
+        ip netns exec "$1" ss -Hltn "sport = :$3" 2>/dev/null | grep -q . && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+ok()   { TB_PASS=$((TB_PASS + 1)); echo "  ok   $*"; }
+bad()  { TB_FAIL=$((TB_FAIL + 1)); echo "  FAIL $*"; }
+# check DESCRIPTION CMD...: ok when CMD succeeds.
+check() { local d="$1"; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+
+# tb_finish: prints the script's tally (read by Scripts/test) and exits non-zero on any failure.
+tb_finish() {
+    echo "${TB_NAME}: ${TB_PASS} passed, ${TB_FAIL} failed"
+    [ "$TB_FAIL" -eq 0 ]
+}
