@@ -27,10 +27,16 @@ let package = Package(
         // dispatch, delegation. Depends on nothing but the C library.
         .target(name: "CNI", dependencies: ["CLinux"]),
 
+        // Address allocation: ranges, allocator, the on-disk store.
+        .target(name: "IPAM", dependencies: ["CNI"]),
+
+        // Plugins: one folder each.
+        .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
+
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI"]),
+            dependencies: ["CNI", "HostLocalPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -43,5 +49,8 @@ let package = Package(
         .testTarget(
             name: "CNITests",
             dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),
+        .testTarget(
+            name: "HostLocalTests",
+            dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),
     ]
 )

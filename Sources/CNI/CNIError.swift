@@ -42,6 +42,9 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     /// 107: the attachment conflicts with existing state (a second ADD for the same container
     /// and interface, an interface name already in use).
     public static let conflict = CNIErrorCode(rawValue: 107)
+    /// 108: CHECK found the attachment different from its result (an address, interface or rule
+    /// is missing or changed).
+    public static let checkFailed = CNIErrorCode(rawValue: 108)
 
     /// Every code above with a one-line meaning, in order: the table printed in the README.
     public static let documented: [(CNIErrorCode, String)] = [
@@ -61,6 +64,7 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
         (.stateStoreFailure, "on-disk state could not be read or written"),
         (.addressUnavailable, "no address can be allocated (range exhausted, requested address unavailable)"),
         (.conflict, "the attachment conflicts with existing state"),
+        (.checkFailed, "CHECK found the attachment different from its result"),
     ]
 
     public var description: String { String(rawValue) }

@@ -1,4 +1,6 @@
 import CNI
+import HostLocalPlugin
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -6,12 +8,19 @@ import CNI
 // The multi-call plugin binary: the CNI `type` is the name it was started as (a symlink in
 // /opt/cni/bin), or the first argument when started as `cni-plugins <type>`.
 
-let plugins: [String: any CNIPlugin] = [:]
+/// Only plugins that really work are listed here.
+let plugins: [String: any CNIPlugin] = [
+    HostLocalPlugin.type: HostLocalPlugin()
+]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"
 if let slash = argv0.lastIndex(of: "/") { argv0 = String(argv0[argv0.index(after: slash)...]) }
 var name = argv0
 if name == "cni-plugins", CommandLine.arguments.count > 1 { name = CommandLine.arguments[1] }
+if name == "--list" {
+    for p in plugins.keys.sorted() { print(p) }
+    exit(0)
+}
 
 guard let plugin = plugins[name] else {
     let list = plugins.keys.sorted().joined(separator: ", ")

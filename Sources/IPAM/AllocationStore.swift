@@ -1,0 +1,207 @@
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// host-local's on-disk store, file for file the reference plugin's, so a host can switch between
+/// the two in place:
+///
+/// | file | content |
+/// |---|---|
+/// | `<dir>/<ip>` | `<containerID>\r\n<ifname>`, mode 0600, created exclusively: the reservation |
+/// | `<dir>/last_reserved_ip.<set>` | the last address handed out from range set `<set>` |
+/// | `<dir>/lock` | `flock` target, held for a whole operation |
+///
+/// On top of that, an index `<dir>/.swift-cni/<containerID>%<ifname>` lists the addresses of an
+/// attachment, so the duplicate check on ADD and the release on DEL do not read every file. The
+/// index is a hint: every address it names is verified against its reservation file before use,
+/// and an attachment it does not know (made by the reference plugin, or by a crash between
+/// reservation and index) is found by reading the directory, as the reference does. The index's
+/// content has no `\r\n`, so the reference plugin's release-by-content never matches it.
+public final class AllocationStore {
+    public let directory: String
+    private var lockFD: Int32 = -1
+
+    static let indexDirectoryName = ".swift-cni"
+    public var indexDirectory: String { directory + "/" + AllocationStore.indexDirectoryName }
+
+    /// Opens (creating if needed) `<dataDir>/<network>` and takes the lock. `network` must already
+    /// be a validated network name. Code 105 when the directory or lock cannot be had.
+    public init(dataDir: String, network: String) throws(CNIError) {
+        directory = dataDir + "/" + network
+        do {
+            try System.makeDirectories(directory, mode: 0o755)
+        } catch {
+            throw CNIError(.stateStoreFailure, "cannot create the IPAM data directory", details: error.description)
+        }
+        lockFD = open(directory + "/lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if lockFD < 0 {
+            throw CNIError(
+                .stateStoreFailure, "cannot open the IPAM lock", details: SystemError("open \(directory)/lock", errno: errno).description)
+        }
+        while flock(lockFD, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let e = SystemError("flock \(directory)/lock", errno: errno)
+            Glibc.close(lockFD)
+            throw CNIError(.stateStoreFailure, "cannot lock the IPAM data directory", details: e.description)
+        }
+    }
+
+    deinit { close() }
+
+    /// Releases the lock (also done when the store is released).
+    public func close() {
+        if lockFD >= 0 {
+            Glibc.close(lockFD)  // closing the descriptor drops the flock
+            lockFD = -1
+        }
+    }
+
+    /// The reservation file's content for an attachment.
+    public static func owner(_ a: Attachment) -> [UInt8] { Array("\(a.containerID)\r\n\(a.ifName)".utf8) }
+
+    /// Whether `content` (a reservation file) belongs to `a`: the two-line form, or the legacy
+    /// id-only form; surrounding white space ignored, as the reference does.
+    public static func matches(_ content: [UInt8], _ a: Attachment) -> Bool {
+        let text = trimmed(content)
+        return text == "\(a.containerID)\r\n\(a.ifName)" || text == a.containerID
+    }
+
+    public static func trimmed(_ bytes: [UInt8]) -> Substring {
+        String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
+    }
+
+    // MARK: Reservations
+
+    /// Reserves `ip` for `a` (exclusive create). False when it is taken. A failed write removes the
+    /// file again (the reference leaves it empty: a leaked address).
+    public func reserve(_ ip: IPAddress, for a: Attachment, rangeSet: Int) throws(CNIError) -> Bool {
+        let path = directory + "/" + ip.description
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            if errno == EEXIST { return false }
+            throw CNIError(.stateStoreFailure, "cannot reserve \(ip)", details: SystemError("create \(path)", errno: errno).description)
+        }
+        do {
+            try System.writeAll(fd: fd, AllocationStore.owner(a))
+        } catch {
+            Glibc.close(fd)
+            unlink(path)
+            throw CNIError(.stateStoreFailure, "cannot reserve \(ip)", details: error.description)
+        }
+        Glibc.close(fd)
+        setLastReserved(ip, rangeSet: rangeSet)
+        return true
+    }
+
+    /// The owner text of `ip`'s reservation, nil when it is free.
+    public func reservation(_ ip: IPAddress) -> [UInt8]? {
+        try? System.readFile(directory + "/" + ip.description, limit: 4096)
+    }
+
+    /// Removes `ip`'s reservation if it belongs to `a`; true when removed.
+    @discardableResult
+    public func release(_ ip: IPAddress, ifOwnedBy a: Attachment) -> Bool {
+        guard let content = reservation(ip), AllocationStore.matches(content, a) else { return false }
+        return unlink(directory + "/" + ip.description) == 0
+    }
+
+    public func lastReserved(rangeSet: Int) -> IPAddress? {
+        guard let bytes = try? System.readFile(directory + "/last_reserved_ip.\(rangeSet)", limit: 256) else { return nil }
+        return IPAddress(AllocationStore.trimmed(bytes))
+    }
+
+    /// Written in place, as the reference does; an unreadable cursor only loses round-robin once.
+    func setLastReserved(_ ip: IPAddress, rangeSet: Int) {
+        let path = directory + "/last_reserved_ip.\(rangeSet)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        try? System.writeAll(fd: fd, Array(ip.description.utf8))
+        Glibc.close(fd)
+    }
+
+    /// Every reservation in the directory: address and owner text. Reads every file (GC, STATUS,
+    /// and attachments the index does not know).
+    public func scan() -> [(ip: IPAddress, content: [UInt8])] {
+        guard let names = try? System.listDirectory(directory) else { return [] }
+        var out: [(IPAddress, [UInt8])] = []
+        for n in names {
+            guard let ip = IPAddress(n), let c = try? System.readFile(directory + "/" + n, limit: 4096)
+            else { continue }
+            out.append((ip, c))
+        }
+        return out
+    }
+
+    // MARK: Index
+
+    func indexPath(_ a: Attachment) -> String {
+        let key = "\(a.containerID)%\(a.ifName)"
+        if key.utf8.count <= 200 { return indexDirectory + "/" + key }
+        return indexDirectory + "/h-" + SHA512.hex(SHA512.hash(Array(key.utf8)).prefix(20))
+    }
+
+    /// The addresses the index lists for `a`; nil when it has no entry.
+    public func indexed(_ a: Attachment) -> [IPAddress]? {
+        guard let bytes = try? System.readFile(indexPath(a), limit: 65536) else { return nil }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        guard lines.count >= 2, lines[0] == a.containerID, lines[1] == a.ifName else { return nil }
+        return lines.dropFirst(2).compactMap { IPAddress($0) }
+    }
+
+    public func setIndex(_ a: Attachment, _ ips: [IPAddress]) throws(CNIError) {
+        let text = ([a.containerID, a.ifName] + ips.map(\.description)).joined(separator: "\n") + "\n"
+        do {
+            try System.makeDirectories(indexDirectory, mode: 0o700)
+            try System.writeFileAtomically(indexPath(a), Array(text.utf8))
+        } catch {
+            throw CNIError(.stateStoreFailure, "cannot write the IPAM index", details: error.description)
+        }
+    }
+
+    public func removeIndex(_ a: Attachment) {
+        unlink(indexPath(a))
+    }
+
+    /// The addresses reserved for `a`: from the index when it knows the attachment (each address
+    /// verified), otherwise by reading the directory.
+    public func addresses(of a: Attachment) -> [IPAddress] {
+        if let ips = indexed(a) {
+            let live = ips.filter { ip in reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
+            if !live.isEmpty { return live }
+        }
+        return scan().filter { AllocationStore.matches($0.content, a) }.map(\.ip)
+    }
+
+    /// Releases everything of `a`; returns the released addresses. Idempotent.
+    @discardableResult
+    public func releaseAll(of a: Attachment) -> [IPAddress] {
+        let ips = addresses(of: a)
+        var released: [IPAddress] = []
+        for ip in ips where release(ip, ifOwnedBy: a) { released.append(ip) }
+        removeIndex(a)
+        return released
+    }
+
+    /// The index's attachments (for GC).
+    public func indexedAttachments() -> [Attachment] {
+        guard let names = try? System.listDirectory(indexDirectory) else { return [] }
+        var out: [Attachment] = []
+        for n in names {
+            guard let bytes = try? System.readFile(indexDirectory + "/" + n, limit: 65536) else { continue }
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.count >= 2 { out.append(Attachment(containerID: String(lines[0]), ifName: String(lines[1]))) }
+        }
+        return out
+    }
+}
+
+extension String {
+    public func trimmingWhitespace() -> Substring {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return s
+    }
+}
