@@ -5,7 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN="${SWIFT_CNI_BIN:-$here/../../.build/debug}"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
 REF=/usr/lib/cni
 [ -x "$REF/bridge" ] || { echo "cnictl-reference: skipped: containernetworking-plugins not installed"; exit 0; }
 

@@ -3,7 +3,8 @@ SWIFT_CNI_APT_PACKAGES=(
     libmnl-dev libnftnl-dev pkg-config   # C libraries the NFTables/Netlink shims link
     nftables iptables iproute2 iputils-ping procps jq python3   # the test bed and its checks
     containernetworking-plugins          # the reference plugins, for side-by-side tests and benchmarks
-    hyperfine                            # benchmarks
+    hyperfine bc                         # benchmarks
+    patchelf                             # release build: drop the RUNPATH
 )
 
 install_deps() {

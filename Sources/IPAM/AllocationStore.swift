@@ -30,10 +30,12 @@ public final class AllocationStore {
     /// be a validated network name. Code 105 when the directory or lock cannot be had.
     public init(dataDir: String, network: String) throws(CNIError) {
         directory = dataDir + "/" + network
-        do {
-            try System.makeDirectories(directory, mode: 0o755)
-        } catch {
-            throw CNIError(.stateStoreFailure, "cannot create the IPAM data directory", details: error.description)
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            do {
+                try System.makeDirectories(directory, mode: 0o755)
+            } catch {
+                throw CNIError(.stateStoreFailure, "cannot create the IPAM data directory", details: error.description)
+            }
         }
         lockFD = open(directory + "/lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         if lockFD < 0 {
@@ -153,19 +155,23 @@ public final class AllocationStore {
     public func setIndex(_ a: Attachment, _ ips: [IPAddress]) throws(CNIError) {
         let text = ([a.containerID, a.ifName] + ips.map(\.description)).joined(separator: "\n") + "\n"
         do {
-            try System.makeDirectories(indexDirectory, mode: 0o700)
+            if mkdir(indexDirectory, 0o700) != 0 && errno != EEXIST {
+                throw SystemError("mkdir \(indexDirectory)", errno: errno)
+            }
             try System.writeFileAtomically(indexPath(a), Array(text.utf8))
         } catch {
-            throw CNIError(.stateStoreFailure, "cannot write the IPAM index", details: error.description)
+            throw CNIError(.stateStoreFailure, "cannot write the IPAM index", details: "\(error)")
         }
     }
 
+    /// Removes `a`'s entry, and the index directory once it is empty, so a store whose
+    /// attachments are all gone looks exactly as the reference plugin leaves it.
     public func removeIndex(_ a: Attachment) {
-        unlink(indexPath(a))
+        if unlink(indexPath(a)) == 0 { rmdir(indexDirectory) }
     }
 
     /// The addresses reserved for `a`: from the index when it knows the attachment (each address
-    /// verified), otherwise by reading the directory.
+    /// verified against its reservation file), otherwise by reading the directory.
     public func addresses(of a: Attachment) -> [IPAddress] {
         if let ips = indexed(a) {
             let live = ips.filter { ip in reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
@@ -174,12 +180,17 @@ public final class AllocationStore {
         return scan().filter { AllocationStore.matches($0.content, a) }.map(\.ip)
     }
 
-    /// Releases everything of `a`; returns the released addresses. Idempotent.
+    /// Releases everything of `a`; returns the released addresses. Idempotent. Each reservation is
+    /// read once: verified, then removed.
     @discardableResult
     public func releaseAll(of a: Attachment) -> [IPAddress] {
-        let ips = addresses(of: a)
-        var released: [IPAddress] = []
-        for ip in ips where release(ip, ifOwnedBy: a) { released.append(ip) }
+        var released = (indexed(a) ?? []).filter { release($0, ifOwnedBy: a) }
+        if released.isEmpty {
+            // Not indexed (made by the reference plugin, or before a crash wrote the index).
+            for (ip, content) in scan() where AllocationStore.matches(content, a) {
+                if unlink(directory + "/" + ip.description) == 0 { released.append(ip) }
+            }
+        }
         removeIndex(a)
         return released
     }

@@ -1,0 +1,24 @@
+# The shipped build: release, Swift stdlib linked statically, and, for start-up time, libstdc++ and
+# libgcc linked statically too (the dynamic loader spent 60% of a plugin's start resolving
+# libstdc++.so's symbols), relative relocations packed (lld, DT_RELR), and no RUNPATH (every exec
+# otherwise probes a dozen directories for libc and libm). libmnl/libnftnl stay shared.
+# Sets RELEASE_BIN to the directory holding cni-plugins and cnictl.
+build_release() {
+    local root="$PWD/.build-release" cxx
+    local flags=(-c release --static-swift-stdlib --scratch-path "$root"
+        -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs
+        -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
+    cxx=$(gcc -print-file-name=libstdc++.a 2>/dev/null)
+    if [ -f "$cxx" ]; then
+        # -lstdc++ (which the Swift driver always passes) then finds this script, not the .so.
+        mkdir -p "$root/static-cxx"
+        echo "INPUT($cxx)" > "$root/static-cxx/libstdc++.so"
+        flags+=(-Xlinker "-L$root/static-cxx")
+    fi
+    swift build "${flags[@]}" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]|^Building|^Compiling' || true
+    RELEASE_BIN=$(swift build "${flags[@]}" --show-bin-path)
+    [ -x "$RELEASE_BIN/cni-plugins" ] || { echo "release build failed" >&2; return 1; }
+    if command -v patchelf >/dev/null; then
+        patchelf --remove-rpath "$RELEASE_BIN/cni-plugins"
+    fi
+}
