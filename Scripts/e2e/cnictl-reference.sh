@@ -21,8 +21,9 @@ cat > "$D/net.d/10-mapped.conflist" <<JSON
    "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.0.0/24"}]],"dataDir":"$D/ipam"}},
   {"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}
 JSON
-# Debian's portmap 1.1.1 fails CHECK for every IPv4 container (it also looks for its chain in
-# ip6tables; fixed upstream later), so CHECK runs on a network whose plugins can check.
+# Debian's portmap 1.1.1 CHECK of an IPv4 container also looks for its chain in ip6tables and fails
+# depending on that table's state (fixed upstream later), so CHECK runs on a network of plugins
+# that check reliably.
 cat > "$D/net.d/20-plain.conflist" <<JSON
 {"cniVersion":"1.0.0","name":"plain","plugins":[
   {"type":"bridge","bridge":"swbp$TB_ID","isGateway":true,

@@ -1,6 +1,7 @@
 #ifndef SWIFT_CNI_CNFTNL_H
 #define SWIFT_CNI_CNFTNL_H
 #include <stdint.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <libnftnl/batch.h>
