@@ -15,7 +15,7 @@ build_release() {
         echo "INPUT($cxx)" > "$root/static-cxx/libstdc++.so"
         flags+=(-Xlinker "-L$root/static-cxx")
     fi
-    swift build "${flags[@]}" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]|^Building|^Compiling' || true
+    swift build "${flags[@]}" 2>&1 | grep -aEv '^\[[0-9]+/[0-9]+\]|^Building|^Compiling' || true
     RELEASE_BIN=$(swift build "${flags[@]}" --show-bin-path)
     [ -x "$RELEASE_BIN/cni-plugins" ] || { echo "release build failed" >&2; return 1; }
     if command -v patchelf >/dev/null; then

@@ -19,7 +19,7 @@ struct DelegatingPlugin: CNIPlugin {
 
     func install(_ name: String, _ script: String) {
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(("#!/bin/sh\n" + script).utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(("#!/bin/sh\n" + script).utf8))
         chmod(path, 0o755)
     }
 

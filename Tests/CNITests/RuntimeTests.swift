@@ -46,7 +46,7 @@ import Testing
             \(body)
             rm -f "$in"
             """
-        FileManager.default.createFile(atPath: path, contents: Data(script.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(script.utf8))
         chmod(path, 0o755)
     }
 
@@ -109,7 +109,7 @@ import Testing
         #expect((try? runtime().check(try list(), a)) == nil, "no cached result")
         _ = try runtime().add(try list(), a)
         try runtime().check(try list(), a)
-        FileManager.default.createFile(atPath: dir + "/broken", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/broken", contents: nil)
         let err = try #require(throws: Runtime.PluginFailure.self) { try runtime().check(try list(), a) }
         #expect(err.error.code == .checkFailed)
         try runtime().check(try list(extra: #","disableCheck":"true""#), a)
@@ -118,7 +118,7 @@ import Testing
     @Test func gcDeletesStaleAttachmentsThenSendsTheValidOnesToEveryPlugin() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let live = dir + "/live-netns"
-        FileManager.default.createFile(atPath: live, contents: nil)
+        _ = FileManager.default.createFile(atPath: live, contents: nil)
         _ = try runtime().add(try list(), RuntimeAttachment(containerID: "alive", netns: live))
         _ = try runtime().add(try list(), RuntimeAttachment(containerID: "gone", netns: dir + "/no-such-netns"))
         try runtime().gc(try list(), valid: nil)
@@ -139,7 +139,7 @@ import Testing
     @Test func statusStopsAtTheFirstFailureAndSkipsOldVersions() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try runtime().status(try list())
-        FileManager.default.createFile(atPath: dir + "/down", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/down", contents: nil)
         let err = try #require(throws: Runtime.PluginFailure.self) { try runtime().status(try list()) }
         #expect(err.error.code == .notAvailable && err.plugin == "second")
         try runtime().status(try list("1.0.0"))

@@ -248,7 +248,7 @@ func message(_ o: PluginOutcome) -> String {
         #expect(net.run("STATUS").exitCode == 0)
         // A data directory that is a file.
         let broken = Net(#""ranges":[[{"subnet":"10.28.0.0/24"}]]"#)
-        FileManager.default.createFile(atPath: broken.dir, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: broken.dir, contents: Data("x".utf8))
         #expect(code(broken.run("STATUS")) == 50)
         #expect(code(broken.run("ADD")) == 105)
     }

@@ -4,7 +4,10 @@
 // The wrappers are compiled in shim.c with _GNU_SOURCE; Swift sees only these prototypes.
 #include <stdint.h>
 #include <sys/types.h>
-#include <linux/if.h>
+/* glibc first, so the kernel headers leave the shared structs to it (linux/libc-compat.h). */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <net/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
