@@ -27,6 +27,9 @@ let package = Package(
         // dispatch, delegation. Depends on nothing but the C library.
         .target(name: "CNI", dependencies: ["CLinux"]),
 
+        // rtnetlink: links, addresses, routes, namespaces, sysctl.
+        .target(name: "Netlink", dependencies: ["CNI", "CLinux", "CMnl"]),
+
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
 
@@ -49,6 +52,9 @@ let package = Package(
         .testTarget(
             name: "CNITests",
             dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),
+        .testTarget(
+            name: "NetlinkTests",
+            dependencies: ["Netlink", "CLinux"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

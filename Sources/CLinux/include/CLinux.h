@@ -30,4 +30,7 @@ pid_t clinux_gettid(void);
 /// `pipe2(2)`.
 int clinux_pipe2(int fds[2], int flags);
 
+/// The filesystem magic of the file `fd` refers to (`fstatfs(2)` f_type), or -1 with errno set.
+long clinux_fs_magic(int fd);
+
 #endif

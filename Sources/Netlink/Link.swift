@@ -1,0 +1,209 @@
+import CLinux
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A network interface as the kernel reports it (RTM_NEWLINK).
+public struct Link: Sendable, Equatable {
+    public let index: Int32
+    public let name: String
+    /// IFF_* flags (IFF_UP, IFF_PROMISC, ...).
+    public let flags: UInt32
+    public let mtu: Int
+    /// The hardware address, `aa:bb:cc:dd:ee:ff`.
+    public let mac: String
+    /// The index of the master (bridge) this link is a port of.
+    public let master: Int32?
+    /// IFLA_INFO_KIND: "veth", "bridge", "macvlan", "vxlan", ...
+    public let kind: String?
+    /// IFLA_LINK: a veth's peer index (in the peer's namespace), a macvlan's parent.
+    public let parentIndex: Int32?
+    /// IFLA_OPERSTATE (6 = up).
+    public let operState: UInt8
+    public let promiscuity: UInt32
+
+    public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
+    public var isPromiscuous: Bool { flags & UInt32(IFF_PROMISC) != 0 }
+
+    init(_ reply: NetlinkReply) {
+        let hdr = reply.header(as: ifinfomsg.self)
+        let a = reply.attributes(after: MemoryLayout<ifinfomsg>.size)
+        index = hdr.ifi_index
+        flags = hdr.ifi_flags
+        name = a.string(Int(IFLA_IFNAME)) ?? ""
+        mtu = Int(a.u32(Int(IFLA_MTU)) ?? 0)
+        mac = a[Int(IFLA_ADDRESS)].map(MAC.format) ?? ""
+        master = a.i32(Int(IFLA_MASTER))
+        kind = a.nested(Int(IFLA_LINKINFO))?.string(Int(IFLA_INFO_KIND))
+        parentIndex = a.i32(Int(IFLA_LINK))
+        operState = a.u8(Int(IFLA_OPERSTATE)) ?? 0
+        promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
+    }
+}
+
+/// MAC address text <-> bytes.
+public enum MAC {
+    public static func format(_ bytes: some Collection<UInt8>) -> String {
+        bytes.map { b in let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")
+    }
+
+    /// `aa:bb:cc:dd:ee:ff` (also with `-`); nil unless six hexadecimal bytes.
+    public static func parse(_ text: String) -> [UInt8]? {
+        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        guard parts.count == 6 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+}
+
+extension NetlinkRequest {
+    /// A request about one link: RTM_*LINK with an `ifinfomsg`.
+    static func link(_ type: Int, flags: Int32, index: Int32 = 0, ifFlags: UInt32 = 0, change: UInt32 = 0) -> NetlinkRequest {
+        var r = NetlinkRequest(type: type, flags: flags)
+        var h = ifinfomsg()
+        h.ifi_family = UInt8(AF_UNSPEC)
+        h.ifi_index = index
+        h.ifi_flags = ifFlags
+        h.ifi_change = change
+        r.append(header: h)
+        return r
+    }
+}
+
+extension NetlinkSocket {
+    /// The link named `name`, nil when there is none. Equivalent to `ip link show <name>`.
+    public func link(named name: String) throws(NetlinkError) -> Link? {
+        var r = NetlinkRequest.link(Int(RTM_GETLINK), flags: NLM_F_ACK)
+        r.attribute(Int(IFLA_IFNAME), string: name)
+        do {
+            return try execute(r, "RTM_GETLINK \(name)").first.map(Link.init)
+        } catch let e where e.errno == ENODEV {
+            return nil
+        }
+    }
+
+    /// The link with `index`, nil when there is none. Equivalent to `ip link show dev <index>`.
+    public func link(index: Int32) throws(NetlinkError) -> Link? {
+        let r = NetlinkRequest.link(Int(RTM_GETLINK), flags: NLM_F_ACK, index: index)
+        do {
+            return try execute(r, "RTM_GETLINK index \(index)").first.map(Link.init)
+        } catch let e where e.errno == ENODEV {
+            return nil
+        }
+    }
+
+    /// Every link. Equivalent to `ip link show`.
+    public func links() throws(NetlinkError) -> [Link] {
+        try execute(NetlinkRequest.link(Int(RTM_GETLINK), flags: NLM_F_DUMP), "RTM_GETLINK dump").map(Link.init)
+    }
+
+    /// The link named `name`, or ENODEV naming it.
+    public func requireLink(_ name: String) throws(NetlinkError) -> Link {
+        guard let l = try link(named: name) else { throw NetlinkError(operation: "find link \(name)", errno: ENODEV) }
+        return l
+    }
+
+    /// Creates a veth pair; the peer is created directly in `peerNamespace` when given.
+    /// Equivalent to `ip link add <name> [address <mac>] mtu <mtu> type veth peer name <peer> [netns <ns>]`.
+    public func createVeth(
+        name: String, peer: String, peerNamespace: NetworkNamespace? = nil, mtu: Int? = nil, mac: [UInt8]? = nil
+    ) throws(NetlinkError) {
+        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        r.attribute(Int(IFLA_IFNAME), string: name)
+        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
+        r.nest(Int(IFLA_LINKINFO)) { r in
+            r.attribute(Int(IFLA_INFO_KIND), string: "veth")
+            r.nest(Int(IFLA_INFO_DATA)) { r in
+                r.nest(Int(VETH_INFO_PEER)) { r in
+                    r.append(header: ifinfomsg())
+                    r.attribute(Int(IFLA_IFNAME), string: peer)
+                    if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+                    if let ns = peerNamespace { r.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(ns.descriptor)) }
+                }
+            }
+        }
+        try execute(r, "RTM_NEWLINK veth \(name) peer \(peer)")
+    }
+
+    /// Creates a bridge. Equivalent to `ip link add <name> [mtu <mtu>] type bridge`.
+    public func createBridge(name: String, mtu: Int? = nil) throws(NetlinkError) {
+        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        r.attribute(Int(IFLA_IFNAME), string: name)
+        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+        r.nest(Int(IFLA_LINKINFO)) { r in r.attribute(Int(IFLA_INFO_KIND), string: "bridge") }
+        try execute(r, "RTM_NEWLINK bridge \(name)")
+    }
+
+    /// Changes one link in place (RTM_NEWLINK without CREATE): `configure` adds the attributes.
+    func modifyLink(
+        _ index: Int32, _ what: String, ifFlags: UInt32 = 0, change: UInt32 = 0,
+        _ configure: (inout NetlinkRequest) -> Void = { _ in }
+    ) throws(NetlinkError) {
+        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK, index: index, ifFlags: ifFlags, change: change)
+        configure(&r)
+        try execute(r, "RTM_NEWLINK index \(index) \(what)")
+    }
+
+    /// Equivalent to `ip link set <link> up` (or `down`).
+    public func setUp(_ index: Int32, _ up: Bool = true) throws(NetlinkError) {
+        let f = UInt32(IFF_UP)
+        try modifyLink(index, up ? "up" : "down", ifFlags: up ? f : 0, change: f)
+    }
+
+    /// Equivalent to `ip link set <link> promisc on|off`.
+    public func setPromiscuous(_ index: Int32, _ on: Bool) throws(NetlinkError) {
+        let f = UInt32(IFF_PROMISC)
+        try modifyLink(index, "promisc \(on)", ifFlags: on ? f : 0, change: f)
+    }
+
+    /// Equivalent to `ip link set <link> mtu <mtu>`.
+    public func setMTU(_ index: Int32, _ mtu: Int) throws(NetlinkError) {
+        try modifyLink(index, "mtu \(mtu)") { $0.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+    }
+
+    /// Equivalent to `ip link set <link> address <mac>`.
+    public func setMAC(_ index: Int32, _ mac: [UInt8]) throws(NetlinkError) {
+        try modifyLink(index, "address \(MAC.format(mac))") { $0.attribute(Int(IFLA_ADDRESS), mac) }
+    }
+
+    /// Equivalent to `ip link set <link> master <bridge>` (`nomaster` for 0).
+    public func setMaster(_ index: Int32, _ master: Int32) throws(NetlinkError) {
+        try modifyLink(index, "master \(master)") { $0.attribute(Int(IFLA_MASTER), u32: UInt32(bitPattern: master)) }
+    }
+
+    /// Equivalent to `ip link set <link> name <name>` (the link must be down).
+    public func rename(_ index: Int32, to name: String) throws(NetlinkError) {
+        try modifyLink(index, "name \(name)") { $0.attribute(Int(IFLA_IFNAME), string: name) }
+    }
+
+    /// Equivalent to `ip link set <link> netns <ns>`.
+    public func move(_ index: Int32, to ns: NetworkNamespace) throws(NetlinkError) {
+        try modifyLink(index, "netns \(ns.path)") { $0.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(ns.descriptor)) }
+    }
+
+    /// Bridge-port options of a link enslaved to a bridge.
+    /// Equivalent to `ip link set <link> type bridge_slave hairpin on|off isolated on|off`.
+    public func setBridgePort(_ index: Int32, hairpin: Bool? = nil, isolated: Bool? = nil) throws(NetlinkError) {
+        try modifyLink(index, "bridge_slave") { r in
+            r.nest(Int(IFLA_LINKINFO)) { r in
+                r.attribute(Int(IFLA_INFO_SLAVE_KIND), string: "bridge")
+                r.nest(Int(IFLA_INFO_SLAVE_DATA)) { r in
+                    if let hairpin { r.attribute(Int(IFLA_BRPORT_MODE), u8: hairpin ? 1 : 0) }
+                    if let isolated { r.attribute(Int(IFLA_BRPORT_ISOLATED), u8: isolated ? 1 : 0) }
+                }
+            }
+        }
+    }
+
+    /// Equivalent to `ip link del <link>`.
+    public func deleteLink(_ index: Int32) throws(NetlinkError) {
+        try execute(NetlinkRequest.link(Int(RTM_DELLINK), flags: NLM_F_ACK, index: index), "RTM_DELLINK index \(index)")
+    }
+}

@@ -1,0 +1,150 @@
+import CLinux
+import CMnl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A failed netlink request: what was asked (`RTM_NEWLINK veth0`), errno, and the kernel's
+/// extended-ack text when it sent one.
+public struct NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let operation: String
+    public let errno: Int32
+    public let extendedAck: String
+
+    public init(operation: String, errno: Int32, extendedAck: String = "") {
+        self.operation = operation
+        self.errno = errno
+        self.extendedAck = extendedAck
+    }
+
+    /// `strerror(errno)`.
+    public var reason: String { String(cString: strerror(errno)) }
+
+    public var description: String {
+        extendedAck.isEmpty ? "\(operation): \(reason)" : "\(operation): \(reason) (\(extendedAck))"
+    }
+}
+
+/// An rtnetlink socket (libmnl transport) with one `execute` for every request: it stamps the
+/// sequence number, checks sequence and port id of every reply, turns NLMSG_ERROR into
+/// ``NetlinkError`` (with the kernel's extended-ack message), collects dumps to NLMSG_DONE and
+/// retries a dump the kernel marks interrupted.
+///
+/// A socket stays bound to the network namespace it was created in (see ``NetworkNamespace``).
+/// Not thread-safe: one socket per thread of use.
+public final class NetlinkSocket {
+    private let socket: OpaquePointer
+    public let portID: UInt32
+    private var sequence: UInt32
+
+    /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
+    public init() throws(NetlinkError) {
+        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw NetlinkError(operation: "socket(NETLINK_ROUTE)", errno: errno)
+        }
+        if mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
+            let e = errno
+            mnl_socket_close(s)
+            throw NetlinkError(operation: "bind(NETLINK_ROUTE)", errno: e)
+        }
+        var one: Int32 = 1
+        // Extended ACKs carry the kernel's reason text; CAP_ACK keeps error replies short.
+        _ = mnl_socket_setsockopt(s, NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(s, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        socket = s
+        portID = mnl_socket_get_portid(s)
+        sequence = UInt32(truncatingIfNeeded: time(nil))
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    /// Sends `request` and returns the data messages of the reply (none for a plain ACK).
+    /// `operation` names the request in errors ("RTM_NEWLINK veth0").
+    @discardableResult
+    public func execute(_ request: NetlinkRequest, _ operation: String) throws(NetlinkError) -> [NetlinkReply] {
+        var attempts = 0
+        while true {
+            do {
+                return try executeOnce(request, operation)
+            } catch let e where e.errno == EINTR && request.isDump && attempts < 10 {
+                attempts += 1  // the dump was interrupted by a concurrent change: run it again
+            }
+        }
+    }
+
+    private func executeOnce(_ request: NetlinkRequest, _ operation: String) throws(NetlinkError) -> [NetlinkReply] {
+        sequence &+= 1
+        let seq = sequence
+        let bytes = request.stamped(sequence: seq, portID: portID)
+        let sent = bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
+        if sent < 0 { throw NetlinkError(operation: operation, errno: errno) }
+
+        var replies: [NetlinkReply] = []
+        var interrupted = false
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NetlinkError(operation: operation, errno: errno)
+            }
+            var off = 0
+            while off + 16 <= n {
+                let len = Int(le32(buffer, off))
+                guard len >= 16, off + len <= n else { break }
+                let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
+                let flags = UInt16(buffer[off + 6]) | UInt16(buffer[off + 7]) << 8
+                let mseq = le32(buffer, off + 8)
+                let mpid = le32(buffer, off + 12)
+                let payload = Array(buffer[(off + 16)..<(off + len)])
+                off += (len + 3) & ~3
+                // Replies to someone else (or to an earlier request of ours) are not ours to read.
+                if mseq != seq || (mpid != portID && mpid != 0) { continue }
+                if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                switch Int32(type) {
+                case NLMSG_ERROR:
+                    let code = payload.count >= 4 ? Int32(bitPattern: le32(payload, 0)) : -EPROTO
+                    if code == 0 {
+                        return replies  // ACK
+                    }
+                    throw NetlinkError(operation: operation, errno: -code, extendedAck: Self.extendedAck(payload, flags: flags))
+                case NLMSG_DONE:
+                    if payload.count >= 4, Int32(bitPattern: le32(payload, 0)) < 0 {
+                        throw NetlinkError(
+                            operation: operation, errno: -Int32(bitPattern: le32(payload, 0)),
+                            extendedAck: Self.extendedAck(payload, flags: flags, doneMessage: true))
+                    }
+                    if interrupted { throw NetlinkError(operation: operation, errno: EINTR) }
+                    return replies
+                case NLMSG_NOOP:
+                    continue
+                default:
+                    replies.append(NetlinkReply(type: type, payload: payload))
+                    // A non-dump request without NLM_F_ACK ends with its single reply.
+                    if !request.isDump && request.flags & UInt16(NLM_F_ACK) == 0 { return replies }
+                }
+            }
+        }
+    }
+
+    /// NLMSGERR_ATTR_MSG from an error message: after the error code and the echoed request
+    /// header (only the header, as NETLINK_CAP_ACK asks), when NLM_F_ACK_TLVS is set.
+    static func extendedAck(_ payload: [UInt8], flags: UInt16, doneMessage: Bool = false) -> String {
+        guard flags & UInt16(NLM_F_ACK_TLVS) != 0 else { return "" }
+        var start = 4
+        if !doneMessage {
+            guard payload.count >= 20 else { return "" }
+            // With NLM_F_CAPPED only the original nlmsghdr is echoed; otherwise the whole request.
+            let echoed = flags & UInt16(NLM_F_CAPPED) != 0 ? 16 : Int(le32(payload, 4))
+            start = 4 + ((echoed + 3) & ~3)
+        }
+        guard start <= payload.count else { return "" }
+        return NetlinkAttributes(Array(payload[start...])).string(Int(NLMSGERR_ATTR_MSG.rawValue)) ?? ""
+    }
+}
+
+@inline(__always)
+func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
+    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+}
