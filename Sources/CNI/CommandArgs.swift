@@ -68,11 +68,13 @@ public struct CommandArgs: Sendable {
     }
 
     /// Rejects `CNI_ARGS` keys the plugin does not know (code 4), unless `IgnoreUnknown` is set, as
-    /// the reference plugins do. The keys kubelet and podman always send are accepted.
+    /// the reference plugins do. The keys kubelet and podman always send are accepted, and so are
+    /// the convention keys a main plugin reads and passes on unchanged to its IPAM (`IP`, `MAC`).
     public func checkCNIArgs(known: Set<String>) throws(CNIError) {
         if ignoreUnknownArgs { return }
         let always: Set<String> = [
             "IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID",
+            "IP", "MAC",
         ]
         for (k, _) in cniArgs where !known.contains(k) && !always.contains(k) {
             throw CNIError(

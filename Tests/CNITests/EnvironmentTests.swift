@@ -79,6 +79,8 @@ import Testing
         let strict = try CommandArgs.parse(env("ADD", ["CNI_ARGS": "FOO=1;K8S_POD_NAME=x"]))
         #expect(throws: CNIError.self) { try strict.checkCNIArgs(known: ["IP"]) }
         #expect(throws: Never.self) { try strict.checkCNIArgs(known: ["FOO"]) }
+        // Convention keys a main plugin passes on to its IPAM are always fine.
+        #expect(throws: Never.self) { try CommandArgs.parse(env("ADD", ["CNI_ARGS": "MAC=02:00:00:00:00:01;IP=10.0.0.5"])).checkCNIArgs(known: []) }
         #expect(try CommandArgs.parse(env("ADD", ["CNI_PATH": "/a::/b"])).path == ["/a", "/b"])
     }
 }
