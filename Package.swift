@@ -35,6 +35,7 @@ let package = Package(
 
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Bridge"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
@@ -55,6 +56,9 @@ let package = Package(
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "CLinux"]),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: ["CNI", "Netlink", "BridgePlugin"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

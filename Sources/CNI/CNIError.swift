@@ -34,6 +34,9 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let unknownPlugin = CNIErrorCode(rawValue: 101)
     /// 102: a delegated plugin (IPAM) could not be found or run, or failed without a CNI error.
     public static let delegateFailed = CNIErrorCode(rawValue: 102)
+    /// 103: a kernel operation (netlink, sysctl, namespace) failed; the message names it and the
+    /// details carry the kernel's reason.
+    public static let kernelOperationFailed = CNIErrorCode(rawValue: 103)
     /// 105: on-disk state (IPAM store, result cache, records) could not be read or written.
     public static let stateStoreFailure = CNIErrorCode(rawValue: 105)
     /// 106: no address can be allocated: a range set is exhausted, or a requested address is
@@ -61,6 +64,7 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
         (.internalError, "internal error (a bug: please report it)"),
         (.unknownPlugin, "the binary was called under a name that is no plugin of it"),
         (.delegateFailed, "a delegated plugin could not be found or run, or failed without a CNI error"),
+        (.kernelOperationFailed, "a kernel operation (netlink, sysctl, namespace) failed"),
         (.stateStoreFailure, "on-disk state could not be read or written"),
         (.addressUnavailable, "no address can be allocated (range exhausted, requested address unavailable)"),
         (.conflict, "the attachment conflicts with existing state"),

@@ -1,0 +1,344 @@
+import CNI
+import Netlink
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `bridge` plugin: a Linux bridge on the host, a veth pair per container with one end on the
+/// bridge, addresses from the delegated IPAM plugin.
+///
+/// The host is the network namespace of the thread that runs the plugin (the process's, when
+/// exec'ed by a runtime); the container is CNI_NETNS.
+public struct BridgePlugin: CNIPlugin {
+    public static let type = "bridge"
+    public static let summary = "bridge plugin (swift-cni): a Linux bridge and a veth pair per container"
+
+    public init() {}
+
+    public func add(_ ctx: PluginContext) throws -> CNIResult {
+        let conf = try BridgeConfig(ctx.config, args: ctx.args)
+        let container = try Bridge.openContainer(ctx.args.netns, ctx)
+        let host = try Bridge.hostNetlink()
+        let cnl = try Bridge.containerNetlink(container)
+        let rollback = Rollback()
+        defer {
+            rollback.runIfArmed()
+            if !rollback.failures.isEmpty { ctx.log("bridge: rollback: \(rollback.failures.joined(separator: "; "))") }
+        }
+
+        let br = try Bridge.ensureBridge(conf, host)
+        let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
+        rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
+
+        var result = CNIResult()
+        if conf.isLayer3 {
+            let ipam = try Delegate.add(conf.ipamType!, ctx)
+            rollback.add("IPAM DEL") { try Delegate.run(conf.ipamType!, .del, ctx) }
+            guard !ipam.ips.isEmpty else {
+                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
+            }
+            result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
+            result.routes = ipam.routes
+            result.dns = ipam.dns
+            if conf.isGateway { try Bridge.configureGateway(conf, &result, bridge: br, host: host) }
+            try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
+        }
+        if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
+
+        let brNow = try host.link(index: br.index) ?? br
+        let hostNow = try host.link(index: veth.host.index) ?? veth.host
+        let ctrNow = try cnl.link(index: veth.container.index) ?? veth.container
+        result.interfaces = [
+            .init(name: brNow.name, mac: brNow.mac, mtu: brNow.mtu),
+            .init(name: hostNow.name, mac: hostNow.mac, mtu: hostNow.mtu),
+            .init(name: ctrNow.name, mac: ctrNow.mac, mtu: ctrNow.mtu, sandbox: ctx.args.netns),
+        ]
+        // Fail now, while the rollback is armed, if the result cannot be printed in the asked version.
+        _ = try result.json(version: ctx.config.cniVersion)
+        rollback.disarm()
+        return result
+    }
+
+    /// Releases the IPAM allocation and deletes the container's interface. Idempotent: a missing
+    /// namespace (or an empty CNI_NETNS) or interface is success; every step runs and all errors
+    /// are reported together.
+    public func del(_ ctx: PluginContext) throws {
+        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
+        var errors: [String] = []
+        if conf.isLayer3 {
+            do { try Delegate.run(conf.ipamType!, .del, ctx) } catch { errors.append("IPAM DEL: \(error.msg)") }
+        }
+        if !ctx.args.netns.isEmpty {
+            do {
+                let container = try NetworkNamespace(path: ctx.args.netns)
+                let cnl = try container.netlink()
+                if let link = try cnl.link(named: ctx.args.ifName) { try cnl.deleteLink(link.index) }
+            } catch let e as NetlinkError where e.errno == ENOENT || e.errno == ENODEV {
+                // The namespace or the interface is already gone.
+            } catch {
+                errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
+            }
+        }
+        if !errors.isEmpty {
+            throw CNIError(.kernelOperationFailed, "bridge DEL was incomplete", details: errors.joined(separator: "; "))
+        }
+    }
+
+    /// Verifies the bridge, the container interface (kind, MAC, addresses, routes) and the host
+    /// end (enslaved to the bridge, peer of the container end) against prevResult; then IPAM.
+    public func check(_ ctx: PluginContext) throws {
+        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
+        guard let prev = ctx.config.prevResult else {
+            throw CNIError(.invalidNetworkConfig, "bridge CHECK needs prevResult", details: "the runtime passes the ADD result")
+        }
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .check, ctx) }
+        try Bridge.check(conf, prev, ctx)
+    }
+
+    /// GC: the bridge keeps no per-attachment state of its own yet; IPAM releases what is stale.
+    public func gc(_ ctx: PluginContext) throws {
+        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .gc, ctx) }
+    }
+
+    /// STATUS: ready when IPAM is.
+    public func status(_ ctx: PluginContext) throws {
+        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .status, ctx) }
+    }
+}
+
+/// The steps of the bridge plugin.
+enum Bridge {
+    static func kernel(_ what: String, _ e: any Error) -> CNIError {
+        if let c = e as? CNIError { return c }
+        return CNIError(.kernelOperationFailed, what, details: "\(e)")
+    }
+
+    /// CNI_NETNS opened: code 3 when it does not exist, 4 when it is not a network namespace.
+    static func openContainer(_ path: String, _ ctx: PluginContext) throws -> NetworkNamespace {
+        do {
+            let ns = try NetworkNamespace(path: path)
+            let override = ctx.environment["CNI_NETNS_OVERRIDE"].map { $0 == "1" || $0.lowercased() == "true" } ?? false
+            if ns.isCurrent && !override {
+                throw CNIError(
+                    .invalidEnvironment, "invalid CNI_NETNS \"\(path)\"",
+                    details: "it is the plugin's own network namespace (set CNI_NETNS_OVERRIDE=1 to allow)")
+            }
+            return ns
+        } catch let e as NetlinkError {
+            if e.errno == ENOENT { throw CNIError(.unknownContainer, "network namespace \"\(path)\" does not exist") }
+            throw CNIError(.invalidEnvironment, "invalid CNI_NETNS \"\(path)\"", details: e.description)
+        } catch let e as CNIError {
+            throw e
+        } catch {
+            throw kernel("open \(path)", error)
+        }
+    }
+
+    static func hostNetlink() throws -> NetlinkSocket {
+        do { return try NetlinkSocket() } catch { throw kernel("cannot open a netlink socket", error) }
+    }
+
+    static func containerNetlink(_ ns: NetworkNamespace) throws -> NetlinkSocket {
+        do { return try ns.netlink() } catch { throw kernel("cannot open a netlink socket in \(ns.path)", error) }
+    }
+
+    /// The bridge, created (up, MTU, promisc) if missing; a link of that name that is no bridge is
+    /// an error. Equivalent to `ip link add <br> type bridge; ip link set <br> up`.
+    static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket) throws -> Link {
+        do {
+            var br = try nl.link(named: conf.bridge)
+            if br == nil {
+                do {
+                    try nl.createBridge(name: conf.bridge, mtu: conf.mtu)
+                } catch {
+                    if error.errno != EEXIST { throw error }  // EEXIST: another ADD made it meanwhile
+                }
+                br = try nl.requireLink(conf.bridge)
+                // No router advertisements are taken on the bridge; the gateway is ours.
+                try? Sysctl.set(["net", "ipv6", "conf", conf.bridge, "accept_ra"], "0")
+            }
+            guard let b = br else { throw CNIError(.kernelOperationFailed, "bridge \(conf.bridge) vanished") }
+            if b.kind != "bridge" {
+                throw CNIError(
+                    .conflict, "\"\(conf.bridge)\" exists and is not a bridge",
+                    details: "it is a \(b.kind ?? "plain") link; choose another \"bridge\" name")
+            }
+            if !b.isUp { try nl.setUp(b.index) }
+            if conf.promiscMode && !b.isPromiscuous { try nl.setPromiscuous(b.index, true) }
+            return try nl.link(index: b.index) ?? b
+        } catch {
+            throw kernel("failed to set up bridge \"\(conf.bridge)\"", error)
+        }
+    }
+
+    struct VethPair {
+        var host: Link
+        var container: Link
+    }
+
+    /// The veth pair, made inside the container (CNI_IFNAME) with its peer in the host under a
+    /// random `veth%08x` name, enslaved to the bridge with the port options.
+    static func createVeth(
+        _ conf: BridgeConfig, ifName: String, host: NetlinkSocket, container: NetworkNamespace, cnl: NetlinkSocket,
+        bridge: Link
+    ) throws -> VethPair {
+        do {
+            if try cnl.link(named: ifName) != nil {
+                throw CNIError(
+                    .conflict, "container interface \"\(ifName)\" already exists",
+                    details: "in \(container.path); DEL the attachment first or choose another CNI_IFNAME")
+            }
+            let hostNS = try NetworkNamespace.current()
+            var name = ""
+            var attempt = 0
+            while true {
+                name = String(format8: UInt32.random(in: 0...UInt32.max))
+                do {
+                    try cnl.createVeth(name: ifName, peer: name, peerNamespace: hostNS, mtu: conf.mtu ?? bridge.mtu, mac: conf.mac)
+                    break
+                } catch {
+                    if error.errno != EEXIST || attempt >= 5 { throw error }
+                    attempt += 1  // the random host name was taken
+                }
+            }
+            let hostEnd = try host.requireLink(name)
+            try host.setMaster(hostEnd.index, bridge.index)
+            if conf.hairpinMode || conf.portIsolation {
+                try host.setBridgePort(hostEnd.index, hairpin: conf.hairpinMode ? true : nil, isolated: conf.portIsolation ? true : nil)
+            }
+            try host.setUp(hostEnd.index)
+            let ctrEnd = try cnl.requireLink(ifName)
+            return VethPair(host: try host.link(index: hostEnd.index) ?? hostEnd, container: ctrEnd)
+        } catch {
+            throw kernel("failed to create the veth pair for \(ifName)", error)
+        }
+    }
+
+    /// The gateway address of each family on the bridge, ip_forward on, and (isDefaultGateway)
+    /// a default route via it unless IPAM gave one.
+    static func configureGateway(_ conf: BridgeConfig, _ result: inout CNIResult, bridge: Link, host: NetlinkSocket)
+        throws
+    {
+        do {
+            for i in result.ips.indices {
+                let ipc = result.ips[i]
+                let gw = ipc.gateway ?? ipc.address.network.address.advanced(by: 1)
+                result.ips[i].gateway = gw
+                let gwPrefix = IPPrefix(address: gw, length: ipc.address.length)!
+                let existing = try host.addresses(bridge.index, family: gw.family)
+                if !existing.contains(where: { $0.prefix == gwPrefix }) {
+                    // Another address in the same network on the bridge conflicts, unless forced away.
+                    let clashing = existing.filter { $0.prefix.network == gwPrefix.network || gw.family == .v4 && $0.prefix.overlaps(gwPrefix) }
+                    if !clashing.isEmpty {
+                        guard conf.forceAddress else {
+                            throw CNIError(
+                                .conflict, "\"\(conf.bridge)\" already has an IP address different from \(gwPrefix)",
+                                details: "it has \(clashing.map(\.prefix.description).joined(separator: ", ")); set forceAddress to replace it")
+                        }
+                        for c in clashing { try host.deleteAddress(bridge.index, c.prefix) }
+                    }
+                    do {
+                        try host.addAddress(bridge.index, gwPrefix, noDAD: true)
+                    } catch {
+                        if error.errno != EEXIST { throw error }  // EEXIST: another ADD added it meanwhile
+                    }
+                }
+                let forwarding: [String] = gw.family == .v4
+                    ? ["net", "ipv4", "ip_forward"] : ["net", "ipv6", "conf", "all", "forwarding"]
+                if (try? Sysctl.get(forwarding)) != "1" { try Sysctl.set(forwarding, "1") }
+                if conf.isDefaultGateway {
+                    let any = IPPrefix(address: IPAddress(family: gw.family, bits: 0), length: 0)!
+                    if !result.routes.contains(where: { $0.dst == any && $0.gw != nil }) {
+                        result.routes.removeAll { $0.dst == any }
+                        result.routes.append(CNIResult.Route(dst: any, gw: gw))
+                    }
+                }
+            }
+        } catch {
+            throw kernel("failed to configure the gateway on \"\(conf.bridge)\"", error)
+        }
+    }
+
+    /// Addresses and routes on the container interface, IPv6 DAD off unless enabled, arp_notify,
+    /// then up. A route without `gw` goes via the gateway of its family.
+    static func configureContainer(
+        _ conf: BridgeConfig, _ result: CNIResult, ifName: String, index: Int32, container: NetworkNamespace,
+        cnl: NetlinkSocket
+    ) throws {
+        do {
+            let hasV6 = result.ips.contains { $0.address.family == .v6 }
+            try container.perform {
+                try Sysctl.set(["net", "ipv4", "conf", ifName, "arp_notify"], "1")
+                if hasV6 {
+                    try? Sysctl.set(["net", "ipv6", "conf", "lo", "disable_ipv6"], "0")
+                    try Sysctl.set(["net", "ipv6", "conf", ifName, "disable_ipv6"], "0")
+                    try Sysctl.set(["net", "ipv6", "conf", ifName, "accept_dad"], conf.enableDAD ? "1" : "0")
+                    try? Sysctl.set(["net", "ipv6", "conf", ifName, "keep_addr_on_down"], "1")
+                }
+            }
+            for ipc in result.ips { try cnl.addAddress(index, ipc.address, noDAD: !conf.enableDAD) }
+            try cnl.setUp(index)
+            for r in result.routes {
+                let gw = r.gw ?? result.ips.first { $0.address.family == r.dst.family }?.gateway
+                try cnl.addRoute(
+                    KernelRoute(
+                        destination: r.dst, gateway: gw, outputIndex: index, table: r.table.map(UInt32.init),
+                        scope: UInt8(r.scope ?? 0), priority: r.priority.map(UInt32.init), mtu: r.mtu.map(UInt32.init),
+                        advmss: r.advmss.map(UInt32.init)))
+            }
+        } catch {
+            throw kernel("failed to configure \(ifName) in \(container.path)", error)
+        }
+    }
+
+    /// CHECK of the interfaces and addresses ADD made.
+    static func check(_ conf: BridgeConfig, _ prev: CNIResult, _ ctx: PluginContext) throws {
+        func fail(_ msg: String, _ details: String = "") -> CNIError { CNIError(.checkFailed, msg, details: details) }
+        let host = try hostNetlink()
+        guard let br = try host.link(named: conf.bridge), br.kind == "bridge" else {
+            throw fail("bridge \"\(conf.bridge)\" is missing or not a bridge")
+        }
+        if conf.promiscMode && !br.isPromiscuous { throw fail("bridge \"\(conf.bridge)\" is not in promiscuous mode") }
+        let container = try openContainer(ctx.args.netns, ctx)
+        let cnl = try containerNetlink(container)
+        guard let ctr = try cnl.link(named: ctx.args.ifName) else {
+            throw fail("interface \"\(ctx.args.ifName)\" is missing in \(ctx.args.netns)")
+        }
+        if ctr.kind != "veth" { throw fail("interface \"\(ctx.args.ifName)\" is a \(ctr.kind ?? "plain link"), not a veth") }
+        let mine = prev.interfaces.enumerated().filter { $0.element.name == ctx.args.ifName && $0.element.sandbox != nil }
+        if let expected = mine.first?.element.mac, expected.lowercased() != ctr.mac {
+            throw fail("interface \"\(ctx.args.ifName)\" has MAC \(ctr.mac), the result says \(expected)")
+        }
+        // The host end: a port of the bridge whose peer is the container interface.
+        let ports = try host.links().filter { $0.master == br.index && $0.kind == "veth" }
+        guard ports.contains(where: { $0.parentIndex == ctr.index }) else {
+            throw fail("no port of \"\(conf.bridge)\" is the peer of \(ctx.args.ifName)")
+        }
+        let have = Set(try cnl.addresses(ctr.index).map(\.prefix))
+        for (i, ipc) in prev.ips.enumerated() where ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) {
+            if !have.contains(ipc.address) {
+                throw fail("address \(ipc.address) is missing on \(ctx.args.ifName)", "prevResult ips[\(i)]")
+            }
+        }
+        for fam in [IPFamily.v4, .v6] {
+            let routes = try cnl.routes(family: fam)
+            for r in prev.routes where r.dst.family == fam && r.table == nil {
+                let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
+                if !routes.contains(where: { $0.destination == dst && $0.outputIndex == ctr.index }) {
+                    throw fail("route to \(r.dst) is missing on \(ctx.args.ifName)")
+                }
+            }
+        }
+    }
+}
+
+extension String {
+    /// `veth` + 8 hexadecimal digits, as the reference names host ends.
+    init(format8 v: UInt32) {
+        let h = String(v, radix: 16)
+        self = "veth" + String(repeating: "0", count: 8 - h.count) + h
+    }
+}

@@ -1,0 +1,307 @@
+import BridgePlugin
+import CNI
+import Foundation
+import Netlink
+import Testing
+
+/// Runs a command; status and stdout.
+@discardableResult
+func sh(_ args: String...) -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return (-1, "") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func ipJSON(_ ns: String, _ args: String...) -> [[String: Any]] {
+    let r = sh(["ip", "-j", "-n", ns] + args)
+    return (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [[String: Any]] ?? []
+}
+
+func sh(_ args: [String]) -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return (-1, "") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+let canCreateNetns: Bool = {
+    guard getuid() == 0 else { return false }
+    let n = "swcni-bprobe-\(getpid())"
+    guard sh("ip", "netns", "add", n).status == 0 else { return false }
+    sh("ip", "netns", "del", n)
+    return true
+}()
+
+/// A test bed: a fake host namespace (bridges land there), container namespaces, a private IPAM
+/// store, and CNI_PATH holding our host-local (the built cni-plugins) or the reference one.
+final class Bed {
+    nonisolated(unsafe) static var counter = 0
+    let id: Int
+    let host: String
+    var containers: [String] = []
+    let dir: String
+    let ours: String
+
+    init() throws {
+        Bed.counter += 1
+        id = Bed.counter
+        host = "swcni-bh-\(getpid())-\(id)"
+        dir = NSTemporaryDirectory() + "swift-cni-bridge-\(getpid())-\(id)"
+        ours = dir + "/ours"
+        try FileManager.default.createDirectory(atPath: ours, withIntermediateDirectories: true)
+        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let binary = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("cni-plugins").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw CNIError(.internalError, "cni-plugins not built next to the tests", details: binary)
+        }
+        try FileManager.default.createSymbolicLink(atPath: ours + "/host-local", withDestinationPath: binary)
+        guard sh("ip", "netns", "add", host).status == 0 else { throw CNIError(.internalError, "ip netns add \(host)") }
+        sh("ip", "-n", host, "link", "set", "lo", "up")
+    }
+
+    func container(_ tag: String) -> String {
+        let n = "swcni-bc\(tag)-\(getpid())-\(id)"
+        sh("ip", "netns", "add", n)
+        sh("ip", "-n", n, "link", "set", "lo", "up")
+        containers.append(n)
+        return n
+    }
+
+    func remove() {
+        for c in containers { sh("ip", "netns", "del", c) }
+        sh("ip", "netns", "del", host)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func conf(_ version: CNIVersion = .v1_1_0, _ extra: String = "", ipam: String? = nil) -> String {
+        let ipamText = ipam ?? #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"\#(dir)/ipam"}"#
+        return #"{"cniVersion":"\#(version.rawValue)","name":"bnet","type":"bridge","bridge":"swbr\#(id)","isGateway":true\#(extra),"ipam":\#(ipamText)}"#
+    }
+
+    /// Runs the plugin in-process on a thread inside the host namespace, exactly as exec'ed.
+    func run(_ command: String, _ ctr: String?, cid: String = "c1", ifname: String = "eth0", conf: String, path: String? = nil, env extra: [String: String] = [:]) throws -> PluginOutcome {
+        var env = ["CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_IFNAME": ifname, "CNI_PATH": path ?? ours, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+        if let ctr { env["CNI_NETNS"] = ctr.hasPrefix("/") ? ctr : "/run/netns/\(ctr)" }
+        if command == "GC" || command == "STATUS" { env = ["CNI_COMMAND": command, "CNI_PATH": path ?? ours] }
+        for (k, v) in extra { env[k] = v }
+        let ns = try NetworkNamespace(path: "/run/netns/\(host)")
+        let stdin = Array(conf.utf8)
+        return try ns.perform { PluginMain.run(BridgePlugin(), environment: env, readStdin: { stdin }, log: { _ in }) }
+    }
+
+    func store() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/bnet")) ?? []).filter { $0 != ".swift-cni" }.sorted()
+    }
+    var vethsOnHost: [String] {
+        ipJSON(host, "link", "show", "type", "veth").compactMap { $0["ifname"] as? String }
+    }
+}
+
+func code(_ o: PluginOutcome) -> UInt? {
+    guard o.exitCode != 0, let v = try? JSONValue.parse(o.stdout) else { return nil }
+    return CNIError(json: v)?.code.rawValue
+}
+func msg(_ o: PluginOutcome) -> String {
+    guard let v = try? JSONValue.parse(o.stdout), let e = CNIError(json: v) else { return o.stdout }
+    return e.msg + " | " + e.details
+}
+func withPrev(_ conf: String, _ result: String) -> String {
+    var c = try! JSONValue.parse(conf).objectValue!
+    c["prevResult"] = try! JSONValue.parse(result)
+    return JSONValue.object(c).serialized()
+}
+
+@Suite(.serialized, .enabled(if: canCreateNetns, "needs root to create network namespaces"))
+struct BridgeKernelTests {
+    @Test(arguments: CNIVersion.allSupported)
+    func addCheckDelEveryVersion(_ v: CNIVersion) throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("a")
+        let conf = bed.conf(v, #","isDefaultGateway":true,"mtu":1400"#)
+        let add = try bed.run("ADD", ctr, conf: conf)
+        #expect(add.exitCode == 0, "\(msg(add))")
+        let r = try CNIResult(json: JSONValue.parse(add.stdout))
+        #expect(try JSONValue.parse(add.stdout).objectValue?["cniVersion"] == .string(v.rawValue))
+        #expect(r.ips.first?.address.description == "10.80.0.2/24")
+        #expect(r.ips.first?.gateway?.description == "10.80.0.1")
+        if v >= .v0_3_0 {
+            #expect(r.interfaces.map(\.name).first == "swbr\(bed.id)")
+            #expect(r.interfaces.count == 3 && r.interfaces[2].name == "eth0" && r.interfaces[2].sandbox == "/run/netns/\(ctr)")
+            #expect(r.ips.first?.interface == 2)
+        }
+        // The kernel: address, default route, MTU in the container; gateway on the bridge; port.
+        let eth0 = try #require(ipJSON(ctr, "addr", "show", "dev", "eth0").first)
+        #expect(eth0["mtu"] as? Int == 1400 && (eth0["flags"] as? [String])?.contains("UP") == true)
+        #expect(((eth0["addr_info"] as? [[String: Any]]) ?? []).contains { $0["local"] as? String == "10.80.0.2" && $0["prefixlen"] as? Int == 24 })
+        #expect(ipJSON(ctr, "route", "show", "default").first?["gateway"] as? String == "10.80.0.1")
+        let br = try #require(ipJSON(bed.host, "addr", "show", "dev", "swbr\(bed.id)").first)
+        #expect(((br["addr_info"] as? [[String: Any]]) ?? []).contains { $0["local"] as? String == "10.80.0.1" })
+        let veths = bed.vethsOnHost
+        #expect(veths.count == 1 && veths[0].hasPrefix("veth"))
+        #expect(ipJSON(bed.host, "link", "show", "dev", veths[0]).first?["master"] as? String == "swbr\(bed.id)")
+        #expect(sh("ip", "netns", "exec", bed.host, "sysctl", "-n", "net.ipv4.ip_forward").out.hasPrefix("1"))
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0)
+        if v >= .v0_4_0 {
+            let check = try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout))
+            #expect(check.exitCode == 0, "\(msg(check))")
+        }
+        let del = try bed.run("DEL", ctr, conf: conf)
+        #expect(del.exitCode == 0, "\(msg(del))")
+        #expect(ipJSON(ctr, "link", "show", "dev", "eth0").isEmpty)
+        #expect(bed.vethsOnHost.isEmpty)
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+        #expect(try bed.run("DEL", ctr, conf: conf).exitCode == 0, "DEL is idempotent")
+    }
+
+    @Test func dualStackTwoContainersPingEachOther() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let a = bed.container("a"), b = bed.container("b")
+        let ipam = #"{"type":"host-local","ranges":[[{"subnet":"10.81.0.0/24"}],[{"subnet":"fd00:81::/64"}]],"dataDir":"\#(bed.dir)/ipam"}"#
+        let conf = bed.conf(.v1_0_0, ipam: ipam)
+        #expect(try bed.run("ADD", a, cid: "a", conf: conf).exitCode == 0)
+        let rb = try bed.run("ADD", b, cid: "b", conf: conf)
+        #expect(rb.exitCode == 0, "\(msg(rb))")
+        let addrs = (ipJSON(b, "addr", "show", "dev", "eth0").first?["addr_info"] as? [[String: Any]]) ?? []
+        #expect(addrs.contains { $0["local"] as? String == "fd00:81::3" && $0["nodad"] as? Bool == true })
+        #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W2", "10.81.0.3").status == 0)
+        #expect(sh("ip", "netns", "exec", a, "ping", "-6", "-c1", "-W2", "fd00:81::3").status == 0)
+        #expect(sh("ip", "netns", "exec", b, "ping", "-6", "-c1", "-W2", "fd00:81::1").status == 0, "v6 gateway on the bridge")
+        #expect(try bed.run("DEL", a, cid: "a", conf: conf).exitCode == 0)
+        #expect(try bed.run("DEL", b, cid: "b", conf: conf).exitCode == 0)
+        #expect(bed.store() == ["last_reserved_ip.0", "last_reserved_ip.1", "lock"])
+    }
+
+    @Test func portOptionsAndMACFromEverySource() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("p")
+        let conf = bed.conf(.v1_1_0, #","hairpinMode":true,"portIsolation":true,"args":{"cni":{"mac":"02:11:22:33:44:02"}}"#)
+        let add = try bed.run("ADD", ctr, conf: conf, env: ["CNI_ARGS": "MAC=02:11:22:33:44:01"])
+        #expect(add.exitCode == 0, "\(msg(add))")
+        let port = try #require(ipJSON(bed.host, "-d", "link", "show", "dev", bed.vethsOnHost.first ?? "?").first)
+        let slave = (port["linkinfo"] as? [String: Any])?["info_slave_data"] as? [String: Any]
+        #expect(slave?["hairpin"] as? Bool == true && slave?["isolated"] as? Bool == true)
+        #expect(ipJSON(ctr, "link", "show", "dev", "eth0").first?["address"] as? String == "02:11:22:33:44:02", "args beats CNI_ARGS")
+        #expect(try bed.run("DEL", ctr, conf: conf).exitCode == 0)
+        let rc = bed.conf(.v1_1_0, #","runtimeConfig":{"mac":"02:11:22:33:44:03"},"args":{"cni":{"mac":"02:11:22:33:44:02"}}"#)
+        #expect(try bed.run("ADD", ctr, conf: rc).exitCode == 0)
+        #expect(ipJSON(ctr, "link", "show", "dev", "eth0").first?["address"] as? String == "02:11:22:33:44:03", "runtimeConfig wins")
+        #expect(try bed.run("DEL", ctr, conf: rc).exitCode == 0)
+        #expect(try bed.run("ADD", ctr, conf: bed.conf(.v1_1_0), env: ["CNI_ARGS": "IgnoreUnknown=1;MAC=02:11:22:33:44:01"]).exitCode == 0)
+        #expect(ipJSON(ctr, "link", "show", "dev", "eth0").first?["address"] as? String == "02:11:22:33:44:01")
+    }
+
+    @Test func delReleasesTheAddressWhenTheNetnsIsGoneOrNotGiven() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let a = bed.container("g"), b = bed.container("h")
+        let conf = bed.conf()
+        #expect(try bed.run("ADD", a, cid: "a", conf: conf).exitCode == 0)
+        #expect(try bed.run("ADD", b, cid: "b", conf: conf).exitCode == 0)
+        sh("ip", "netns", "del", a)
+        let gone = try bed.run("DEL", a, cid: "a", conf: conf)
+        #expect(gone.exitCode == 0, "\(msg(gone))")
+        let empty = try bed.run("DEL", nil, cid: "b", conf: conf)
+        #expect(empty.exitCode == 0, "\(msg(empty))")
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+    }
+
+    @Test func failedAddLeavesNothingBehind() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("f")
+        // The bridge already holds another address of the subnet: the gateway cannot be added.
+        sh("ip", "-n", bed.host, "link", "add", "swbr\(bed.id)", "type", "bridge")
+        sh("ip", "-n", bed.host, "addr", "add", "10.80.0.200/24", "dev", "swbr\(bed.id)")
+        let add = try bed.run("ADD", ctr, conf: bed.conf())
+        #expect(code(add) == 107)
+        #expect(msg(add).contains("already has an IP address different from 10.80.0.1/24"))
+        #expect(ipJSON(ctr, "link", "show", "dev", "eth0").isEmpty, "container interface removed")
+        #expect(bed.vethsOnHost.isEmpty, "host end removed")
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"], "address released")
+        // forceAddress replaces it.
+        let forced = try bed.run("ADD", ctr, conf: bed.conf(.v1_1_0, #","forceAddress":true"#))
+        #expect(forced.exitCode == 0, "\(msg(forced))")
+        let br = (ipJSON(bed.host, "addr", "show", "dev", "swbr\(bed.id)").first?["addr_info"] as? [[String: Any]]) ?? []
+        #expect(br.filter { $0["family"] as? String == "inet" }.compactMap { $0["local"] as? String } == ["10.80.0.1"])
+        // An interface of that name already in the container: code 107, and nothing allocated.
+        let again = try bed.run("ADD", ctr, cid: "c2", conf: bed.conf())
+        #expect(code(again) == 107 && msg(again).contains("already exists"))
+        // (.2 was handed out and released by the failed ADD; round-robin moved on to .3.)
+        #expect(bed.store().filter { $0.hasPrefix("10.") } == ["10.80.0.3"])
+        #expect(bed.vethsOnHost.count == 1)
+    }
+
+    @Test func checkNoticesWhatChanged() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("k")
+        let conf = bed.conf()
+        let add = try bed.run("ADD", ctr, conf: conf)
+        #expect(try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout)).exitCode == 0)
+        sh("ip", "-n", ctr, "addr", "flush", "dev", "eth0")
+        let c = try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout))
+        #expect(code(c) == 108 && msg(c).contains("10.80.0.2/24 is missing"))
+        sh("ip", "-n", ctr, "link", "del", "eth0")
+        #expect(code(try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout))) == 108)
+        #expect(code(try bed.run("CHECK", ctr, conf: conf)) == 7, "CHECK needs prevResult")
+    }
+
+    @Test func badConfigurationsAreClearErrors() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("x")
+        let cases: [(String, UInt, String)] = [
+            (#","ipMasq":true"#, 2, "ipMasq"),
+            (#","vlan":100"#, 2, "vlan"),
+            (#","vlan":5000"#, 7, "vlan"),
+            (#","hairpinMode":true,"promiscMode":true"#, 7, "hairpinMode"),
+            (#","mtu":20"#, 7, "mtu"),
+            (#","mtu":"big""#, 6, "mtu"),
+            (#","bridge":"a/b""#, 7, "bridge"),
+            (#","runtimeConfig":{"mac":"01:00:5e:00:00:01"}"#, 7, "multicast"),
+            (#","args":{"cni":{"mac":"zz"}}"#, 7, "args.cni.mac"),
+        ]
+        for (extra, want, mention) in cases {
+            // The key after isGateway overrides the test bed's default bridge name when given.
+            let o = try bed.run("ADD", ctr, conf: bed.conf(.v1_1_0, extra))
+            #expect(code(o) == want, "\(extra): \(msg(o))")
+            #expect(msg(o).contains(mention), "\(extra): \(msg(o))")
+        }
+        #expect(code(try bed.run("ADD", "/etc/hostname", conf: bed.conf())) == 4)
+        #expect(code(try bed.run("ADD", "/run/netns/no-such-\(getpid())", conf: bed.conf())) == 3)
+        sh("ip", "-n", bed.host, "link", "add", "swbr\(bed.id)", "type", "veth", "peer", "name", "other\(bed.id)")
+        let notBridge = try bed.run("ADD", ctr, conf: bed.conf())
+        #expect(code(notBridge) == 107 && msg(notBridge).contains("is not a bridge"))
+        #expect(bed.store().filter { $0.hasPrefix("10.") }.isEmpty, "nothing allocated by any failed ADD")
+    }
+
+    @Test func ourBridgeWithTheReferenceHostLocal() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/host-local") else { return }
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("m")
+        let conf = bed.conf(.v1_0_0)
+        let add = try bed.run("ADD", ctr, conf: conf, path: "/usr/lib/cni")
+        #expect(add.exitCode == 0, "\(msg(add))")
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0)
+        #expect(try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout), path: "/usr/lib/cni").exitCode == 0)
+        #expect(try bed.run("DEL", ctr, conf: conf, path: "/usr/lib/cni").exitCode == 0)
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+    }
+}
