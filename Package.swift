@@ -30,6 +30,9 @@ let package = Package(
         // rtnetlink: links, addresses, routes, namespaces, sysctl.
         .target(name: "Netlink", dependencies: ["CNI", "CLinux", "CMnl"]),
 
+        // nftables: atomic batches built with libnftnl, rendered as nft text; the masquerade layout.
+        .target(name: "NFTables", dependencies: ["CNI", "CNftnl"]),
+
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
 
@@ -56,6 +59,9 @@ let package = Package(
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "CLinux"]),
+        .testTarget(
+            name: "NFTablesTests",
+            dependencies: ["CNI", "NFTables", "Netlink"]),
         .testTarget(
             name: "BridgeTests",
             dependencies: ["CNI", "Netlink", "BridgePlugin"]),

@@ -190,6 +190,21 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// The address in network byte order: 4 or 16 bytes.
+    public var networkBytes: [UInt8] {
+        let width = family == .v4 ? 4 : 16
+        let v = bits
+        return (0..<width).map { UInt8(truncatingIfNeeded: v >> UInt128(8 * (width - 1 - $0))) }
+    }
+
+    /// The address from 4 or 16 bytes in network byte order; nil for any other length.
+    public init?(networkBytes b: some Collection<UInt8>) {
+        guard b.count == 4 || b.count == 16 else { return nil }
+        var v: UInt128 = 0
+        for x in b { v = v << 8 | UInt128(x) }
+        self.init(family: b.count == 4 ? .v4 : .v6, bits: v)
+    }
+
     /// The address `n` further on (wrapping within the family's width).
     public func advanced(by n: Int) -> IPAddress {
         let width = family.bitWidth

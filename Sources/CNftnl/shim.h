@@ -16,4 +16,6 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <libmnl/libmnl.h>
 #endif

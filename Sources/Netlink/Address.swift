@@ -5,6 +5,10 @@ import CNI
     import Glibc
 #endif
 
+extension IPAddress {
+    var addressFamily: UInt8 { family == .v4 ? UInt8(AF_INET) : UInt8(AF_INET6) }
+}
+
 /// An address on a link (RTM_NEWADDR).
 public struct InterfaceAddress: Sendable, Equatable {
     public let index: Int32
@@ -14,23 +18,6 @@ public struct InterfaceAddress: Sendable, Equatable {
     public let scope: UInt8
 }
 
-extension IPAddress {
-    /// Network byte order, 4 or 16 bytes.
-    var networkBytes: [UInt8] {
-        let width = family == .v4 ? 4 : 16
-        let v = bits
-        return (0..<width).map { UInt8(truncatingIfNeeded: v >> UInt128(8 * (width - 1 - $0))) }
-    }
-
-    init?(networkBytes b: some Collection<UInt8>) {
-        guard b.count == 4 || b.count == 16 else { return nil }
-        var v: UInt128 = 0
-        for x in b { v = v << 8 | UInt128(x) }
-        self.init(family: b.count == 4 ? .v4 : .v6, bits: v)
-    }
-
-    var addressFamily: UInt8 { family == .v4 ? UInt8(AF_INET) : UInt8(AF_INET6) }
-}
 
 extension NetlinkSocket {
     /// Adds `prefix` (address with its prefix length) to link `index`; `noDAD` skips IPv6 duplicate

@@ -1,0 +1,345 @@
+import CNI
+import CNftnl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A table family.
+public enum TableFamily: Sendable {
+    case inet, ip, ip6
+    var nfproto: UInt16 {
+        switch self {
+        case .inet: return UInt16(NFPROTO_INET)
+        case .ip: return UInt16(NFPROTO_IPV4)
+        case .ip6: return UInt16(NFPROTO_IPV6)
+        }
+    }
+    var text: String {
+        switch self {
+        case .inet: return "inet"
+        case .ip: return "ip"
+        case .ip6: return "ip6"
+        }
+    }
+}
+
+/// A table: family and name.
+public struct TableRef: Sendable, Hashable {
+    public let family: TableFamily
+    public let name: String
+    public init(_ family: TableFamily, _ name: String) {
+        self.family = family
+        self.name = name
+    }
+    var text: String { "\(family.text) \(name)" }
+}
+
+/// The rules this project writes. Each shape knows its expressions and its nft text, so a batch
+/// renders to exactly what it programs.
+public enum Rule: Sendable, Equatable {
+    /// `ip saddr vmap @<map>` (or `ip6 saddr ...`).
+    case sourceVerdictMap(IPFamily, map: String)
+    /// `ip daddr <prefix> return` (or `ip6 daddr ...`).
+    case destinationReturn(IPPrefix)
+    /// `masquerade`.
+    case masquerade
+
+    public var text: String {
+        switch self {
+        case .sourceVerdictMap(let f, let map): return "\(f == .v4 ? "ip" : "ip6") saddr vmap @\(map)"
+        case .destinationReturn(let p): return "\(p.family == .v4 ? "ip" : "ip6") daddr \(p.network) return"
+        case .masquerade: return "masquerade"
+        }
+    }
+
+    /// The expressions, appended to `rule`. `setID` names a map created in the same batch.
+    func build(_ rule: OpaquePointer, setID: UInt32?) {
+        func expr(_ name: String, _ configure: (OpaquePointer) -> Void) {
+            let e = nftnl_expr_alloc(name)!
+            configure(e)
+            nftnl_rule_add_expr(rule, e)
+        }
+        func nfproto(_ f: IPFamily) {
+            expr("meta") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_NFPROTO.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), NFT_REG_1.rawValue)
+            }
+            expr("cmp") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
+                var v = UInt8(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &v, 1)
+            }
+        }
+        func load(_ f: IPFamily, source: Bool) {
+            expr("payload") { e in
+                let (off, len): (UInt32, UInt32) = f == .v4 ? (source ? 12 : 16, 4) : (source ? 8 : 24, 16)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_NETWORK_HEADER.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), off)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), len)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
+            }
+        }
+        switch self {
+        case .sourceVerdictMap(let f, let map):
+            nfproto(f)
+            load(f, source: true)
+            expr("lookup") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
+                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+            }
+        case .destinationReturn(let p):
+            nfproto(p.family)
+            load(p.family, source: false)
+            let width = p.family == .v4 ? 4 : 16
+            var mask = IPAddress(family: p.family, bits: p.maskBits).networkBytes
+            var xor = [UInt8](repeating: 0, count: width)
+            var net = p.network.address.networkBytes
+            expr("bitwise") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), UInt32(width))
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &mask, UInt32(width))
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, UInt32(width))
+            }
+            expr("cmp") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &net, UInt32(width))
+            }
+            expr("immediate") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
+            }
+        case .masquerade:
+            expr("masq") { _ in }
+        }
+    }
+}
+
+/// An element of a verdict map: an address that jumps to a chain, with an owner-tag comment.
+public struct VerdictElement: Sendable, Equatable {
+    public let key: IPAddress
+    public let jump: String
+    public let comment: String
+    public init(key: IPAddress, jump: String, comment: String) {
+        self.key = key
+        self.jump = jump
+        self.comment = comment
+    }
+}
+
+/// One atomic nftables transaction, built with libnftnl, kept also as nft text (``text``) so that
+/// tests compare golden text without root and `--dry-run` can print it.
+public struct Batch: Sendable {
+    public struct Message: Sendable {
+        public let text: String
+        let build: @Sendable (UInt32) -> [UInt8]
+    }
+
+    public private(set) var messages: [Message] = []
+    public init() {}
+
+    /// The batch as `nft -f` input, one command a line.
+    public var text: String { messages.map(\.text).joined(separator: "\n") }
+
+    /// A BATCH_BEGIN/END control message.
+    static func control(_ type: UInt16, seq: UInt32) -> [UInt8] {
+        buffer { p in
+            if type == UInt16(NFNL_MSG_BATCH_BEGIN) { _ = nftnl_batch_begin(p, seq) } else { _ = nftnl_batch_end(p, seq) }
+        }
+    }
+
+    /// Runs `fill` on a zeroed buffer and returns the netlink message it wrote (length from its header).
+    static func buffer(_ fill: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: 16384)
+        buf.withUnsafeMutableBytes { fill($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+        return Array(buf.prefix(Int(le32(buf, 0))))
+    }
+
+    static func header(_ p: UnsafeMutablePointer<CChar>, _ type: nf_tables_msg_types, _ family: TableFamily, _ flags: Int32, _ seq: UInt32)
+        -> UnsafeMutablePointer<nlmsghdr>
+    {
+        nftnl_nlmsg_build_hdr(p, UInt16(type.rawValue), family.nfproto, UInt16(flags | NLM_F_ACK), seq)
+    }
+
+    /// `add table` (`create table` when `exclusive`: fails with EEXIST if it exists).
+    public mutating func addTable(_ t: TableRef, exclusive: Bool = false) {
+        messages.append(
+            Message(text: "\(exclusive ? "create" : "add") table \(t.text)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWTABLE, t.family, NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), seq)
+                    let o = nftnl_table_alloc()!
+                    nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), t.name)
+                    nftnl_table_set_u32(o, attr(NFTNL_TABLE_FAMILY), UInt32(t.family.nfproto))
+                    nftnl_table_nlmsg_build_payload(nlh, o)
+                    nftnl_table_free(o)
+                }
+            })
+    }
+
+    /// `delete table`.
+    public mutating func deleteTable(_ t: TableRef) {
+        messages.append(
+            Message(text: "delete table \(t.text)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_DELTABLE, t.family, 0, seq)
+                    let o = nftnl_table_alloc()!
+                    nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), t.name)
+                    nftnl_table_set_u32(o, attr(NFTNL_TABLE_FAMILY), UInt32(t.family.nfproto))
+                    nftnl_table_nlmsg_build_payload(nlh, o)
+                    nftnl_table_free(o)
+                }
+            })
+    }
+
+    /// A base chain hook: only what this project uses.
+    public enum Hook: Sendable {
+        /// `type nat hook postrouting priority srcnat (100); policy accept;`
+        case natPostrouting
+    }
+
+    /// `add chain` (a regular chain, or a base chain with `hook`); existing chains are kept.
+    public mutating func addChain(_ t: TableRef, _ name: String, hook: Hook? = nil) {
+        let text = hook == nil
+            ? "add chain \(t.text) \(name)"
+            : "add chain \(t.text) \(name) { type nat hook postrouting priority srcnat; policy accept; }"
+        messages.append(
+            Message(text: text) { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE, seq)
+                    let o = nftnl_chain_alloc()!
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
+                    if hook != nil {
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(NF_INET_POST_ROUTING.rawValue))
+                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), 100)
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+                    }
+                    nftnl_chain_nlmsg_build_payload(nlh, o)
+                    nftnl_chain_free(o)
+                }
+            })
+    }
+
+    /// `flush chain`: every rule of the chain goes (in the same transaction as what follows).
+    public mutating func flushChain(_ t: TableRef, _ name: String) {
+        messages.append(
+            Message(text: "flush chain \(t.text) \(name)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_DELRULE, t.family, 0, seq)
+                    let o = nftnl_rule_alloc()!
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), t.name)
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), name)
+                    nftnl_rule_set_u32(o, attr(NFTNL_RULE_FAMILY), UInt32(t.family.nfproto))
+                    nftnl_rule_nlmsg_build_payload(nlh, o)
+                    nftnl_rule_free(o)
+                }
+            })
+    }
+
+    /// `add rule`. `setID` when the rule looks up a map created earlier in this batch.
+    public mutating func addRule(_ t: TableRef, _ chain: String, _ rule: Rule, setID: UInt32? = nil) {
+        messages.append(
+            Message(text: "add rule \(t.text) \(chain) \(rule.text)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWRULE, t.family, NLM_F_CREATE | NLM_F_APPEND, seq)
+                    let o = nftnl_rule_alloc()!
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), t.name)
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), chain)
+                    nftnl_rule_set_u32(o, attr(NFTNL_RULE_FAMILY), UInt32(t.family.nfproto))
+                    rule.build(o, setID: setID)
+                    nftnl_rule_nlmsg_build_payload(nlh, o)
+                    nftnl_rule_free(o)
+                }
+            })
+    }
+
+    /// `add map <t> <name> { type ipv4_addr : verdict; }` (ipv6_addr for IPv6); `id` lets rules
+    /// of the same batch refer to it.
+    public mutating func addVerdictMap(_ t: TableRef, _ name: String, keyFamily: IPFamily, id: UInt32) {
+        let keyType = keyFamily == .v4 ? "ipv4_addr" : "ipv6_addr"
+        messages.append(
+            Message(text: "add map \(t.text) \(name) { type \(keyType) : verdict; }") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWSET, t.family, NLM_F_CREATE, seq)
+                    let o = Batch.set(t, name)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_FLAGS), UInt32(NFT_SET_MAP.rawValue))
+                    // nft's own type ids (ipv4_addr 7, ipv6_addr 8), so `nft list` shows the map as it would its own.
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_TYPE), keyFamily == .v4 ? 7 : 8)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_LEN), keyFamily == .v4 ? 4 : 16)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_DATA_TYPE), NFT_DATA_VERDICT.rawValue)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_ID), id)
+                    nftnl_set_nlmsg_build_payload(nlh, o)
+                    nftnl_set_free(o)
+                }
+            })
+    }
+
+    static func set(_ t: TableRef, _ name: String) -> OpaquePointer {
+        let o = nftnl_set_alloc()!
+        nftnl_set_set_str(o, attr(NFTNL_SET_TABLE), t.name)
+        nftnl_set_set_str(o, attr(NFTNL_SET_NAME), name)
+        nftnl_set_set_u32(o, attr(NFTNL_SET_FAMILY), UInt32(t.family.nfproto))
+        return o
+    }
+
+    /// `create element <t> <map> { <key> comment "<c>" : jump <chain> }`: exclusive, so a key that
+    /// is already there fails the batch (EEXIST, or EBUSY when its verdict differs) instead of
+    /// silently keeping the old element and its owner tag.
+    public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [VerdictElement]) {
+        guard !elements.isEmpty else { return }
+        let list = elements.map { "\($0.key) comment \"\($0.comment)\" : jump \($0.jump)" }.joined(separator: ", ")
+        messages.append(
+            Message(text: "create element \(t.text) \(map) { \(list) }") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE | NLM_F_EXCL, seq)
+                    let o = Batch.set(t, map)
+                    for el in elements {
+                        let e = nftnl_set_elem_alloc()!
+                        var key = el.key.networkBytes
+                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
+                        nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
+                        nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), el.jump)
+                        let ud = nftnl_udata_buf_alloc(256)!
+                        _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), el.comment)
+                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
+                        nftnl_udata_buf_free(ud)
+                        nftnl_set_elem_add(o, e)
+                    }
+                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
+                    nftnl_set_free(o)
+                }
+            })
+    }
+
+    /// `delete element <t> <map> { <key>, ... }`.
+    public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [IPAddress]) {
+        guard !keys.isEmpty else { return }
+        messages.append(
+            Message(text: "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_DELSETELEM, t.family, 0, seq)
+                    let o = Batch.set(t, map)
+                    for k in keys {
+                        let e = nftnl_set_elem_alloc()!
+                        var key = k.networkBytes
+                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
+                        nftnl_set_elem_add(o, e)
+                    }
+                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
+                    nftnl_set_free(o)
+                }
+            })
+    }
+}
+
+
+/// A libnftnl attribute constant as the setters take it: some are anonymous C enums (Int), others
+/// named ones (with a raw value).
+@inline(__always) func attr(_ v: Int) -> UInt16 { UInt16(v) }
+@inline(__always) func attr<T: RawRepresentable>(_ v: T) -> UInt16 where T.RawValue: BinaryInteger { UInt16(v.rawValue) }

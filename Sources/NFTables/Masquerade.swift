@@ -1,0 +1,203 @@
+import CNI
+import CNftnl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// ipMasq in nftables, with a per-packet and per-ADD cost that does not grow with the number of
+/// containers:
+///
+/// ```
+/// table inet swift_cni {
+///     map masq4 { type ipv4_addr : verdict; }      # container address -> jump <subnet chain>
+///     map masq6 { type ipv6_addr : verdict; }
+///     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+///         ip saddr vmap @masq4
+///         ip6 saddr vmap @masq6 }
+///     chain masq-<hash of network and subnet> {   # one per subnet of a network
+///         ip daddr <subnet> return
+///         ip daddr 224.0.0.0/4 return              # ip6: ff00::/8
+///         masquerade }
+/// }
+/// ```
+///
+/// ADD inserts one element per container address, with the owner tag `<network hash>:<attachment
+/// hash>` as its comment; DEL and GC remove elements by tag, so they need neither the addresses
+/// nor the configuration ADD had.
+public enum Masquerade {
+    public static let table = TableRef(.inet, "swift_cni")
+    static let postrouting = "postrouting"
+
+    static func map(_ f: IPFamily) -> String { f == .v4 ? "masq4" : "masq6" }
+
+    static func hash(_ parts: String...) -> String {
+        SHA512.hex(SHA512.hash(Array(parts.joined(separator: "\u{0}").utf8)).prefix(8))
+    }
+
+    /// `<network hash>`: the prefix every tag of the network starts with.
+    public static func networkTag(_ network: String) -> String { hash(network) }
+
+    /// `<network hash>:<attachment hash>`.
+    public static func tag(network: String, _ a: Attachment) -> String {
+        "\(networkTag(network)):\(hash(a.containerID, a.ifName))"
+    }
+
+    /// The chain for one subnet of a network.
+    public static func chain(network: String, subnet: IPPrefix) -> String {
+        "masq-" + hash(network, subnet.network.description)
+    }
+
+    /// The table, maps, base chain and lookup rules, created in one transaction that fails with
+    /// EEXIST when the table already exists (so two ADDs never both add the rules).
+    public static func skeleton() -> Batch {
+        var b = Batch()
+        b.addTable(table, exclusive: true)
+        b.addChain(table, postrouting, hook: .natPostrouting)
+        b.addVerdictMap(table, map(.v4), keyFamily: .v4, id: 1)
+        b.addVerdictMap(table, map(.v6), keyFamily: .v6, id: 2)
+        b.addRule(table, postrouting, .sourceVerdictMap(.v4, map: map(.v4)), setID: 1)
+        b.addRule(table, postrouting, .sourceVerdictMap(.v6, map: map(.v6)), setID: 2)
+        return b
+    }
+
+    /// The subnet chains (re-made with the same content, idempotent) and the elements of `addresses`.
+    public static func addBatch(network: String, _ a: Attachment, addresses: [IPPrefix]) -> Batch {
+        var b = Batch()
+        var done = Set<IPPrefix>()
+        for p in addresses where !done.contains(p.network) {
+            done.insert(p.network)
+            let c = chain(network: network, subnet: p)
+            b.addChain(table, c)
+            b.flushChain(table, c)
+            b.addRule(table, c, .destinationReturn(p.network))
+            b.addRule(table, c, .destinationReturn(p.family == .v4 ? IPPrefix("224.0.0.0/4")! : IPPrefix("ff00::/8")!))
+            b.addRule(table, c, .masquerade)
+        }
+        for f in [IPFamily.v4, .v6] {
+            let els = addresses.filter { $0.family == f }.map {
+                VerdictElement(key: $0.address, jump: chain(network: network, subnet: $0), comment: tag(network: network, a))
+            }
+            b.addElements(table, map(f), els)
+        }
+        return b
+    }
+
+    /// Masquerades traffic from `addresses` leaving their subnets (multicast excepted).
+    public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix]) throws(NFTError) {
+        if try !tableExists(s) {
+            do {
+                try s.apply(skeleton())
+            } catch {
+                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
+            }
+        }
+        let batch = addBatch(network: network, a, addresses: addresses)
+        do {
+            try s.apply(batch)
+        } catch {
+            guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
+            // An address still mapped for an attachment that leaked it: the address is ours now.
+            var clean = Batch()
+            for f in [IPFamily.v4, .v6] {
+                let keys = Set(addresses.filter { $0.family == f }.map(\.address))
+                clean.deleteElements(table, map(f), try elements(s, f).map(\.key).filter { keys.contains($0) })
+            }
+            try s.apply(clean)
+            try s.apply(batch)
+        }
+    }
+
+    /// Removes the elements of one attachment (found by tag). Nothing to remove is success.
+    public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) {
+        let t = tag(network: network, a)
+        try removeWhere(s) { $0.comment == t }
+    }
+
+    /// GC: removes the network's elements whose attachment is not in `valid`.
+    public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) {
+        let prefix = networkTag(network) + ":"
+        let keep = Set(valid.map { tag(network: network, $0) })
+        try removeWhere(s) { $0.comment.hasPrefix(prefix) && !keep.contains($0.comment) }
+    }
+
+    static func removeWhere(_ s: NFTSocket, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
+        var b = Batch()
+        for f in [IPFamily.v4, .v6] {
+            b.deleteElements(table, map(f), try elements(s, f).filter(predicate).map(\.key))
+        }
+        try s.apply(b)
+    }
+
+    /// The elements of the map of family `f`; none when the table does not exist.
+    public static func elements(_ s: NFTSocket, _ f: IPFamily) throws(NFTError) -> [VerdictElement] {
+        let replies: [[UInt8]]
+        do {
+            replies = try s.dump("list map \(table.text) \(map(f))") { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETSETELEM.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let o = Batch.set(table, map(f))
+                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
+                    nftnl_set_free(o)
+                }
+            }
+        } catch {
+            if error.errno == ENOENT { return [] }
+            throw error
+        }
+        var out: [VerdictElement] = []
+        for msg in replies {
+            let set = nftnl_set_alloc()!
+            defer { nftnl_set_free(set) }
+            let ok = msg.withUnsafeBytes { nftnl_set_elems_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), set) }
+            guard ok >= 0, let it = nftnl_set_elems_iter_create(set) else { continue }
+            defer { nftnl_set_elems_iter_destroy(it) }
+            while let e = nftnl_set_elems_iter_next(it) {
+                var len: UInt32 = 0
+                guard let k = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_KEY), &len),
+                    let key = IPAddress(networkBytes: UnsafeRawBufferPointer(start: k, count: Int(len)))
+                else { continue }
+                var comment = ""
+                var ulen: UInt32 = 0
+                if let u = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_USERDATA), &ulen) {
+                    comment = userdataComment(UnsafeRawBufferPointer(start: u, count: Int(ulen)))
+                }
+                let jump = nftnl_set_elem_get_str(e, attr(NFTNL_SET_ELEM_CHAIN)).map { String(cString: $0) } ?? ""
+                out.append(VerdictElement(key: key, jump: jump, comment: comment))
+            }
+        }
+        return out
+    }
+
+    /// The comment TLV (type 0) of nft user data.
+    static func userdataComment(_ b: UnsafeRawBufferPointer) -> String {
+        var i = 0
+        while i + 2 <= b.count {
+            let type = b[i], len = Int(b[i + 1])
+            guard i + 2 + len <= b.count else { break }
+            if type == 0 {
+                return String(decoding: b[(i + 2)..<(i + 2 + len)].prefix { $0 != 0 }, as: UTF8.self)
+            }
+            i += 2 + len
+        }
+        return ""
+    }
+
+    static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool {
+        do {
+            _ = try s.dump("list table \(table.text)") { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETTABLE.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq)
+                    let o = nftnl_table_alloc()!
+                    nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), table.name)
+                    nftnl_table_nlmsg_build_payload(nlh, o)
+                    nftnl_table_free(o)
+                }
+            }
+            return true
+        } catch {
+            if error.errno == ENOENT { return false }
+            throw error
+        }
+    }
+}

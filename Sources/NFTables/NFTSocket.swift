@@ -1,0 +1,134 @@
+import CNftnl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A failed nftables operation: the message that failed (rendered as nft text), errno, and the
+/// kernel's extended-ack text when it sent one.
+public struct NFTError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let operation: String
+    public let errno: Int32
+    public init(operation: String, errno: Int32) {
+        self.operation = operation
+        self.errno = errno
+    }
+    public var reason: String { String(cString: strerror(errno)) }
+    public var description: String { "\(operation): \(reason)" }
+}
+
+/// A NETLINK_NETFILTER socket (libmnl) that applies batches atomically and runs dumps.
+public final class NFTSocket {
+    private let socket: OpaquePointer
+    private let portID: UInt32
+    private var sequence: UInt32
+
+    /// Opens the socket in the calling thread's network namespace.
+    public init() throws(NFTError) {
+        guard let s = mnl_socket_open2(NETLINK_NETFILTER, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw NFTError(operation: "socket(NETLINK_NETFILTER)", errno: errno)
+        }
+        if mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
+            let e = errno
+            mnl_socket_close(s)
+            throw NFTError(operation: "bind(NETLINK_NETFILTER)", errno: e)
+        }
+        socket = s
+        portID = mnl_socket_get_portid(s)
+        sequence = UInt32(truncatingIfNeeded: time(nil)) &* 1000
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    func nextSequence() -> UInt32 {
+        sequence &+= 1
+        return sequence
+    }
+
+    /// Applies `batch` as one transaction: every message or none. The first failing message is
+    /// reported with its nft text.
+    public func apply(_ batch: Batch) throws(NFTError) {
+        if batch.messages.isEmpty { return }
+        var bytes: [UInt8] = []
+        var seqs: [UInt32: String] = [:]
+        bytes += Batch.control(UInt16(NFNL_MSG_BATCH_BEGIN), seq: nextSequence())
+        for m in batch.messages {
+            let seq = nextSequence()
+            seqs[seq] = m.text
+            bytes += m.build(seq)
+        }
+        bytes += Batch.control(UInt16(NFNL_MSG_BATCH_END), seq: nextSequence())
+        let sent = bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
+        if sent < 0 { throw NFTError(operation: "send batch", errno: errno) }
+        // The kernel handles the whole batch inside sendmsg: its replies are queued already.
+        var acked = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let fd = mnl_socket_get_fd(socket)
+        while acked < seqs.count {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { break }
+                throw NFTError(operation: "receive batch replies", errno: errno)
+            }
+            for (type, seq, payload) in Self.messages(buffer, n) where seqs[seq] != nil {
+                guard type == UInt16(NLMSG_ERROR) else { continue }
+                let code = payload.count >= 4 ? Int32(bitPattern: le32(payload, 0)) : -EPROTO
+                if code != 0 { throw NFTError(operation: seqs[seq]!, errno: -code) }
+                acked += 1
+            }
+        }
+    }
+
+    /// Runs a dump request built by `build` (into a buffer, with the given sequence number) and
+    /// returns each reply message's full bytes (header included), for libnftnl's parsers.
+    func dump(_ what: String, _ build: (UInt32) -> [UInt8]) throws(NFTError) -> [[UInt8]] {
+        let seq = nextSequence()
+        let req = build(seq)
+        let sent = req.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
+        if sent < 0 { throw NFTError(operation: what, errno: errno) }
+        var out: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NFTError(operation: what, errno: errno)
+            }
+            var off = 0
+            while off + 16 <= n {
+                let len = Int(le32(buffer, off))
+                guard len >= 16, off + len <= n else { break }
+                let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
+                let mseq = le32(buffer, off + 8)
+                let msg = Array(buffer[off..<(off + len)])
+                off += (len + 3) & ~3
+                if mseq != seq { continue }
+                if type == UInt16(NLMSG_DONE) { return out }
+                if type == UInt16(NLMSG_ERROR) {
+                    let code = Int32(bitPattern: le32(msg, 16))
+                    if code == 0 { return out }
+                    throw NFTError(operation: what, errno: -code)
+                }
+                out.append(msg)
+            }
+        }
+    }
+
+    static func messages(_ b: [UInt8], _ n: Int) -> [(UInt16, UInt32, [UInt8])] {
+        var out: [(UInt16, UInt32, [UInt8])] = []
+        var off = 0
+        while off + 16 <= n {
+            let len = Int(le32(b, off))
+            guard len >= 16, off + len <= n else { break }
+            out.append((UInt16(b[off + 4]) | UInt16(b[off + 5]) << 8, le32(b, off + 8), Array(b[(off + 16)..<(off + len)])))
+            off += (len + 3) & ~3
+        }
+        return out
+    }
+}
+
+@inline(__always)
+func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
+    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+}

@@ -1,0 +1,130 @@
+import CNI
+import Foundation
+import NFTables
+import Netlink
+import Testing
+
+@discardableResult
+func sh(_ args: String...) -> (status: Int32, out: String) { sh(args) }
+
+@discardableResult
+func sh(_ args: [String]) -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    do { try p.run() } catch { return (-1, "") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+let canCreateNetns: Bool = {
+    guard getuid() == 0, sh("nft", "--version").status == 0 else { return false }
+    let n = "swcni-nprobe-\(getpid())"
+    guard sh("ip", "netns", "add", n).status == 0 else { return false }
+    sh("ip", "netns", "del", n)
+    return true
+}()
+
+/// Golden nft text: what a batch programs, readable without root.
+@Suite struct BatchTextTests {
+    @Test func masqueradeSkeleton() {
+        #expect(Masquerade.skeleton().text == """
+            create table inet swift_cni
+            add chain inet swift_cni postrouting { type nat hook postrouting priority srcnat; policy accept; }
+            add map inet swift_cni masq4 { type ipv4_addr : verdict; }
+            add map inet swift_cni masq6 { type ipv6_addr : verdict; }
+            add rule inet swift_cni postrouting ip saddr vmap @masq4
+            add rule inet swift_cni postrouting ip6 saddr vmap @masq6
+            """)
+    }
+
+    @Test func masqueradeAddForADualStackAttachment() {
+        let a = Attachment(containerID: "c1", ifName: "eth0")
+        let c4 = Masquerade.chain(network: "net1", subnet: IPPrefix("10.88.0.0/16")!)
+        let c6 = Masquerade.chain(network: "net1", subnet: IPPrefix("fd00:88::/64")!)
+        let tag = Masquerade.tag(network: "net1", a)
+        #expect(tag.hasPrefix(Masquerade.networkTag("net1") + ":") && tag.count == 33)
+        let text = Masquerade.addBatch(network: "net1", a, addresses: [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!]).text
+        #expect(text == """
+            add chain inet swift_cni \(c4)
+            flush chain inet swift_cni \(c4)
+            add rule inet swift_cni \(c4) ip daddr 10.88.0.0/16 return
+            add rule inet swift_cni \(c4) ip daddr 224.0.0.0/4 return
+            add rule inet swift_cni \(c4) masquerade
+            add chain inet swift_cni \(c6)
+            flush chain inet swift_cni \(c6)
+            add rule inet swift_cni \(c6) ip6 daddr fd00:88::/64 return
+            add rule inet swift_cni \(c6) ip6 daddr ff00::/8 return
+            add rule inet swift_cni \(c6) masquerade
+            create element inet swift_cni masq4 { 10.88.0.5 comment "\(tag)" : jump \(c4) }
+            create element inet swift_cni masq6 { fd00:88::5 comment "\(tag)" : jump \(c6) }
+            """)
+        #expect(c4 != c6 && c4 != Masquerade.chain(network: "net2", subnet: IPPrefix("10.88.0.0/16")!))
+    }
+}
+
+/// The same batches against the kernel, inside a throwaway namespace; read back with `nft -j`.
+@Suite(.serialized, .enabled(if: canCreateNetns, "needs root and nft to create namespaces and tables"))
+struct MasqueradeKernelTests {
+    final class NS {
+        let name = "swcni-nft-\(getpid())-\(Int.random(in: 0...99999))"
+        init() { sh("ip", "netns", "add", name) }
+        deinit { sh("ip", "netns", "del", name) }
+        /// A socket made on a thread inside the namespace: it stays bound to it.
+        func socket() throws -> NFTSocket {
+            try NetworkNamespace(path: "/run/netns/\(name)").perform { try NFTSocket() }
+        }
+        func nft(_ args: String...) -> String { sh(["ip", "netns", "exec", name, "nft"] + args).out }
+        func json() -> [[String: Any]] {
+            let out = sh("ip", "netns", "exec", name, "nft", "-j", "list", "table", "inet", "swift_cni").out
+            let doc = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any]
+            return (doc?["nftables"] as? [[String: Any]]) ?? []
+        }
+    }
+
+    @Test func addListRemoveAndCollect() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0"), b = Attachment(containerID: "b", ifName: "eth0")
+        try Masquerade.add(s, network: "n1", a, addresses: [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!])
+        try Masquerade.add(s, network: "n1", b, addresses: [IPPrefix("10.88.0.6/16")!])
+        try Masquerade.add(s, network: "n2", a, addresses: [IPPrefix("10.89.0.5/24")!])
+        // The kernel has the layout: two lookup rules, one chain per subnet, the elements.
+        let doc = ns.json()
+        let rules = doc.compactMap { $0["rule"] as? [String: Any] }
+        #expect(rules.filter { $0["chain"] as? String == "postrouting" }.count == 2)
+        #expect(rules.filter { ($0["chain"] as? String)?.hasPrefix("masq-") == true }.count == 9)
+        let listing = ns.nft("list", "table", "inet", "swift_cni")
+        #expect(listing.contains("ip saddr vmap @masq4") && listing.contains("ip6 saddr vmap @masq6"))
+        #expect(listing.contains("ip daddr 10.88.0.0/16 return") && listing.contains("masquerade"))
+        #expect(listing.contains("10.88.0.5 comment \"\(Masquerade.tag(network: "n1", a))\" : jump \(Masquerade.chain(network: "n1", subnet: IPPrefix("10.88.0.0/16")!))"))
+        #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.5", "10.88.0.6", "10.89.0.5"])
+        // Rules do not grow with containers: a fourth ADD in n1 adds one element only.
+        try Masquerade.add(s, network: "n1", Attachment(containerID: "c", ifName: "eth0"), addresses: [IPPrefix("10.88.0.7/16")!])
+        #expect(ns.json().compactMap { $0["rule"] }.count == 11)
+        // ADD again over a leaked element of the same address (another owner): replaced.
+        try Masquerade.add(s, network: "n1", Attachment(containerID: "d", ifName: "eth0"), addresses: [IPPrefix("10.88.0.7/16")!])
+        #expect(try Masquerade.elements(s, .v4).first { $0.key.description == "10.88.0.7" }?.comment
+            == Masquerade.tag(network: "n1", Attachment(containerID: "d", ifName: "eth0")))
+        // DEL by tag: both families of a in n1, nothing of a in n2, nothing of b.
+        try Masquerade.remove(s, network: "n1", a)
+        #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.6", "10.88.0.7", "10.89.0.5"])
+        #expect(try Masquerade.elements(s, .v6).isEmpty)
+        try Masquerade.remove(s, network: "n1", a)  // idempotent
+        // GC of n1 keeping b: d goes, n2's element stays.
+        try Masquerade.collect(s, network: "n1", valid: [b])
+        #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.6", "10.89.0.5"])
+    }
+
+    @Test func removeWithoutTableIsSuccess() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        try Masquerade.remove(s, network: "n1", Attachment(containerID: "a", ifName: "eth0"))
+        #expect(try Masquerade.elements(s, .v4).isEmpty)
+        #expect(ns.nft("list", "tables").isEmpty, "DEL creates nothing")
+    }
+}
