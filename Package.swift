@@ -38,12 +38,12 @@ let package = Package(
 
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Bridge"),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "HostLocalPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -64,7 +64,7 @@ let package = Package(
             dependencies: ["CNI", "NFTables", "Netlink"]),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["CNI", "Netlink", "BridgePlugin"]),
+            dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

@@ -37,6 +37,8 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     /// 103: a kernel operation (netlink, sysctl, namespace) failed; the message names it and the
     /// details carry the kernel's reason.
     public static let kernelOperationFailed = CNIErrorCode(rawValue: 103)
+    /// 104: an nftables operation failed (ipMasq, port mappings); details carry the kernel's reason.
+    public static let firewallFailed = CNIErrorCode(rawValue: 104)
     /// 105: on-disk state (IPAM store, result cache, records) could not be read or written.
     public static let stateStoreFailure = CNIErrorCode(rawValue: 105)
     /// 106: no address can be allocated: a range set is exhausted, or a requested address is
@@ -65,6 +67,7 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
         (.unknownPlugin, "the binary was called under a name that is no plugin of it"),
         (.delegateFailed, "a delegated plugin could not be found or run, or failed without a CNI error"),
         (.kernelOperationFailed, "a kernel operation (netlink, sysctl, namespace) failed"),
+        (.firewallFailed, "an nftables operation failed"),
         (.stateStoreFailure, "on-disk state could not be read or written"),
         (.addressUnavailable, "no address can be allocated (range exhausted, requested address unavailable)"),
         (.conflict, "the attachment conflicts with existing state"),

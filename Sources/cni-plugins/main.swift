@@ -1,3 +1,4 @@
+import BridgePlugin
 import CNI
 import HostLocalPlugin
 
@@ -10,7 +11,8 @@ import HostLocalPlugin
 
 /// Only plugins that really work are listed here.
 let plugins: [String: any CNIPlugin] = [
-    HostLocalPlugin.type: HostLocalPlugin()
+    BridgePlugin.type: BridgePlugin(),
+    HostLocalPlugin.type: HostLocalPlugin(),
 ]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"

@@ -1,6 +1,7 @@
 import BridgePlugin
 import CNI
 import Foundation
+import NFTables
 import Netlink
 import Testing
 
@@ -267,7 +268,7 @@ struct BridgeKernelTests {
         defer { bed.remove() }
         let ctr = bed.container("x")
         let cases: [(String, UInt, String)] = [
-            (#","ipMasq":true"#, 2, "ipMasq"),
+            (#","macspoofchk":true"#, 2, "macspoofchk"),
             (#","vlan":100"#, 2, "vlan"),
             (#","vlan":5000"#, 7, "vlan"),
             (#","hairpinMode":true,"promiscMode":true"#, 7, "hairpinMode"),
@@ -302,6 +303,66 @@ struct BridgeKernelTests {
         #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0)
         #expect(try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout), path: "/usr/lib/cni").exitCode == 0)
         #expect(try bed.run("DEL", ctr, conf: conf, path: "/usr/lib/cni").exitCode == 0)
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+    }
+
+    /// Real traffic: a server outside (reached through the host) sees the host's address when the
+    /// container's traffic is masqueraded, the container's own address when it is not.
+    @Test func ipMasqRewritesTrafficLeavingTheSubnetAndDelRemovesItByTag() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("q"), outside = bed.container("o")
+        sh("ip", "-n", bed.host, "link", "add", "up\(bed.id)", "type", "veth", "peer", "name", "down0", "netns", outside)
+        sh("ip", "-n", bed.host, "addr", "add", "192.168.250.1/24", "dev", "up\(bed.id)")
+        sh("ip", "-n", bed.host, "link", "set", "up\(bed.id)", "up")
+        sh("ip", "-n", outside, "addr", "add", "192.168.250.2/24", "dev", "down0")
+        sh("ip", "-n", outside, "link", "set", "down0", "up")
+        sh("ip", "-n", outside, "route", "add", "10.80.0.0/24", "via", "192.168.250.1")  // replies to unmasqueraded sources
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        server.arguments = ["netns", "exec", outside, "/usr/bin/python3", "-c", """
+            import socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("192.168.250.2", 7777)); s.listen(8)
+            while True:
+                c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
+            """]
+        try server.run()
+        // SIGKILL: a child of Process inherits the test thread's blocked signals, SIGTERM among them.
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        for _ in 0..<100 where !sh("ip", "netns", "exec", outside, "ss", "-Hltn", "sport = :7777").out.contains("7777") { usleep(50_000) }
+        func peerSeen() -> String {
+            sh("ip", "netns", "exec", ctr, "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/192.168.250.2/7777; cat <&3").out
+        }
+
+        let masq = bed.conf(.v1_0_0, #","isDefaultGateway":true,"ipMasq":true"#, ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
+        let add = try bed.run("ADD", ctr, cid: "m1", conf: masq)
+        #expect(add.exitCode == 0, "\(msg(add))")
+        #expect(peerSeen() == "192.168.250.1", "masqueraded to the host's address")
+        let tag = Masquerade.tag(network: "bnet", Attachment(containerID: "m1", ifName: "eth0"))
+        #expect(sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0.2 comment \"\(tag)\""))
+        #expect(try bed.run("CHECK", ctr, cid: "m1", conf: withPrev(masq, add.stdout)).exitCode == 0)
+        #expect(try bed.run("DEL", ctr, cid: "m1", conf: masq).exitCode == 0)
+        #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0"))
+
+        let plain = bed.conf(.v1_0_0, #","isDefaultGateway":true"#, ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
+        #expect(try bed.run("ADD", ctr, cid: "p1", conf: plain).exitCode == 0)
+        #expect(peerSeen() == "10.80.0.3", "not masqueraded without ipMasq")
+        #expect(try bed.run("DEL", ctr, cid: "p1", conf: plain).exitCode == 0)
+
+        // DEL with empty CNI_NETNS and a config that no longer says ipMasq still removes the element.
+        #expect(try bed.run("ADD", ctr, cid: "e1", conf: masq).exitCode == 0)
+        #expect(sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0."))
+        #expect(try bed.run("DEL", nil, cid: "e1", conf: plain).exitCode == 0)
+        #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0."))
+        #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+        // GC with no valid attachments clears what a crashed runtime left. (The DEL above had no
+        // netns to clean, so a fresh container.)
+        let ctr2 = bed.container("r")
+        #expect(try bed.run("ADD", ctr2, cid: "g1", conf: masq).exitCode == 0)
+        let gc = try bed.run("GC", nil, conf: masq.replacingOccurrences(of: "1.0.0", with: "1.1.0"))
+        #expect(gc.exitCode == 0, "\(msg(gc))")
+        #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0."))
         #expect(bed.store() == ["last_reserved_ip.0", "lock"])
     }
 }

@@ -1,4 +1,5 @@
 import CNI
+import NFTables
 import Netlink
 
 #if canImport(Glibc)
@@ -43,6 +44,16 @@ public struct BridgePlugin: CNIPlugin {
             result.dns = ipam.dns
             if conf.isGateway { try Bridge.configureGateway(conf, &result, bridge: br, host: host) }
             try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
+            if conf.ipMasq {
+                let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+                let nft = try Bridge.firewall()
+                do {
+                    try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address))
+                } catch {
+                    throw CNIError(.firewallFailed, "failed to set up ipMasq for \(attachment)", details: error.description)
+                }
+                rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
+            }
         }
         if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
 
@@ -68,6 +79,13 @@ public struct BridgePlugin: CNIPlugin {
         var errors: [String] = []
         if conf.isLayer3 {
             do { try Delegate.run(conf.ipamType!, .del, ctx) } catch { errors.append("IPAM DEL: \(error.msg)") }
+        }
+        // ipMasq elements go by tag: also when CNI_NETNS is empty or the config at DEL lacks ipMasq
+        // (the reference plugin leaks its NAT rules then).
+        do {
+            try Masquerade.remove(try NFTSocket(), network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
+        } catch {
+            errors.append("remove ipMasq: \(error)")
         }
         if !ctx.args.netns.isEmpty {
             do {
@@ -96,15 +114,34 @@ public struct BridgePlugin: CNIPlugin {
         try Bridge.check(conf, prev, ctx)
     }
 
-    /// GC: the bridge keeps no per-attachment state of its own yet; IPAM releases what is stale.
+    /// GC: removes the ipMasq elements of attachments not in the valid list (absent: none is
+    /// valid, as host-local reads it), forwards to IPAM; keeps going and reports all errors.
     public func gc(_ ctx: PluginContext) throws {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .gc, ctx) }
+        var errors: [String] = []
+        do {
+            try Masquerade.collect(try NFTSocket(), network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
+        } catch {
+            errors.append("ipMasq: \(error)")
+        }
+        if conf.isLayer3 {
+            do { try Delegate.run(conf.ipamType!, .gc, ctx) } catch { errors.append("IPAM GC: \(error.msg) \(error.details)") }
+        }
+        if !errors.isEmpty {
+            throw CNIError(.firewallFailed, "bridge GC was incomplete", details: errors.joined(separator: "; "))
+        }
     }
 
-    /// STATUS: ready when IPAM is.
+    /// STATUS: nftables must be usable when ipMasq is set; then IPAM decides.
     public func status(_ ctx: PluginContext) throws {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
+        if conf.ipMasq {
+            do {
+                _ = try Masquerade.elements(try NFTSocket(), .v4)
+            } catch {
+                throw CNIError(.notAvailable, "bridge: nftables is not usable for ipMasq", details: error.description)
+            }
+        }
         if conf.isLayer3 { try Delegate.run(conf.ipamType!, .status, ctx) }
     }
 }
@@ -134,6 +171,12 @@ enum Bridge {
             throw e
         } catch {
             throw kernel("open \(path)", error)
+        }
+    }
+
+    static func firewall() throws -> NFTSocket {
+        do { return try NFTSocket() } catch {
+            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
         }
     }
 
@@ -321,6 +364,16 @@ enum Bridge {
         for (i, ipc) in prev.ips.enumerated() where ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) {
             if !have.contains(ipc.address) {
                 throw fail("address \(ipc.address) is missing on \(ctx.args.ifName)", "prevResult ips[\(i)]")
+            }
+        }
+        if conf.ipMasq {
+            let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
+            let nft = try firewall()
+            for ipc in prev.ips {
+                let els = try Masquerade.elements(nft, ipc.address.family)
+                if !els.contains(where: { $0.key == ipc.address.address && $0.comment == tag }) {
+                    throw fail("ipMasq for \(ipc.address.address) is missing", "no element with tag \(tag) in table inet swift_cni")
+                }
             }
         }
         for fam in [IPFamily.v4, .v6] {

@@ -84,7 +84,10 @@ struct BridgeConfig {
             throw CNIError(.invalidNetworkConfig, "isGateway needs ipam", details: "the gateway address comes from IPAM")
         }
         // Not built yet: refuse clearly rather than pretend (code 2 names the key).
-        for (key, on) in [("ipMasq", ipMasq), ("macspoofchk", macSpoofCheck), ("vlan", vlan != 0), ("vlanTrunk", !vlanTrunk.isEmpty)] where on {
+        if ipMasq && !isLayer3 {
+            throw CNIError(.invalidNetworkConfig, "ipMasq needs ipam", details: "masquerading is set up for the addresses IPAM hands out")
+        }
+        for (key, on) in [("macspoofchk", macSpoofCheck), ("vlan", vlan != 0), ("vlanTrunk", !vlanTrunk.isEmpty)] where on {
             throw CNIError(
                 .unsupportedField, "unsupported field \"\(key)\" in network configuration",
                 details: "this version of the bridge plugin does not implement \(key) yet")
