@@ -61,11 +61,12 @@ public enum Masquerade {
         return b
     }
 
-    /// The subnet chains (re-made with the same content, idempotent) and the elements of `addresses`.
-    public static func addBatch(network: String, _ a: Attachment, addresses: [IPPrefix]) -> Batch {
+    /// The subnet chains (re-made with the same content, idempotent) unless `existing` has them,
+    /// and the elements of `addresses`.
+    public static func addBatch(network: String, _ a: Attachment, addresses: [IPPrefix], existing: Set<String> = []) -> Batch {
         var b = Batch()
         var done = Set<IPPrefix>()
-        for p in addresses where !done.contains(p.network) {
+        for p in addresses where !done.contains(p.network) && !existing.contains(chain(network: network, subnet: p)) {
             done.insert(p.network)
             let c = chain(network: network, subnet: p)
             b.addChain(table, c)
@@ -92,7 +93,14 @@ public enum Masquerade {
                 if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
             }
         }
-        let batch = addBatch(network: network, a, addresses: addresses)
+        // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
+        // a chain deletes rules, and deletions make the kernel wait for a grace period).
+        var existing = Set<String>()
+        for p in addresses {
+            let c = chain(network: network, subnet: p)
+            if try chainExists(s, c) { existing.insert(c) }
+        }
+        let batch = addBatch(network: network, a, addresses: addresses, existing: existing)
         do {
             try s.apply(batch)
         } catch {
@@ -181,6 +189,25 @@ public enum Masquerade {
             i += 2 + len
         }
         return ""
+    }
+
+    static func chainExists(_ s: NFTSocket, _ name: String) throws(NFTError) -> Bool {
+        do {
+            _ = try s.dump("list chain \(table.text) \(name)") { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq)
+                    let o = nftnl_chain_alloc()!
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
+                    nftnl_chain_nlmsg_build_payload(nlh, o)
+                    nftnl_chain_free(o)
+                }
+            }
+            return true
+        } catch {
+            if error.errno == ENOENT { return false }
+            throw error
+        }
     }
 
     static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool {

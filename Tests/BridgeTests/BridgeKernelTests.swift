@@ -174,9 +174,13 @@ struct BridgeKernelTests {
         let a = bed.container("a"), b = bed.container("b")
         let ipam = #"{"type":"host-local","ranges":[[{"subnet":"10.81.0.0/24"}],[{"subnet":"fd00:81::/64"}]],"dataDir":"\#(bed.dir)/ipam"}"#
         let conf = bed.conf(.v1_0_0, ipam: ipam)
-        #expect(try bed.run("ADD", a, cid: "a", conf: conf).exitCode == 0)
+        let ra = try bed.run("ADD", a, cid: "a", conf: conf)
+        #expect(ra.exitCode == 0)
         let rb = try bed.run("ADD", b, cid: "b", conf: conf)
         #expect(rb.exitCode == 0, "\(msg(rb))")
+        // The bridge keeps its own MAC as ports come and go (it would take the lowest port's).
+        let macA = try CNIResult(json: JSONValue.parse(ra.stdout)).interfaces, macB = try CNIResult(json: JSONValue.parse(rb.stdout)).interfaces
+        #expect(macA[0].mac == macB[0].mac && macA[0].mac != macA[1].mac && macB[0].mac != macB[1].mac)
         let addrs = (ipJSON(b, "addr", "show", "dev", "eth0").first?["addr_info"] as? [[String: Any]]) ?? []
         #expect(addrs.contains { $0["local"] as? String == "fd00:81::3" && $0["nodad"] as? Bool == true })
         #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W2", "10.81.0.3").status == 0)

@@ -28,14 +28,19 @@ public struct BridgePlugin: CNIPlugin {
             if !rollback.failures.isEmpty { ctx.log("bridge: rollback: \(rollback.failures.joined(separator: "; "))") }
         }
 
+        // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
+        // for it and releases what it got.
+        let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
+        if let ipamTask {
+            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
+        }
         let br = try Bridge.ensureBridge(conf, host)
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
 
         var result = CNIResult()
-        if conf.isLayer3 {
-            let ipam = try Delegate.add(conf.ipamType!, ctx)
-            rollback.add("IPAM DEL") { try Delegate.run(conf.ipamType!, .del, ctx) }
+        if let ipamTask {
+            let ipam = try ipamTask.value()
             guard !ipam.ips.isEmpty else {
                 throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
             }
@@ -77,16 +82,14 @@ public struct BridgePlugin: CNIPlugin {
     public func del(_ ctx: PluginContext) throws {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
         var errors: [String] = []
-        if conf.isLayer3 {
-            do { try Delegate.run(conf.ipamType!, .del, ctx) } catch { errors.append("IPAM DEL: \(error.msg)") }
-        }
+        // Three independent waits run side by side: IPAM DEL (a child process), the firewall
+        // transaction and the veth deletion (each a kernel grace period).
+        let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
         // ipMasq elements go by tag: also when CNI_NETNS is empty or the config at DEL lacks ipMasq
         // (the reference plugin leaks its NAT rules then).
-        do {
-            try Masquerade.remove(try NFTSocket(), network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
-        } catch {
-            errors.append("remove ipMasq: \(error)")
-        }
+        let network = ctx.config.name
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        let masq = BackgroundTask { try Masquerade.remove(try NFTSocket(), network: network, attachment) }
         if !ctx.args.netns.isEmpty {
             do {
                 let container = try NetworkNamespace(path: ctx.args.netns)
@@ -98,6 +101,12 @@ public struct BridgePlugin: CNIPlugin {
                 errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
             }
         }
+        if let ipam {
+            do { try ipam.value() } catch let e as CNIError { errors.append("IPAM DEL: \(e.msg) \(e.details)") } catch {
+                errors.append("IPAM DEL: \(error)")
+            }
+        }
+        do { try masq.value() } catch { errors.append("remove ipMasq: \(error)") }
         if !errors.isEmpty {
             throw CNIError(.kernelOperationFailed, "bridge DEL was incomplete", details: errors.joined(separator: "; "))
         }
@@ -200,6 +209,9 @@ enum Bridge {
                     if error.errno != EEXIST { throw error }  // EEXIST: another ADD made it meanwhile
                 }
                 br = try nl.requireLink(conf.bridge)
+                // Set the bridge's address to itself: a bridge with a random address takes the lowest
+                // address of its ports, so it would change as containers come and go.
+                if let b = br, let mac = MAC.parse(b.mac) { try nl.setMAC(b.index, mac) }
                 // No router advertisements are taken on the bridge; the gateway is ours.
                 try? Sysctl.set(["net", "ipv6", "conf", conf.bridge, "accept_ra"], "0")
             }

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Work started on its own thread now and joined later: for independent waits in one command
+/// (an IPAM exec beside creating the veth, a firewall transaction beside deleting a link), so that
+/// the kernel's grace periods and the child process overlap instead of adding up.
+///
+/// The thread starts in the creating thread's network namespace. ``value()`` must be called once
+/// (it joins the thread); a task is not shared between threads.
+public final class BackgroundTask<T> {
+    private let box = Box()
+    private var thread = pthread_t()
+    private var joined = false
+    private var started = false
+
+    private final class Box: @unchecked Sendable {
+        var result: Result<T, any Error>?
+    }
+
+    public init(_ body: @escaping () throws -> T) {
+        let box = self.box
+        let job = PThreadJob { box.result = Result { try body() } }
+        let ctx = Unmanaged.passRetained(job).toOpaque()
+        if pthread_create(&thread, nil, { raw in
+            Unmanaged<PThreadJob>.fromOpaque(raw!).takeRetainedValue().work()
+            return nil
+        }, ctx) == 0 {
+            started = true
+        } else {
+            Unmanaged<PThreadJob>.fromOpaque(ctx).release()
+            job.work()  // no thread to be had: do it here, now
+        }
+    }
+
+    /// Waits for the work and returns its result (or rethrows its error).
+    public func value() throws -> T {
+        if started && !joined {
+            pthread_join(thread, nil)
+            joined = true
+        }
+        return try box.result!.get()
+    }
+
+    deinit {
+        if started && !joined { pthread_join(thread, nil) }
+    }
+}
+
+private final class PThreadJob {
+    let work: () -> Void
+    init(_ work: @escaping () -> Void) { self.work = work }
+}
