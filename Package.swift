@@ -53,18 +53,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // Helpers shared by the test targets (running commands, reading `ip -j`).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "CNITests",
             dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),
         .testTarget(
             name: "NetlinkTests",
-            dependencies: ["Netlink", "CLinux"]),
+            dependencies: ["Netlink", "CLinux", "TestSupport"]),
         .testTarget(
             name: "NFTablesTests",
-            dependencies: ["CNI", "NFTables", "Netlink"]),
+            dependencies: ["CNI", "NFTables", "Netlink", "TestSupport"]),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin"]),
+            dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

@@ -192,33 +192,32 @@ public enum Masquerade {
     }
 
     static func chainExists(_ s: NFTSocket, _ name: String) throws(NFTError) -> Bool {
-        do {
-            _ = try s.dump("list chain \(table.text) \(name)") { seq in
-                Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq)
-                    let o = nftnl_chain_alloc()!
-                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
-                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
-                    nftnl_chain_nlmsg_build_payload(nlh, o)
-                    nftnl_chain_free(o)
-                }
-            }
-            return true
-        } catch {
-            if error.errno == ENOENT { return false }
-            throw error
+        try exists(s, "chain \(table.text) \(name)", NFT_MSG_GETCHAIN) { nlh in
+            let o = nftnl_chain_alloc()!
+            nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
+            nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
+            nftnl_chain_nlmsg_build_payload(nlh, o)
+            nftnl_chain_free(o)
         }
     }
 
     static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool {
+        try exists(s, "table \(table.text)", NFT_MSG_GETTABLE) { nlh in
+            let o = nftnl_table_alloc()!
+            nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), table.name)
+            nftnl_table_nlmsg_build_payload(nlh, o)
+            nftnl_table_free(o)
+        }
+    }
+
+    /// Whether the object a GET request (built by `payload`) names exists: ENOENT means no.
+    static func exists(
+        _ s: NFTSocket, _ what: String, _ type: nf_tables_msg_types, _ payload: @escaping (UnsafeMutablePointer<nlmsghdr>) -> Void
+    ) throws(NFTError) -> Bool {
         do {
-            _ = try s.dump("list table \(table.text)") { seq in
+            _ = try s.dump("list \(what)") { seq in
                 Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETTABLE.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq)
-                    let o = nftnl_table_alloc()!
-                    nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), table.name)
-                    nftnl_table_nlmsg_build_payload(nlh, o)
-                    nftnl_table_free(o)
+                    payload(nftnl_nlmsg_build_hdr(p, UInt16(type.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq))
                 }
             }
             return true

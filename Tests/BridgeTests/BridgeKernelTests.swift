@@ -3,48 +3,10 @@ import CNI
 import Foundation
 import NFTables
 import Netlink
+import TestSupport
 import Testing
 
-/// Runs a command; status and stdout.
-@discardableResult
-func sh(_ args: String...) -> (status: Int32, out: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { return (-1, "") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-func ipJSON(_ ns: String, _ args: String...) -> [[String: Any]] {
-    let r = sh(["ip", "-j", "-n", ns] + args)
-    return (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [[String: Any]] ?? []
-}
-
-func sh(_ args: [String]) -> (status: Int32, out: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { return (-1, "") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-let canCreateNetns: Bool = {
-    guard getuid() == 0 else { return false }
-    let n = "swcni-bprobe-\(getpid())"
-    guard sh("ip", "netns", "add", n).status == 0 else { return false }
-    sh("ip", "netns", "del", n)
-    return true
-}()
+let canCreateNetns = TestSupport.canCreateNetns()
 
 /// A test bed: a fake host namespace (bridges land there), container namespaces, a private IPAM
 /// store, and CNI_PATH holding our host-local (the built cni-plugins) or the reference one.

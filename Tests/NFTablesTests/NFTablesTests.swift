@@ -2,32 +2,10 @@ import CNI
 import Foundation
 import NFTables
 import Netlink
+import TestSupport
 import Testing
 
-@discardableResult
-func sh(_ args: String...) -> (status: Int32, out: String) { sh(args) }
-
-@discardableResult
-func sh(_ args: [String]) -> (status: Int32, out: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-let canCreateNetns: Bool = {
-    guard getuid() == 0, sh("nft", "--version").status == 0 else { return false }
-    let n = "swcni-nprobe-\(getpid())"
-    guard sh("ip", "netns", "add", n).status == 0 else { return false }
-    sh("ip", "netns", "del", n)
-    return true
-}()
+let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
 
 /// Golden nft text: what a batch programs, readable without root.
 @Suite struct BatchTextTests {

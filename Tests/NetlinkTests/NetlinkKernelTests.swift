@@ -1,6 +1,7 @@
 import CNI
 import Foundation
 import Netlink
+import TestSupport
 import Testing
 
 /// rtnetlink against the real kernel, in throwaway namespaces; every assertion reads the kernel's

@@ -1,33 +1,11 @@
 import Foundation
 import Netlink
+import TestSupport
 import Testing
 
 enum Privileges {
     /// Root, with `ip netns` working: the kernel tests' condition.
-    static let canCreateNetns: Bool = {
-        guard getuid() == 0 else { return false }
-        let name = "swcni-probe-\(getpid())"
-        guard sh("ip", "netns", "add", name).status == 0 else { return false }
-        _ = sh("ip", "netns", "del", name)
-        return true
-    }()
-}
-
-/// Runs a command; returns its status and stdout.
-@discardableResult
-func sh(_ args: String...) -> (status: Int32, out: String) { sh(args) }
-
-func sh(_ args: [String]) -> (status: Int32, out: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { return (-1, "") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    static let canCreateNetns = TestSupport.canCreateNetns()
 }
 
 /// A throwaway network namespace named after the test and the pid, removed by `remove()`.
