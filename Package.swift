@@ -39,11 +39,12 @@ let package = Package(
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
         .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
+        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin", "MacvlanPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -67,6 +68,9 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),
+        .testTarget(
+            name: "MacvlanTests",
+            dependencies: ["CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

@@ -12,6 +12,8 @@ mkdir -p "$D/net.d" "$D/bin" "$D/cache"
 for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin:/usr/lib/cni"
 tb_netns swcni-exh; H=$TB_LAST
+# The host's NIC, as the macvlan example names it: one end of a veth pair (no dummy links here).
+ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
 i=0
 for f in "$EXAMPLES"/*; do
     i=$((i + 1))

@@ -23,6 +23,8 @@ public struct Link: Sendable, Equatable {
     /// IFLA_OPERSTATE (6 = up).
     public let operState: UInt8
     public let promiscuity: UInt32
+    /// IFLA_MACVLAN_MODE of a macvlan (1 private, 2 vepa, 4 bridge, 8 passthru).
+    public let macvlanMode: UInt32?
 
     public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
     public var isPromiscuous: Bool { flags & UInt32(IFF_PROMISC) != 0 }
@@ -40,6 +42,7 @@ public struct Link: Sendable, Equatable {
         parentIndex = a.i32(Int(IFLA_LINK))
         operState = a.u8(Int(IFLA_OPERSTATE)) ?? 0
         promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
+        macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE))
     }
 }
 
@@ -130,6 +133,29 @@ extension NetlinkSocket {
             }
         }
         try execute(r, "RTM_NEWLINK veth \(name) peer \(peer)")
+    }
+
+    /// Creates a macvlan on `master` (an index in this socket's namespace), directly in `namespace`
+    /// when given. Equivalent to `ip link add <name> link <master> [netns <ns>] [mtu <m>]
+    /// [address <mac>] type macvlan mode <mode> [bcqueuelen <n>]`.
+    public func createMacvlan(
+        name: String, master: Int32, mode: UInt32, in namespace: NetworkNamespace? = nil, mtu: Int? = nil,
+        mac: [UInt8]? = nil, broadcastQueueLength: UInt32? = nil
+    ) throws(NetlinkError) {
+        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        r.attribute(Int(IFLA_IFNAME), string: name)
+        r.attribute(Int(IFLA_LINK), u32: UInt32(bitPattern: master))
+        if let namespace { r.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(namespace.descriptor)) }
+        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
+        r.nest(Int(IFLA_LINKINFO)) { r in
+            r.attribute(Int(IFLA_INFO_KIND), string: "macvlan")
+            r.nest(Int(IFLA_INFO_DATA)) { r in
+                r.attribute(Int(IFLA_MACVLAN_MODE), u32: mode)
+                if let q = broadcastQueueLength { r.attribute(Int(IFLA_MACVLAN_BC_QUEUE_LEN), u32: q) }
+            }
+        }
+        try execute(r, "RTM_NEWLINK macvlan \(name) link \(master)")
     }
 
     /// Creates a bridge. Equivalent to `ip link add <name> [mtu <mtu>] type bridge`.

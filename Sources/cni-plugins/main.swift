@@ -1,6 +1,7 @@
 import BridgePlugin
 import CNI
 import HostLocalPlugin
+import MacvlanPlugin
 
 #if canImport(Glibc)
     import Glibc
@@ -13,6 +14,7 @@ import HostLocalPlugin
 let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
+    MacvlanPlugin.type: MacvlanPlugin(),
 ]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"

@@ -162,25 +162,8 @@ enum Bridge {
         return CNIError(.kernelOperationFailed, what, details: "\(e)")
     }
 
-    /// CNI_NETNS opened: code 3 when it does not exist, 4 when it is not a network namespace.
     static func openContainer(_ path: String, _ ctx: PluginContext) throws -> NetworkNamespace {
-        do {
-            let ns = try NetworkNamespace(path: path)
-            let override = ctx.environment["CNI_NETNS_OVERRIDE"].map { $0 == "1" || $0.lowercased() == "true" } ?? false
-            if ns.isCurrent && !override {
-                throw CNIError(
-                    .invalidEnvironment, "invalid CNI_NETNS \"\(path)\"",
-                    details: "it is the plugin's own network namespace (set CNI_NETNS_OVERRIDE=1 to allow)")
-            }
-            return ns
-        } catch let e as NetlinkError {
-            if e.errno == ENOENT { throw CNIError(.unknownContainer, "network namespace \"\(path)\" does not exist") }
-            throw CNIError(.invalidEnvironment, "invalid CNI_NETNS \"\(path)\"", details: e.description)
-        } catch let e as CNIError {
-            throw e
-        } catch {
-            throw kernel("open \(path)", error)
-        }
+        try NetworkNamespace.container(path, environment: ctx.environment)
     }
 
     static func firewall() throws -> NFTSocket {
@@ -317,33 +300,13 @@ enum Bridge {
         }
     }
 
-    /// Addresses and routes on the container interface, IPv6 DAD off unless enabled, arp_notify,
-    /// then up. A route without `gw` goes via the gateway of its family.
+    /// Addresses and routes on the container interface (see ``NetworkNamespace/configure``).
     static func configureContainer(
         _ conf: BridgeConfig, _ result: CNIResult, ifName: String, index: Int32, container: NetworkNamespace,
         cnl: NetlinkSocket
     ) throws {
         do {
-            let hasV6 = result.ips.contains { $0.address.family == .v6 }
-            try container.perform {
-                try Sysctl.set(["net", "ipv4", "conf", ifName, "arp_notify"], "1")
-                if hasV6 {
-                    try? Sysctl.set(["net", "ipv6", "conf", "lo", "disable_ipv6"], "0")
-                    try Sysctl.set(["net", "ipv6", "conf", ifName, "disable_ipv6"], "0")
-                    try Sysctl.set(["net", "ipv6", "conf", ifName, "accept_dad"], conf.enableDAD ? "1" : "0")
-                    try? Sysctl.set(["net", "ipv6", "conf", ifName, "keep_addr_on_down"], "1")
-                }
-            }
-            for ipc in result.ips { try cnl.addAddress(index, ipc.address, noDAD: !conf.enableDAD) }
-            try cnl.setUp(index)
-            for r in result.routes {
-                let gw = r.gw ?? result.ips.first { $0.address.family == r.dst.family }?.gateway
-                try cnl.addRoute(
-                    KernelRoute(
-                        destination: r.dst, gateway: gw, outputIndex: index, table: r.table.map(UInt32.init),
-                        scope: UInt8(r.scope ?? 0), priority: r.priority.map(UInt32.init), mtu: r.mtu.map(UInt32.init),
-                        advmss: r.advmss.map(UInt32.init)))
-            }
+            try container.configure(result, index: index, ifName: ifName, nl: cnl, enableDAD: conf.enableDAD)
         } catch {
             throw kernel("failed to configure \(ifName) in \(container.path)", error)
         }

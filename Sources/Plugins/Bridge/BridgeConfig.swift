@@ -65,9 +65,9 @@ struct BridgeConfig {
         ipamType = conf.ipamType
         dns = conf.dns
 
-        if let m = args.cniArg("MAC") { mac = try BridgeConfig.mac(m, "CNI_ARGS MAC") }
-        if let m = try conf.args.object("cni")?.string("mac") { mac = try BridgeConfig.mac(m, "args.cni.mac") }
-        if let m = try conf.runtimeConfig.string("mac") { mac = try BridgeConfig.mac(m, "runtimeConfig.mac") }
+        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
+        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
+        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
 
         guard forAdd else { return }
         if hairpinMode && promiscMode {
@@ -93,19 +93,5 @@ struct BridgeConfig {
                 details: "this version of the bridge plugin does not implement \(key) yet")
         }
         try args.checkCNIArgs(known: ["MAC", "IP"])
-    }
-
-    static func mac(_ text: String, _ field: String) throws(CNIError) -> [UInt8] {
-        let parts = text.split(separator: ":")
-        var out: [UInt8] = []
-        for p in parts {
-            guard p.count == 2, let b = UInt8(p, radix: 16) else { break }
-            out.append(b)
-        }
-        guard out.count == 6, parts.count == 6 else {
-            throw Fields.invalid(field, .string(text), "not a MAC address such as 02:42:ac:11:00:02")
-        }
-        if out[0] & 1 == 1 { throw Fields.invalid(field, .string(text), "is a multicast address") }
-        return out
     }
 }

@@ -1,0 +1,29 @@
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension NetworkNamespace {
+    /// CNI_NETNS opened for a plugin: code 3 when it does not exist, 4 when it is not a network
+    /// namespace, or is the plugin's own and CNI_NETNS_OVERRIDE (1/true) is not set.
+    public static func container(_ path: String, environment: [String: String]) throws(CNIError) -> NetworkNamespace {
+        do {
+            let ns = try NetworkNamespace(path: path)
+            let override = environment["CNI_NETNS_OVERRIDE"].map { $0 == "1" || $0.lowercased() == "true" } ?? false
+            if ns.isCurrent && !override {
+                throw CNIError(
+                    .invalidEnvironment, "invalid CNI_NETNS \"\(path)\"",
+                    details: "it is the plugin's own network namespace (set CNI_NETNS_OVERRIDE=1 to allow)")
+            }
+            return ns
+        } catch let e as NetlinkError {
+            if e.errno == ENOENT { throw CNIError(.unknownContainer, "network namespace \"\(path)\" does not exist") }
+            throw CNIError(.invalidEnvironment, "invalid CNI_NETNS \"\(path)\"", details: e.description)
+        } catch let e as CNIError {
+            throw e
+        } catch {
+            throw CNIError(.kernelOperationFailed, "cannot open \(path)", details: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,186 @@
+import CNI
+import Netlink
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `macvlan` plugin: the container gets a macvlan sub-interface of a host NIC (its own MAC on
+/// the host's network), made directly in the container's namespace under a temporary name and
+/// renamed there, so a crash never leaves a stray macvlan on the host.
+public struct MacvlanPlugin: CNIPlugin {
+    public static let type = "macvlan"
+    public static let summary = "macvlan plugin (swift-cni): a macvlan of a host interface in the container"
+
+    public init() {}
+
+    public func add(_ ctx: PluginContext) throws -> CNIResult {
+        let conf = try MacvlanConfig(ctx.config, args: ctx.args)
+        let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
+        let cnl = try Macvlan.netlink { try container.netlink() }
+        let masterNL = conf.linkInContainer ? cnl : try Macvlan.netlink { try NetlinkSocket() }
+        let rollback = Rollback()
+        defer {
+            rollback.runIfArmed()
+            if !rollback.failures.isEmpty { ctx.log("macvlan: rollback: \(rollback.failures.joined(separator: "; "))") }
+        }
+        let ifName = ctx.args.ifName
+        let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
+        if let mtu = conf.mtu, mtu > master.mtu {
+            throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
+        }
+        let link: Link
+        do {
+            if try cnl.link(named: ifName) != nil {
+                throw CNIError(
+                    .conflict, "container interface \"\(ifName)\" already exists",
+                    details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
+            }
+            let temporary = "mvt" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            try masterNL.createMacvlan(
+                name: temporary, master: master.index, mode: conf.mode, in: conf.linkInContainer ? nil : container,
+                mtu: conf.mtu, mac: conf.mac, broadcastQueueLength: conf.broadcastQueueLength)
+            let made = try cnl.requireLink(temporary)
+            rollback.add("delete \(ifName) in the container") { try? cnl.deleteLink(made.index) }
+            try cnl.rename(made.index, to: ifName)
+            link = made
+        } catch let e as CNIError {
+            throw e
+        } catch {
+            throw CNIError(
+                .kernelOperationFailed, "failed to create macvlan \"\(ifName)\" on \"\(master.name)\"", details: "\(error)")
+        }
+
+        var result = CNIResult()
+        if conf.isLayer3 {
+            let ipam = try Delegate.add(conf.ipamType!, ctx)
+            rollback.add("IPAM DEL") { try Delegate.run(conf.ipamType!, .del, ctx) }
+            guard !ipam.ips.isEmpty else {
+                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
+            }
+            result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 0) }
+            result.routes = ipam.routes
+            result.dns = ipam.dns
+        }
+        do {
+            if conf.isLayer3 {
+                try container.configure(result, index: link.index, ifName: ifName, nl: cnl)
+            } else {
+                try container.perform { try Sysctl.set(["net", "ipv4", "conf", ifName, "arp_notify"], "1") }
+                try cnl.setUp(link.index)
+            }
+        } catch {
+            throw CNIError(.kernelOperationFailed, "failed to configure \(ifName) in \(ctx.args.netns)", details: "\(error)")
+        }
+        if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
+        let now = try Macvlan.netlink { try cnl.link(index: link.index) } ?? link
+        result.interfaces = [.init(name: now.name, mac: now.mac, mtu: now.mtu, sandbox: ctx.args.netns)]
+        _ = try result.json(version: ctx.config.cniVersion)
+        rollback.disarm()
+        return result
+    }
+
+    /// Releases IPAM and deletes the interface; a missing namespace or interface is success.
+    public func del(_ ctx: PluginContext) throws {
+        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
+        var errors: [String] = []
+        let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
+        if !ctx.args.netns.isEmpty {
+            do {
+                let cnl = try NetworkNamespace(path: ctx.args.netns).netlink()
+                if let l = try cnl.link(named: ctx.args.ifName) { try cnl.deleteLink(l.index) }
+            } catch let e as NetlinkError where e.errno == ENOENT || e.errno == ENODEV {
+                // Already gone.
+            } catch {
+                errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
+            }
+        }
+        if let ipam {
+            do { try ipam.value() } catch let e as CNIError { errors.append("IPAM DEL: \(e.msg) \(e.details)") } catch {
+                errors.append("IPAM DEL: \(error)")
+            }
+        }
+        if !errors.isEmpty {
+            throw CNIError(.kernelOperationFailed, "macvlan DEL was incomplete", details: errors.joined(separator: "; "))
+        }
+    }
+
+    /// The interface is a macvlan in the configured mode on the master, with prevResult's MAC,
+    /// addresses and routes; then IPAM CHECK.
+    public func check(_ ctx: PluginContext) throws {
+        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
+        guard let prev = ctx.config.prevResult else {
+            throw CNIError(.invalidNetworkConfig, "macvlan CHECK needs prevResult", details: "the runtime passes the ADD result")
+        }
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .check, ctx) }
+        func fail(_ m: String) -> CNIError { CNIError(.checkFailed, m) }
+        let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
+        let cnl = try container.netlink()
+        guard let l = try cnl.link(named: ctx.args.ifName) else { throw fail("interface \"\(ctx.args.ifName)\" is missing in \(ctx.args.netns)") }
+        guard l.kind == "macvlan" else { throw fail("interface \"\(ctx.args.ifName)\" is a \(l.kind ?? "plain link"), not a macvlan") }
+        if l.macvlanMode != conf.mode { throw fail("interface \"\(ctx.args.ifName)\" is not in mode \(conf.modeName)") }
+        let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
+        let master = try Macvlan.master(conf, nil, masterNL)
+        if l.parentIndex != master.index { throw fail("interface \"\(ctx.args.ifName)\" is not on master \"\(master.name)\"") }
+        if let mac = prev.interfaces.first(where: { $0.name == ctx.args.ifName })?.mac, mac.lowercased() != l.mac {
+            throw fail("interface \"\(ctx.args.ifName)\" has MAC \(l.mac), the result says \(mac)")
+        }
+        let have = Set(try cnl.addresses(l.index).map(\.prefix))
+        for ipc in prev.ips where !have.contains(ipc.address) { throw fail("address \(ipc.address) is missing on \(ctx.args.ifName)") }
+        for fam in [IPFamily.v4, .v6] {
+            let routes = try cnl.routes(family: fam)
+            for r in prev.routes where r.dst.family == fam && r.table == nil {
+                let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
+                if !routes.contains(where: { $0.destination == dst && $0.outputIndex == l.index }) {
+                    throw fail("route to \(r.dst) is missing on \(ctx.args.ifName)")
+                }
+            }
+        }
+    }
+
+    public func gc(_ ctx: PluginContext) throws {
+        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .gc, ctx) }
+    }
+
+    public func status(_ ctx: PluginContext) throws {
+        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
+        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .status, ctx) }
+    }
+}
+
+enum Macvlan {
+    static func netlink<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as CNIError { throw e } catch {
+            throw CNIError(.kernelOperationFailed, "netlink failed", details: "\(error)")
+        }
+    }
+
+    /// The master: `master`, else (chained) the last host interface of prevResult, else the
+    /// interface of the IPv4 default route. Code 7 naming it when it does not exist.
+    static func master(_ conf: MacvlanConfig, _ prev: CNIResult?, _ nl: NetlinkSocket) throws -> Link {
+        var name = conf.master
+        if name == nil, let hostIf = prev?.interfaces.last(where: { $0.sandbox == nil || $0.sandbox == "" }) {
+            name = hostIf.name
+        }
+        let found: Link?
+        if let name {
+            found = try netlink { try nl.link(named: name) }
+            guard let found else {
+                throw CNIError(
+                    .invalidNetworkConfig, "master \"\(name)\" not found",
+                    details: conf.linkInContainer ? "looked in the container (linkInContainer)" : "looked on the host")
+            }
+            return found
+        }
+        let routes = try netlink { try nl.routes(family: .v4) }
+        guard let idx = routes.first(where: { $0.destination == nil && $0.outputIndex != nil })?.outputIndex,
+            let l = try netlink({ try nl.link(index: idx) })
+        else {
+            throw CNIError(
+                .invalidNetworkConfig, "no master given and no default route to take it from",
+                details: "set \"master\" to the host interface the containers should share")
+        }
+        return l
+    }
+}

@@ -1,0 +1,50 @@
+import CNI
+
+/// The macvlan plugin's configuration, decoded and validated with no kernel call.
+struct MacvlanConfig {
+    /// nil: the interface of the default route (or, chained, the host interface of prevResult).
+    var master: String?
+    var modeName = "bridge"
+    var mode: UInt32 = 4
+    var mtu: Int?
+    /// `mac`, then CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac (last wins).
+    var mac: [UInt8]?
+    var linkInContainer = false
+    var broadcastQueueLength: UInt32?
+    var ipamType: String?
+    var dns: CNIResult.DNS?
+
+    var isLayer3: Bool { ipamType.map { !$0.isEmpty } ?? false }
+
+    static let modes: [String: UInt32] = ["private": 1, "vepa": 2, "bridge": 4, "passthru": 8]
+
+    init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
+        let f = conf.fields
+        if let m = try f.string("master"), !m.isEmpty {
+            do {
+                try CommandArgs.validateInterfaceName(m, variable: "master")
+            } catch {
+                throw CNIError(.invalidNetworkConfig, "invalid master \"\(m)\"", details: error.details)
+            }
+            master = m
+        }
+        if let m = try f.string("mode"), !m.isEmpty {
+            guard let v = MacvlanConfig.modes[m] else {
+                throw Fields.invalid("mode", .string(m), "must be one of bridge, private, vepa, passthru")
+            }
+            modeName = m
+            mode = v
+        }
+        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
+        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        linkInContainer = try f.bool("linkInContainer") ?? false
+        broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)
+        ipamType = conf.ipamType
+        dns = conf.dns
+        if let m = try f.string("mac") { mac = try parseMACAddress(m, field: "mac") }
+        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
+        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
+        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
+        if forAdd { try args.checkCNIArgs(known: ["MAC", "IP"]) }
+    }
+}
