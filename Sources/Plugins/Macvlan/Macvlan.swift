@@ -26,6 +26,11 @@ public struct MacvlanPlugin: CNIPlugin {
         }
         let ifName = ctx.args.ifName
         let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
+        // IPAM (a child process) runs while the link is made; its rollback waits for it.
+        let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
+        if let ipamTask {
+            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
+        }
         if let mtu = conf.mtu, mtu > master.mtu {
             throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
         }
@@ -52,9 +57,8 @@ public struct MacvlanPlugin: CNIPlugin {
         }
 
         var result = CNIResult()
-        if conf.isLayer3 {
-            let ipam = try Delegate.add(conf.ipamType!, ctx)
-            rollback.add("IPAM DEL") { try Delegate.run(conf.ipamType!, .del, ctx) }
+        if let ipamTask {
+            let ipam = try ipamTask.value()
             guard !ipam.ips.isEmpty else {
                 throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
             }
@@ -84,6 +88,8 @@ public struct MacvlanPlugin: CNIPlugin {
     public func del(_ ctx: PluginContext) throws {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
         var errors: [String] = []
+        // IPAM DEL (a child process) runs beside the link deletion (measured: faster than one
+        // after the other).
         let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
         if !ctx.args.netns.isEmpty {
             do {
