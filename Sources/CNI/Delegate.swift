@@ -1,6 +1,24 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Delegation to another plugin (IPAM), as spec section 4 describes: the delegate is found on
 /// CNI_PATH and run with the same environment (CNI_COMMAND set to the verb) and the same stdin.
 public enum Delegate {
+    /// Plugins this very binary contains (set once by the multi-call binary at start). A delegate
+    /// found on CNI_PATH that *is* this binary (same file as /proc/self/exe) and is listed here runs
+    /// in-process, with the same environment and stdin: the same code an exec would run, without
+    /// the exec. Anything else on CNI_PATH is exec'ed.
+    nonisolated(unsafe) public static var inProcess: [String: any CNIPlugin] = [:]
+
+    /// Whether `path` is the running executable.
+    static func isSelf(_ path: String) -> Bool {
+        var a = stat()
+        var b = stat()
+        guard stat(path, &a) == 0, stat("/proc/self/exe", &b) == 0 else { return false }
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     /// The path of plugin `type` in the directories of `searchPath` (first match).
     /// `type` must be a plain file name: a config cannot make a plugin run an arbitrary path.
     public static func find(_ type: String, in searchPath: [String]) throws(CNIError) -> String {
@@ -30,6 +48,14 @@ public enum Delegate {
         let path = try find(type, in: ctx.args.path)
         var env = ctx.environment
         env["CNI_COMMAND"] = command.rawValue
+        if let plugin = inProcess[type], isSelf(path) {
+            let input = stdin ?? ctx.stdin
+            let outcome = PluginMain.run(plugin, environment: env, readStdin: { input }, log: ctx.log)
+            let bytes = Array(outcome.stdout.utf8)
+            if outcome.exitCode == 0 { return bytes }
+            if let parsed = try? JSONValue.parse(bytes), let e = CNIError(json: parsed) { throw e }
+            throw CNIError(.delegateFailed, "delegate plugin \"\(type)\" \(command.rawValue) failed", details: outcome.stdout)
+        }
         let out: ProcessOutput
         do {
             out = try Subprocess.run(path, environment: env, stdin: stdin ?? ctx.stdin)

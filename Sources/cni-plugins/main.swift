@@ -17,6 +17,7 @@ let plugins: [String: any CNIPlugin] = [
     MacvlanPlugin.type: MacvlanPlugin(),
 ]
 
+Delegate.inProcess = plugins
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"
 if let slash = argv0.lastIndex(of: "/") { argv0 = String(argv0[argv0.index(after: slash)...]) }
 var name = argv0
