@@ -5,12 +5,6 @@
 /// Delegation to another plugin (IPAM), as spec section 4 describes: the delegate is found on
 /// CNI_PATH and run with the same environment (CNI_COMMAND set to the verb) and the same stdin.
 public enum Delegate {
-    /// Plugins this very binary contains (set once by the multi-call binary at start). A delegate
-    /// found on CNI_PATH that *is* this binary (same file as /proc/self/exe) and is listed here runs
-    /// in-process, with the same environment and stdin: the same code an exec would run, without
-    /// the exec. Anything else on CNI_PATH is exec'ed.
-    nonisolated(unsafe) public static var inProcess: [String: any CNIPlugin] = [:]
-
     /// Whether `path` is the running executable.
     static func isSelf(_ path: String) -> Bool {
         var a = stat()
@@ -48,9 +42,12 @@ public enum Delegate {
         let path = try find(type, in: ctx.args.path)
         var env = ctx.environment
         env["CNI_COMMAND"] = command.rawValue
-        if let plugin = inProcess[type], isSelf(path) {
+        // A delegate that is this very binary (same file as /proc/self/exe) and one of its plugins
+        // (ctx.inProcess) runs in-process, with the same environment and stdin: the code an exec
+        // would run, without the exec. Anything else on CNI_PATH is exec'ed.
+        if let plugin = ctx.inProcess[type], isSelf(path) {
             let input = stdin ?? ctx.stdin
-            let outcome = PluginMain.run(plugin, environment: env, readStdin: { input }, log: ctx.log)
+            let outcome = PluginMain.run(plugin, environment: env, readStdin: { input }, log: ctx.log, inProcess: ctx.inProcess)
             let bytes = Array(outcome.stdout.utf8)
             if outcome.exitCode == 0 { return bytes }
             if let parsed = try? JSONValue.parse(bytes), let e = CNIError(json: parsed) { throw e }

@@ -8,16 +8,19 @@ public struct PluginContext: Sendable {
     public let environment: [String: String]
     /// Writes a line of diagnostics to the plugin's standard error.
     public let log: @Sendable (String) -> Void
+    /// The plugins of this very binary, by type: a delegate that is this binary runs in-process.
+    public let inProcess: [String: any CNIPlugin]
 
     public init(
         args: CommandArgs, config: NetConf, stdin: [UInt8], environment: [String: String],
-        log: @escaping @Sendable (String) -> Void
+        log: @escaping @Sendable (String) -> Void, inProcess: [String: any CNIPlugin] = [:]
     ) {
         self.args = args
         self.config = config
         self.stdin = stdin
         self.environment = environment
         self.log = log
+        self.inProcess = inProcess
     }
 }
 
@@ -62,9 +65,11 @@ public struct PluginOutcome: Sendable, Equatable {
 public enum PluginMain {
     /// Runs one command of `plugin`. `readStdin` is called at most once, and not for VERSION
     /// when `stdinIsTerminal` (a person typing `CNI_COMMAND=VERSION bridge`).
+    /// `inProcess`: the plugins of the running binary, for delegates that are this binary.
     public static func run(
         _ plugin: some CNIPlugin, environment: [String: String], stdinIsTerminal: Bool = false,
-        readStdin: () throws -> [UInt8], log: @escaping @Sendable (String) -> Void
+        readStdin: () throws -> [UInt8], log: @escaping @Sendable (String) -> Void,
+        inProcess: [String: any CNIPlugin] = [:]
     ) -> PluginOutcome {
         let type = type(of: plugin)
         let supported = type.supportedVersions
@@ -107,7 +112,8 @@ public enum PluginMain {
                     details: "\(args.command.rawValue) needs cniVersion \(args.command.minimumVersion) or later, config has \(v)"),
                 version: v)
         }
-        let ctx = PluginContext(args: args, config: config, stdin: stdin, environment: environment, log: log)
+        let ctx = PluginContext(
+            args: args, config: config, stdin: stdin, environment: environment, log: log, inProcess: inProcess)
         do {
             switch args.command {
             case .add:

@@ -7,12 +7,13 @@ import CNftnl
 
 /// A table family.
 public enum TableFamily: Sendable {
-    case inet, ip, ip6
+    case inet, ip, ip6, bridge
     var nfproto: UInt16 {
         switch self {
         case .inet: return UInt16(NFPROTO_INET)
         case .ip: return UInt16(NFPROTO_IPV4)
         case .ip6: return UInt16(NFPROTO_IPV6)
+        case .bridge: return UInt16(NFPROTO_BRIDGE)
         }
     }
     var text: String {
@@ -20,6 +21,7 @@ public enum TableFamily: Sendable {
         case .inet: return "inet"
         case .ip: return "ip"
         case .ip6: return "ip6"
+        case .bridge: return "bridge"
         }
     }
 }
@@ -44,9 +46,19 @@ public enum Rule: Sendable, Equatable {
     case destinationReturn(IPPrefix)
     /// `masquerade`.
     case masquerade
+    /// `iifname vmap @<map>`.
+    case inputInterfaceVerdictMap(map: String)
+    /// `ether saddr <mac> return`.
+    case sourceMACReturn([UInt8])
+    /// `drop`.
+    case drop
 
     public var text: String {
         switch self {
+        case .inputInterfaceVerdictMap(let map): return "iifname vmap @\(map)"
+        case .sourceMACReturn(let mac):
+            return "ether saddr \(mac.map { b in let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")) return"
+        case .drop: return "drop"
         case .sourceVerdictMap(let f, let map): return "\(f == .v4 ? "ip" : "ip6") saddr vmap @\(map)"
         case .destinationReturn(let p): return "\(p.family == .v4 ? "ip" : "ip6") daddr \(p.network) return"
         case .masquerade: return "masquerade"
@@ -116,16 +128,101 @@ public enum Rule: Sendable, Equatable {
             }
         case .masquerade:
             expr("masq") { _ in }
+        case .inputInterfaceVerdictMap(let map):
+            expr("meta") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_IIFNAME.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), NFT_REG_1.rawValue)
+            }
+            expr("lookup") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
+                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+            }
+        case .sourceMACReturn(let mac):
+            expr("payload") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_LL_HEADER.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), 6)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), 6)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
+            }
+            var m = mac
+            expr("cmp") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &m, 6)
+            }
+            expr("immediate") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
+            }
+        case .drop:
+            expr("immediate") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(NF_DROP))
+            }
         }
     }
 }
 
-/// An element of a verdict map: an address that jumps to a chain, with an owner-tag comment.
+/// The key type of a verdict map.
+public enum MapKeyType: Sendable {
+    case ipv4, ipv6, interfaceName
+    /// nft's own type ids (ipv4_addr 7, ipv6_addr 8, ifname 41), so `nft list` shows the map as
+    /// it would its own.
+    var nftType: UInt32 {
+        switch self {
+        case .ipv4: return 7
+        case .ipv6: return 8
+        case .interfaceName: return 41
+        }
+    }
+    var length: UInt32 { self == .ipv4 ? 4 : 16 }
+    var text: String {
+        switch self {
+        case .ipv4: return "ipv4_addr"
+        case .ipv6: return "ipv6_addr"
+        case .interfaceName: return "ifname"
+        }
+    }
+}
+
+/// A map element's key: an address, or an interface name (padded to IFNAMSIZ).
+public enum ElementKey: Sendable, Hashable, CustomStringConvertible {
+    case address(IPAddress)
+    case interface(String)
+
+    var bytes: [UInt8] {
+        switch self {
+        case .address(let a): return a.networkBytes
+        case .interface(let n): return Array(Array(n.utf8).prefix(15)) + [UInt8](repeating: 0, count: 16 - min(15, n.utf8.count))
+        }
+    }
+
+    init?(_ bytes: UnsafeRawBufferPointer, _ type: MapKeyType) {
+        if type == .interfaceName {
+            self = .interface(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))
+        } else if let a = IPAddress(networkBytes: bytes) {
+            self = .address(a)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .address(let a): return a.description
+        case .interface(let n): return "\"\(n)\""
+        }
+    }
+}
+
+/// An element of a verdict map: a key that jumps to a chain, with an owner-tag comment.
 public struct VerdictElement: Sendable, Equatable {
-    public let key: IPAddress
+    public let key: ElementKey
     public let jump: String
     public let comment: String
-    public init(key: IPAddress, jump: String, comment: String) {
+    public init(key: ElementKey, jump: String, comment: String) {
         self.key = key
         self.jump = jump
         self.comment = comment
@@ -200,13 +297,20 @@ public struct Batch: Sendable {
     public enum Hook: Sendable {
         /// `type nat hook postrouting priority srcnat (100); policy accept;`
         case natPostrouting
+        /// Bridge family: `type filter hook prerouting priority -300; policy accept;`
+        case bridgePrerouting
+
+        var text: String {
+            switch self {
+            case .natPostrouting: return "type nat hook postrouting priority srcnat; policy accept;"
+            case .bridgePrerouting: return "type filter hook prerouting priority -300; policy accept;"
+            }
+        }
     }
 
     /// `add chain` (a regular chain, or a base chain with `hook`); existing chains are kept.
     public mutating func addChain(_ t: TableRef, _ name: String, hook: Hook? = nil) {
-        let text = hook == nil
-            ? "add chain \(t.text) \(name)"
-            : "add chain \(t.text) \(name) { type nat hook postrouting priority srcnat; policy accept; }"
+        let text = hook.map { "add chain \(t.text) \(name) { \($0.text) }" } ?? "add chain \(t.text) \(name)"
         messages.append(
             Message(text: text) { seq in
                 Batch.buffer { p in
@@ -214,12 +318,35 @@ public struct Batch: Sendable {
                     let o = nftnl_chain_alloc()!
                     nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
                     nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
-                    if hook != nil {
+                    switch hook {
+                    case .natPostrouting?:
                         nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
                         nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(NF_INET_POST_ROUTING.rawValue))
                         nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), 100)
                         nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+                    case .bridgePrerouting?:
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "filter")
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), 0)  // NF_BR_PRE_ROUTING
+                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), -300)
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+                    case nil:
+                        break
                     }
+                    nftnl_chain_nlmsg_build_payload(nlh, o)
+                    nftnl_chain_free(o)
+                }
+            })
+    }
+
+    /// `delete chain` (it must have no rules and no references left in the same transaction).
+    public mutating func deleteChain(_ t: TableRef, _ name: String) {
+        messages.append(
+            Message(text: "delete chain \(t.text) \(name)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_DELCHAIN, t.family, 0, seq)
+                    let o = nftnl_chain_alloc()!
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
                     nftnl_chain_nlmsg_build_payload(nlh, o)
                     nftnl_chain_free(o)
                 }
@@ -259,19 +386,16 @@ public struct Batch: Sendable {
             })
     }
 
-    /// `add map <t> <name> { type ipv4_addr : verdict; }` (ipv6_addr for IPv6); `id` lets rules
-    /// of the same batch refer to it.
-    public mutating func addVerdictMap(_ t: TableRef, _ name: String, keyFamily: IPFamily, id: UInt32) {
-        let keyType = keyFamily == .v4 ? "ipv4_addr" : "ipv6_addr"
+    /// `add map <t> <name> { type <key> : verdict; }`; `id` lets rules of the same batch refer to it.
+    public mutating func addVerdictMap(_ t: TableRef, _ name: String, key: MapKeyType, id: UInt32) {
         messages.append(
-            Message(text: "add map \(t.text) \(name) { type \(keyType) : verdict; }") { seq in
+            Message(text: "add map \(t.text) \(name) { type \(key.text) : verdict; }") { seq in
                 Batch.buffer { p in
                     let nlh = Batch.header(p, NFT_MSG_NEWSET, t.family, NLM_F_CREATE, seq)
                     let o = Batch.set(t, name)
                     nftnl_set_set_u32(o, attr(NFTNL_SET_FLAGS), UInt32(NFT_SET_MAP.rawValue))
-                    // nft's own type ids (ipv4_addr 7, ipv6_addr 8), so `nft list` shows the map as it would its own.
-                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_TYPE), keyFamily == .v4 ? 7 : 8)
-                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_LEN), keyFamily == .v4 ? 4 : 16)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_TYPE), key.nftType)
+                    nftnl_set_set_u32(o, attr(NFTNL_SET_KEY_LEN), key.length)
                     nftnl_set_set_u32(o, attr(NFTNL_SET_DATA_TYPE), NFT_DATA_VERDICT.rawValue)
                     nftnl_set_set_u32(o, attr(NFTNL_SET_ID), id)
                     nftnl_set_nlmsg_build_payload(nlh, o)
@@ -301,7 +425,7 @@ public struct Batch: Sendable {
                     let o = Batch.set(t, map)
                     for el in elements {
                         let e = nftnl_set_elem_alloc()!
-                        var key = el.key.networkBytes
+                        var key = el.key.bytes
                         nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
                         nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
                         nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), el.jump)
@@ -318,7 +442,7 @@ public struct Batch: Sendable {
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
-    public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [IPAddress]) {
+    public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [ElementKey]) {
         guard !keys.isEmpty else { return }
         messages.append(
             Message(text: "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }") { seq in
@@ -327,7 +451,7 @@ public struct Batch: Sendable {
                     let o = Batch.set(t, map)
                     for k in keys {
                         let e = nftnl_set_elem_alloc()!
-                        var key = k.networkBytes
+                        var key = k.bytes
                         nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
                         nftnl_set_elem_add(o, e)
                     }

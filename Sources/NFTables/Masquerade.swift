@@ -31,7 +31,7 @@ public enum Masquerade {
 
     static func map(_ f: IPFamily) -> String { f == .v4 ? "masq4" : "masq6" }
 
-    static func hash(_ parts: String...) -> String {
+    public static func hash(_ parts: String...) -> String {
         SHA512.hex(SHA512.hash(Array(parts.joined(separator: "\u{0}").utf8)).prefix(8))
     }
 
@@ -54,8 +54,8 @@ public enum Masquerade {
         var b = Batch()
         b.addTable(table, exclusive: true)
         b.addChain(table, postrouting, hook: .natPostrouting)
-        b.addVerdictMap(table, map(.v4), keyFamily: .v4, id: 1)
-        b.addVerdictMap(table, map(.v6), keyFamily: .v6, id: 2)
+        b.addVerdictMap(table, map(.v4), key: .ipv4, id: 1)
+        b.addVerdictMap(table, map(.v6), key: .ipv6, id: 2)
         b.addRule(table, postrouting, .sourceVerdictMap(.v4, map: map(.v4)), setID: 1)
         b.addRule(table, postrouting, .sourceVerdictMap(.v6, map: map(.v6)), setID: 2)
         return b
@@ -77,7 +77,7 @@ public enum Masquerade {
         }
         for f in [IPFamily.v4, .v6] {
             let els = addresses.filter { $0.family == f }.map {
-                VerdictElement(key: $0.address, jump: chain(network: network, subnet: $0), comment: tag(network: network, a))
+                VerdictElement(key: .address($0.address), jump: chain(network: network, subnet: $0), comment: tag(network: network, a))
             }
             b.addElements(table, map(f), els)
         }
@@ -108,7 +108,7 @@ public enum Masquerade {
             // An address still mapped for an attachment that leaked it: the address is ours now.
             var clean = Batch()
             for f in [IPFamily.v4, .v6] {
-                let keys = Set(addresses.filter { $0.family == f }.map(\.address))
+                let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0.address) })
                 clean.deleteElements(table, map(f), try elements(s, f).map(\.key).filter { keys.contains($0) })
             }
             try s.apply(clean)
@@ -139,91 +139,9 @@ public enum Masquerade {
 
     /// The elements of the map of family `f`; none when the table does not exist.
     public static func elements(_ s: NFTSocket, _ f: IPFamily) throws(NFTError) -> [VerdictElement] {
-        let replies: [[UInt8]]
-        do {
-            replies = try s.dump("list map \(table.text) \(map(f))") { seq in
-                Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETSETELEM.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
-                    let o = Batch.set(table, map(f))
-                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
-                    nftnl_set_free(o)
-                }
-            }
-        } catch {
-            if error.errno == ENOENT { return [] }
-            throw error
-        }
-        var out: [VerdictElement] = []
-        for msg in replies {
-            let set = nftnl_set_alloc()!
-            defer { nftnl_set_free(set) }
-            let ok = msg.withUnsafeBytes { nftnl_set_elems_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), set) }
-            guard ok >= 0, let it = nftnl_set_elems_iter_create(set) else { continue }
-            defer { nftnl_set_elems_iter_destroy(it) }
-            while let e = nftnl_set_elems_iter_next(it) {
-                var len: UInt32 = 0
-                guard let k = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_KEY), &len),
-                    let key = IPAddress(networkBytes: UnsafeRawBufferPointer(start: k, count: Int(len)))
-                else { continue }
-                var comment = ""
-                var ulen: UInt32 = 0
-                if let u = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_USERDATA), &ulen) {
-                    comment = userdataComment(UnsafeRawBufferPointer(start: u, count: Int(ulen)))
-                }
-                let jump = nftnl_set_elem_get_str(e, attr(NFTNL_SET_ELEM_CHAIN)).map { String(cString: $0) } ?? ""
-                out.append(VerdictElement(key: key, jump: jump, comment: comment))
-            }
-        }
-        return out
+        try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6)
     }
 
-    /// The comment TLV (type 0) of nft user data.
-    static func userdataComment(_ b: UnsafeRawBufferPointer) -> String {
-        var i = 0
-        while i + 2 <= b.count {
-            let type = b[i], len = Int(b[i + 1])
-            guard i + 2 + len <= b.count else { break }
-            if type == 0 {
-                return String(decoding: b[(i + 2)..<(i + 2 + len)].prefix { $0 != 0 }, as: UTF8.self)
-            }
-            i += 2 + len
-        }
-        return ""
-    }
-
-    static func chainExists(_ s: NFTSocket, _ name: String) throws(NFTError) -> Bool {
-        try exists(s, "chain \(table.text) \(name)", NFT_MSG_GETCHAIN) { nlh in
-            let o = nftnl_chain_alloc()!
-            nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
-            nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
-            nftnl_chain_nlmsg_build_payload(nlh, o)
-            nftnl_chain_free(o)
-        }
-    }
-
-    static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool {
-        try exists(s, "table \(table.text)", NFT_MSG_GETTABLE) { nlh in
-            let o = nftnl_table_alloc()!
-            nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), table.name)
-            nftnl_table_nlmsg_build_payload(nlh, o)
-            nftnl_table_free(o)
-        }
-    }
-
-    /// Whether the object a GET request (built by `payload`) names exists: ENOENT means no.
-    static func exists(
-        _ s: NFTSocket, _ what: String, _ type: nf_tables_msg_types, _ payload: @escaping (UnsafeMutablePointer<nlmsghdr>) -> Void
-    ) throws(NFTError) -> Bool {
-        do {
-            _ = try s.dump("list \(what)") { seq in
-                Batch.buffer { p in
-                    payload(nftnl_nlmsg_build_hdr(p, UInt16(type.rawValue), table.family.nfproto, UInt16(NLM_F_ACK), seq))
-                }
-            }
-            return true
-        } catch {
-            if error.errno == ENOENT { return false }
-            throw error
-        }
-    }
+    static func chainExists(_ s: NFTSocket, _ name: String) throws(NFTError) -> Bool { try s.chainExists(table, name) }
+    static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool { try s.tableExists(table) }
 }

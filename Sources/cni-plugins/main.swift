@@ -17,7 +17,6 @@ let plugins: [String: any CNIPlugin] = [
     MacvlanPlugin.type: MacvlanPlugin(),
 ]
 
-Delegate.inProcess = plugins
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"
 if let slash = argv0.lastIndex(of: "/") { argv0 = String(argv0[argv0.index(after: slash)...]) }
 var name = argv0
@@ -44,6 +43,6 @@ guard let plugin = plugins[name] else {
 let outcome = PluginMain.run(
     plugin, environment: System.environment(), stdinIsTerminal: isatty(0) == 1,
     readStdin: { try System.readAll(fd: 0, limit: NetConf.maximumSize) },
-    log: { System.logError($0.hasSuffix("\n") ? $0 : $0 + "\n") })
+    log: { System.logError($0.hasSuffix("\n") ? $0 : $0 + "\n") }, inProcess: plugins)
 try? System.writeAll(fd: 1, Array(outcome.stdout.utf8))
 exit(outcome.exitCode)

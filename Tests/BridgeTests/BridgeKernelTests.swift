@@ -234,7 +234,7 @@ struct BridgeKernelTests {
         defer { bed.remove() }
         let ctr = bed.container("x")
         let cases: [(String, UInt, String)] = [
-            (#","macspoofchk":true"#, 2, "macspoofchk"),
+            (#","vlanTrunk":[{"id":5}]"#, 2, "vlanTrunk"),
             (#","vlan":100"#, 2, "vlan"),
             (#","vlan":5000"#, 7, "vlan"),
             (#","hairpinMode":true,"promiscMode":true"#, 7, "hairpinMode"),
@@ -330,5 +330,35 @@ struct BridgeKernelTests {
         #expect(gc.exitCode == 0, "\(msg(gc))")
         #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0."))
         #expect(bed.store() == ["last_reserved_ip.0", "lock"])
+    }
+
+    /// A container that changes its MAC is cut off; with its own MAC it is fine; DEL removes the rule.
+    @Test func macSpoofCheckDropsFramesWithAnotherSourceMAC() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("s")
+        let conf = bed.conf(.v1_1_0, #","macspoofchk":true,"runtimeConfig":{"mac":"02:44:00:00:00:01"}"#)
+        let add = try bed.run("ADD", ctr, conf: conf)
+        #expect(add.exitCode == 0, "\(msg(add))")
+        let table = sh("ip", "netns", "exec", bed.host, "nft", "list", "table", "bridge", "swift_cni").out
+        #expect(table.contains("iifname vmap @macspoof") && table.contains("ether saddr 02:44:00:00:00:01 return") && table.contains("drop"))
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0, "own MAC")
+        sh("ip", "-n", ctr, "link", "set", "eth0", "address", "02:44:00:00:00:99")
+        sh("ip", "-n", ctr, "neigh", "flush", "all")
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W1", "10.80.0.1").status != 0, "spoofed MAC is dropped")
+        let check = try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout))
+        #expect(code(check) == 108, "CHECK sees the changed MAC")
+        sh("ip", "-n", ctr, "link", "set", "eth0", "address", "02:44:00:00:00:01")
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0, "own MAC again")
+        #expect(try bed.run("CHECK", ctr, conf: withPrev(conf, add.stdout)).exitCode == 0)
+        #expect(try bed.run("DEL", ctr, conf: conf).exitCode == 0)
+        let after = sh("ip", "netns", "exec", bed.host, "nft", "list", "table", "bridge", "swift_cni").out
+        #expect(!after.contains("ether saddr") && !after.contains("spoof-"), "element and chain removed")
+        // Control: without macspoofchk the same change of MAC still reaches the gateway.
+        let plain = bed.conf(.v1_1_0, #","runtimeConfig":{"mac":"02:44:00:00:00:01"}"#)
+        #expect(try bed.run("ADD", ctr, cid: "plain", conf: plain).exitCode == 0)
+        sh("ip", "-n", ctr, "link", "set", "eth0", "address", "02:44:00:00:00:99")
+        sh("ip", "-n", ctr, "neigh", "flush", "all")
+        #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0, "no check, no drop")
     }
 }

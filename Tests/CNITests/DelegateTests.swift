@@ -120,26 +120,29 @@ final class LockedLines: @unchecked Sendable {
 }
 
 /// A delegate that is this very binary runs in-process; any other is exec'ed.
-@Suite(.serialized) struct InProcessDelegateTests {
+@Suite struct InProcessDelegateTests {
     @Test func theRunningBinaryIsNotExecedAgain() throws {
         let dir = makeTempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir); Delegate.inProcess = [:] }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         try FileManager.default.createSymbolicLink(atPath: dir + "/echo-ipam", withDestinationPath: exe)
-        Delegate.inProcess = ["echo-ipam": EchoPlugin()]
         let stdin = Array(#"{"cniVersion":"1.0.0","name":"n","type":"delegating","ipam":{"type":"echo-ipam"}}"#.utf8)
-        let o = PluginMain.run(DelegatingPlugin(), environment: env("ADD", ["CNI_PATH": dir]), readStdin: { stdin }, log: { _ in })
+        func run(_ plugin: EchoPlugin) -> PluginOutcome {
+            PluginMain.run(
+                DelegatingPlugin(), environment: env("ADD", ["CNI_PATH": dir]), readStdin: { stdin }, log: { _ in },
+                inProcess: ["echo-ipam": plugin])
+        }
+        let o = run(EchoPlugin())
         // EchoPlugin's result: exec'ing the test binary could never have produced it.
         #expect(o.exitCode == 0)
         #expect(try CNIResult(json: JSONValue.parse(o.stdout)).ips.first?.address.description == "10.1.0.2/24")
         // Its errors come back as they would from an exec.
-        Delegate.inProcess = ["echo-ipam": EchoPlugin(failWith: CNIError(.addressUnavailable, "full"))]
-        #expect(errorOf(PluginMain.run(DelegatingPlugin(), environment: env("ADD", ["CNI_PATH": dir]), readStdin: { stdin }, log: { _ in }))?.code == .addressUnavailable)
+        #expect(errorOf(run(EchoPlugin(failWith: CNIError(.addressUnavailable, "full"))))?.code == .addressUnavailable)
         // A listed type whose file is some other program is exec'ed as usual.
         try FileManager.default.removeItem(atPath: dir + "/echo-ipam")
         _ = FileManager.default.createFile(atPath: dir + "/echo-ipam", contents: Data("#!/bin/sh\necho '{\"code\":7,\"msg\":\"from the exec\"}'; exit 1\n".utf8))
         chmod(dir + "/echo-ipam", 0o755)
-        #expect(errorOf(PluginMain.run(DelegatingPlugin(), environment: env("ADD", ["CNI_PATH": dir]), readStdin: { stdin }, log: { _ in }))?.msg == "from the exec")
+        #expect(errorOf(run(EchoPlugin()))?.msg == "from the exec")
     }
 }
 

@@ -37,6 +37,16 @@ public struct BridgePlugin: CNIPlugin {
         let br = try Bridge.ensureBridge(conf, host)
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        if conf.macSpoofCheck, let mac = MAC.parse(veth.container.mac) {
+            let nft = try Bridge.firewall()
+            do {
+                try MacSpoofCheck.add(nft, network: ctx.config.name, attachment, hostInterface: veth.host.name, mac: mac)
+            } catch {
+                throw CNIError(.firewallFailed, "failed to set up macspoofchk for \(attachment)", details: error.description)
+            }
+            rollback.add("remove macspoofchk") { try MacSpoofCheck.remove(nft, network: ctx.config.name, attachment) }
+        }
 
         var result = CNIResult()
         if let ipamTask {
@@ -50,7 +60,6 @@ public struct BridgePlugin: CNIPlugin {
             if conf.isGateway { try Bridge.configureGateway(conf, &result, bridge: br, host: host) }
             try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
             if conf.ipMasq {
-                let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
                 let nft = try Bridge.firewall()
                 do {
                     try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address))
@@ -89,7 +98,11 @@ public struct BridgePlugin: CNIPlugin {
         // (the reference plugin leaks its NAT rules then).
         let network = ctx.config.name
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
-        let masq = BackgroundTask { try Masquerade.remove(try NFTSocket(), network: network, attachment) }
+        let masq = BackgroundTask {
+            let nft = try NFTSocket()
+            try Masquerade.remove(nft, network: network, attachment)
+            try MacSpoofCheck.remove(nft, network: network, attachment)
+        }
         if !ctx.args.netns.isEmpty {
             do {
                 let container = try NetworkNamespace(path: ctx.args.netns)
@@ -106,7 +119,7 @@ public struct BridgePlugin: CNIPlugin {
                 errors.append("IPAM DEL: \(error)")
             }
         }
-        do { try masq.value() } catch { errors.append("remove ipMasq: \(error)") }
+        do { try masq.value() } catch { errors.append("remove ipMasq/macspoofchk: \(error)") }
         if !errors.isEmpty {
             throw CNIError(.kernelOperationFailed, "bridge DEL was incomplete", details: errors.joined(separator: "; "))
         }
@@ -129,9 +142,11 @@ public struct BridgePlugin: CNIPlugin {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
         var errors: [String] = []
         do {
-            try Masquerade.collect(try NFTSocket(), network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
+            let nft = try NFTSocket()
+            try Masquerade.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
+            try MacSpoofCheck.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
         } catch {
-            errors.append("ipMasq: \(error)")
+            errors.append("ipMasq/macspoofchk: \(error)")
         }
         if conf.isLayer3 {
             do { try Delegate.run(conf.ipamType!, .gc, ctx) } catch { errors.append("IPAM GC: \(error.msg) \(error.details)") }
@@ -332,8 +347,13 @@ enum Bridge {
         }
         // The host end: a port of the bridge whose peer is the container interface.
         let ports = try host.links().filter { $0.master == br.index && $0.kind == "veth" }
-        guard ports.contains(where: { $0.parentIndex == ctr.index }) else {
+        guard let port = ports.first(where: { $0.parentIndex == ctr.index }) else {
             throw fail("no port of \"\(conf.bridge)\" is the peer of \(ctx.args.ifName)")
+        }
+        if conf.macSpoofCheck {
+            let el = try MacSpoofCheck.element(try firewall(), hostInterface: port.name)
+            let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
+            if el?.comment != tag { throw fail("macspoofchk for port \(port.name) is missing") }
         }
         let have = Set(try cnl.addresses(ctr.index).map(\.prefix))
         for (i, ipc) in prev.ips.enumerated() where ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) {
@@ -346,7 +366,7 @@ enum Bridge {
             let nft = try firewall()
             for ipc in prev.ips {
                 let els = try Masquerade.elements(nft, ipc.address.family)
-                if !els.contains(where: { $0.key == ipc.address.address && $0.comment == tag }) {
+                if !els.contains(where: { $0.key == .address(ipc.address.address) && $0.comment == tag }) {
                     throw fail("ipMasq for \(ipc.address.address) is missing", "no element with tag \(tag) in table inet swift_cni")
                 }
             }

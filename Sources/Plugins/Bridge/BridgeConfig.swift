@@ -87,7 +87,7 @@ struct BridgeConfig {
         if ipMasq && !isLayer3 {
             throw CNIError(.invalidNetworkConfig, "ipMasq needs ipam", details: "masquerading is set up for the addresses IPAM hands out")
         }
-        for (key, on) in [("macspoofchk", macSpoofCheck), ("vlan", vlan != 0), ("vlanTrunk", !vlanTrunk.isEmpty)] where on {
+        for (key, on) in [("vlan", vlan != 0), ("vlanTrunk", !vlanTrunk.isEmpty)] where on {
             throw CNIError(
                 .unsupportedField, "unsupported field \"\(key)\" in network configuration",
                 details: "this version of the bridge plugin does not implement \(key) yet")

@@ -1,0 +1,103 @@
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// macspoofchk in nftables: frames a container sends must carry its own MAC.
+///
+/// ```
+/// table bridge swift_cni {
+///     map macspoof { type ifname : verdict; }           # host port -> jump <its chain>
+///     chain prerouting { type filter hook prerouting priority -300; policy accept;
+///         iifname vmap @macspoof }
+///     chain spoof-<attachment hash> {                  # one per attachment
+///         ether saddr <container MAC> return
+///         drop }
+/// }
+/// ```
+/// Elements carry the attachment's owner tag (as ``Masquerade``), so DEL and GC find them by tag.
+public enum MacSpoofCheck {
+    public static let table = TableRef(.bridge, "swift_cni")
+    static let prerouting = "prerouting"
+    static let map = "macspoof"
+
+    /// The chain of one attachment.
+    public static func chain(network: String, _ a: Attachment) -> String {
+        "spoof-" + Masquerade.hash(network, a.containerID, a.ifName)
+    }
+
+    public static func skeleton() -> Batch {
+        var b = Batch()
+        b.addTable(table, exclusive: true)
+        b.addChain(table, prerouting, hook: .bridgePrerouting)
+        b.addVerdictMap(table, map, key: .interfaceName, id: 1)
+        b.addRule(table, prerouting, .inputInterfaceVerdictMap(map: map), setID: 1)
+        return b
+    }
+
+    public static func addBatch(network: String, _ a: Attachment, hostInterface: String, mac: [UInt8]) -> Batch {
+        let c = chain(network: network, a)
+        var b = Batch()
+        b.addChain(table, c)
+        b.flushChain(table, c)
+        b.addRule(table, c, .sourceMACReturn(mac))
+        b.addRule(table, c, .drop)
+        b.addElements(table, map, [VerdictElement(key: .interface(hostInterface), jump: c, comment: Masquerade.tag(network: network, a))])
+        return b
+    }
+
+    /// Frames entering the bridge from `hostInterface` must come from `mac`.
+    public static func add(_ s: NFTSocket, network: String, _ a: Attachment, hostInterface: String, mac: [UInt8])
+        throws(NFTError)
+    {
+        if try !s.tableExists(table) {
+            do {
+                try s.apply(skeleton())
+            } catch {
+                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
+            }
+        }
+        let batch = addBatch(network: network, a, hostInterface: hostInterface, mac: mac)
+        do {
+            try s.apply(batch)
+        } catch {
+            guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
+            // A leaked element for a reused host interface name: replace it.
+            var clean = Batch()
+            clean.deleteElements(table, map, [.interface(hostInterface)])
+            try s.apply(clean)
+            try s.apply(batch)
+        }
+    }
+
+    /// Removes one attachment's element and chain. Nothing to remove is success.
+    public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) {
+        let t = Masquerade.tag(network: network, a)
+        try removeWhere(s) { $0.comment == t }
+    }
+
+    /// GC: removes the network's elements (and chains) of attachments not in `valid`.
+    public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) {
+        let prefix = Masquerade.networkTag(network) + ":"
+        let keep = Set(valid.map { Masquerade.tag(network: network, $0) })
+        try removeWhere(s) { $0.comment.hasPrefix(prefix) && !keep.contains($0.comment) }
+    }
+
+    static func removeWhere(_ s: NFTSocket, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
+        let gone = try s.elements(table, map, .interfaceName).filter(predicate)
+        guard !gone.isEmpty else { return }
+        var b = Batch()
+        b.deleteElements(table, map, gone.map(\.key))
+        for c in Set(gone.map(\.jump)) {
+            b.flushChain(table, c)
+            b.deleteChain(table, c)
+        }
+        try s.apply(b)
+    }
+
+    /// The element of `hostInterface`, if any.
+    public static func element(_ s: NFTSocket, hostInterface: String) throws(NFTError) -> VerdictElement? {
+        try s.elements(table, map, .interfaceName).first { $0.key == .interface(hostInterface) }
+    }
+}
