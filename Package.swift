@@ -55,7 +55,7 @@ let package = Package(
             ]),
 
         // Helpers shared by the test targets (running commands, reading `ip -j`).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CNI"], path: "Tests/TestSupport"),
         .testTarget(
             name: "CNITests",
             dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),

@@ -32,3 +32,24 @@ extension NetworkNamespace {
         }
     }
 }
+
+extension NetlinkSocket {
+    /// What of `ips` and `routes` (main-table routes) is missing on interface `index`, as a message
+    /// for CHECK; nil when everything is there.
+    public func missingConfiguration(_ ips: [CNIResult.IPConfig], _ routes: [CNIResult.Route], index: Int32, ifName: String)
+        throws -> String?
+    {
+        let have = Set(try addresses(index).map(\.prefix))
+        for ipc in ips where !have.contains(ipc.address) { return "address \(ipc.address) is missing on \(ifName)" }
+        for fam in [IPFamily.v4, .v6] {
+            let present = try self.routes(family: fam)
+            for r in routes where r.dst.family == fam && r.table == nil {
+                let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
+                if !present.contains(where: { $0.destination == dst && $0.outputIndex == index }) {
+                    return "route to \(r.dst) is missing on \(ifName)"
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -73,20 +73,6 @@ final class Bed {
     }
 }
 
-func code(_ o: PluginOutcome) -> UInt? {
-    guard o.exitCode != 0, let v = try? JSONValue.parse(o.stdout) else { return nil }
-    return CNIError(json: v)?.code.rawValue
-}
-func msg(_ o: PluginOutcome) -> String {
-    guard let v = try? JSONValue.parse(o.stdout), let e = CNIError(json: v) else { return o.stdout }
-    return e.msg + " | " + e.details
-}
-func withPrev(_ conf: String, _ result: String) -> String {
-    var c = try! JSONValue.parse(conf).objectValue!
-    c["prevResult"] = try! JSONValue.parse(result)
-    return JSONValue.object(c).serialized()
-}
-
 @Suite(.serialized, .enabled(if: canCreateNetns, "needs root to create network namespaces"))
 struct BridgeKernelTests {
     @Test(arguments: CNIVersion.allSupported)
@@ -308,6 +294,9 @@ struct BridgeKernelTests {
         let tag = Masquerade.tag(network: "bnet", Attachment(containerID: "m1", ifName: "eth0"))
         #expect(sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0.2 comment \"\(tag)\""))
         #expect(try bed.run("CHECK", ctr, cid: "m1", conf: withPrev(masq, add.stdout)).exitCode == 0)
+        sh("ip", "netns", "exec", bed.host, "nft", "delete", "element", "inet", "swift_cni", "masq4", "{ 10.80.0.2 }")
+        let lost = try bed.run("CHECK", ctr, cid: "m1", conf: withPrev(masq, add.stdout))
+        #expect(code(lost) == 108 && msg(lost).contains("ipMasq for 10.80.0.2 is missing"), "\(msg(lost))")
         #expect(try bed.run("DEL", ctr, cid: "m1", conf: masq).exitCode == 0)
         #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0"))
 

@@ -63,19 +63,6 @@ final class MBed {
     }
 }
 
-func code(_ o: PluginOutcome) -> UInt? {
-    guard o.exitCode != 0, let v = try? JSONValue.parse(o.stdout) else { return nil }
-    return CNIError(json: v)?.code.rawValue
-}
-func msg(_ o: PluginOutcome) -> String {
-    guard let v = try? JSONValue.parse(o.stdout), let e = CNIError(json: v) else { return o.stdout }
-    return e.msg + " | " + e.details
-}
-func withPrev(_ conf: String, _ result: String) -> String {
-    var c = try! JSONValue.parse(conf).objectValue!
-    c["prevResult"] = try! JSONValue.parse(result)
-    return JSONValue.object(c).serialized()
-}
 func macvlanInfo(_ ns: String) -> [String: Any]? {
     ((ipJSON(ns, "-d", "link", "show", "dev", "eth0").first?["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any])
 }

@@ -355,28 +355,17 @@ enum Bridge {
             let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
             if el?.comment != tag { throw fail("macspoofchk for port \(port.name) is missing") }
         }
-        let have = Set(try cnl.addresses(ctr.index).map(\.prefix))
-        for (i, ipc) in prev.ips.enumerated() where ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) {
-            if !have.contains(ipc.address) {
-                throw fail("address \(ipc.address) is missing on \(ctx.args.ifName)", "prevResult ips[\(i)]")
-            }
+        let mineIPs = prev.ips.filter { ipc in ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) }
+        if let missing = try cnl.missingConfiguration(mineIPs, prev.routes, index: ctr.index, ifName: ctx.args.ifName) {
+            throw fail(missing)
         }
         if conf.ipMasq {
             let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
             let nft = try firewall()
-            for ipc in prev.ips {
+            for ipc in mineIPs {
                 let els = try Masquerade.elements(nft, ipc.address.family)
                 if !els.contains(where: { $0.key == .address(ipc.address.address) && $0.comment == tag }) {
                     throw fail("ipMasq for \(ipc.address.address) is missing", "no element with tag \(tag) in table inet swift_cni")
-                }
-            }
-        }
-        for fam in [IPFamily.v4, .v6] {
-            let routes = try cnl.routes(family: fam)
-            for r in prev.routes where r.dst.family == fam && r.table == nil {
-                let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
-                if !routes.contains(where: { $0.destination == dst && $0.outputIndex == ctr.index }) {
-                    throw fail("route to \(r.dst) is missing on \(ctx.args.ifName)")
                 }
             }
         }

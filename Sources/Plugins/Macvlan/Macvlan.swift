@@ -131,16 +131,8 @@ public struct MacvlanPlugin: CNIPlugin {
         if let mac = prev.interfaces.first(where: { $0.name == ctx.args.ifName })?.mac, mac.lowercased() != l.mac {
             throw fail("interface \"\(ctx.args.ifName)\" has MAC \(l.mac), the result says \(mac)")
         }
-        let have = Set(try cnl.addresses(l.index).map(\.prefix))
-        for ipc in prev.ips where !have.contains(ipc.address) { throw fail("address \(ipc.address) is missing on \(ctx.args.ifName)") }
-        for fam in [IPFamily.v4, .v6] {
-            let routes = try cnl.routes(family: fam)
-            for r in prev.routes where r.dst.family == fam && r.table == nil {
-                let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
-                if !routes.contains(where: { $0.destination == dst && $0.outputIndex == l.index }) {
-                    throw fail("route to \(r.dst) is missing on \(ctx.args.ifName)")
-                }
-            }
+        if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ctx.args.ifName) {
+            throw fail(missing)
         }
     }
 
