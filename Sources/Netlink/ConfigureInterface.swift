@@ -2,17 +2,16 @@ import CNI
 
 extension NetworkNamespace {
     /// Applies an IPAM result to the interface `index` (`ifName`) of this namespace, as the
-    /// reference plugins' `ipam.ConfigureIface`: arp_notify (and ndisc_notify) on; for IPv6,
-    /// `disable_ipv6` off, `accept_dad` as `enableDAD` says and `keep_addr_on_down`; the addresses
-    /// (DAD skipped unless enabled); the link up; the routes, a route without `gw` going via the
-    /// gateway of its family. `nl` is a socket of this namespace.
+    /// reference plugins' `ipam.ConfigureIface`: for IPv6, `disable_ipv6` off, `accept_dad` as
+    /// `enableDAD` says, `keep_addr_on_down` and `ndisc_notify` (through /proc, on a namespace
+    /// thread: only when there is IPv6); the addresses (DAD skipped unless enabled); the link up with
+    /// arp_notify on (one netlink request); the routes, a route without `gw` going via the gateway
+    /// of its family. `nl` is a socket of this namespace.
     public func configure(
         _ result: CNIResult, index: Int32, ifName: String, nl: NetlinkSocket, enableDAD: Bool = false
     ) throws {
-        let hasV6 = result.ips.contains { $0.address.family == .v6 }
-        try perform {
-            try Sysctl.set(["net", "ipv4", "conf", ifName, "arp_notify"], "1")
-            if hasV6 {
+        if result.ips.contains(where: { $0.address.family == .v6 }) {
+            try perform {
                 try? Sysctl.set(["net", "ipv6", "conf", "lo", "disable_ipv6"], "0")
                 try Sysctl.set(["net", "ipv6", "conf", ifName, "disable_ipv6"], "0")
                 try Sysctl.set(["net", "ipv6", "conf", ifName, "accept_dad"], enableDAD ? "1" : "0")
@@ -21,7 +20,7 @@ extension NetworkNamespace {
             }
         }
         for ipc in result.ips { try nl.addAddress(index, ipc.address, noDAD: !enableDAD) }
-        try nl.setUp(index)
+        try nl.setUp(index, arpNotify: true)
         for r in result.routes {
             let gw = r.gw ?? result.ips.first { $0.address.family == r.dst.family }?.gateway
             try nl.addRoute(

@@ -177,10 +177,18 @@ extension NetlinkSocket {
         try execute(r, "RTM_NEWLINK index \(index) \(what)")
     }
 
-    /// Equivalent to `ip link set <link> up` (or `down`).
-    public func setUp(_ index: Int32, _ up: Bool = true) throws(NetlinkError) {
+    /// Equivalent to `ip link set <link> up` (or `down`); with `arpNotify`, also
+    /// `sysctl net.ipv4.conf.<link>.arp_notify=1`, in the same request (no /proc, no namespace thread).
+    public func setUp(_ index: Int32, _ up: Bool = true, arpNotify: Bool = false) throws(NetlinkError) {
         let f = UInt32(IFF_UP)
-        try modifyLink(index, up ? "up" : "down", ifFlags: up ? f : 0, change: f)
+        try modifyLink(index, up ? "up" : "down", ifFlags: up ? f : 0, change: f) { r in
+            guard arpNotify else { return }
+            r.nest(Int(IFLA_AF_SPEC)) { r in
+                r.nest(Int(AF_INET)) { r in
+                    r.nest(Int(IFLA_INET_CONF)) { r in r.attribute(Int(IPV4_DEVCONF_ARP_NOTIFY), u32: 1) }
+                }
+            }
+        }
     }
 
     /// Equivalent to `ip link set <link> promisc on|off`.

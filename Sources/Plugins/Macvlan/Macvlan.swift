@@ -70,8 +70,7 @@ public struct MacvlanPlugin: CNIPlugin {
             if conf.isLayer3 {
                 try container.configure(result, index: link.index, ifName: ifName, nl: cnl)
             } else {
-                try container.perform { try Sysctl.set(["net", "ipv4", "conf", ifName, "arp_notify"], "1") }
-                try cnl.setUp(link.index)
+                try cnl.setUp(link.index, arpNotify: true)
             }
         } catch {
             throw CNIError(.kernelOperationFailed, "failed to configure \(ifName) in \(ctx.args.netns)", details: "\(error)")
