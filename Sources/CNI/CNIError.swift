@@ -116,10 +116,18 @@ public struct CNIError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// An error of a lower layer (netlink, nftables) that knows its CNI code, so the dispatcher reports
+/// it as such instead of as an internal error.
+public protocol CNIErrorConvertible: Error {
+    var cniError: CNIError { get }
+}
+
 extension CNIError {
-    /// Wraps any error into a CNI error; an error that is not one already becomes code 100.
+    /// Wraps any error into a CNI error; one that is neither a CNI error nor convertible becomes
+    /// code 100.
     public static func from(_ error: any Error) -> CNIError {
         if let e = error as? CNIError { return e }
+        if let e = error as? any CNIErrorConvertible { return e.cniError }
         return CNIError(.internalError, "internal error", details: String(describing: error))
     }
 

@@ -1,3 +1,4 @@
+import CNI
 import CNftnl
 
 #if canImport(Glibc)
@@ -15,6 +16,11 @@ public struct NFTError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public var reason: String { String(cString: strerror(errno)) }
     public var description: String { "\(operation): \(reason)" }
+}
+
+extension NFTError: CNIErrorConvertible {
+    /// Code 104, the failing nft command as the message.
+    public var cniError: CNIError { CNIError(.firewallFailed, operation, details: reason) }
 }
 
 /// A NETLINK_NETFILTER socket (libmnl) that applies batches atomically and runs dumps.

@@ -27,3 +27,17 @@ extension NetworkNamespace {
         }
     }
 }
+
+extension NetworkNamespace {
+    /// DEL's interface step: deletes `ifName` in the namespace at `path`; a namespace or interface
+    /// that is already gone is success. Equivalent to `ip -n <ns> link del <ifName>`.
+    public static func deleteInterface(_ ifName: String, inNamespaceAt path: String) throws {
+        do {
+            let nl = try NetworkNamespace(path: path).netlink()
+            if let l = try nl.link(named: ifName) { try nl.deleteLink(l.index) }
+        } catch let e as NetlinkError where e.errno == ENOENT || e.errno == ENODEV {
+            // Already gone.
+        }
+    }
+}
+

@@ -25,12 +25,7 @@ final class Bed {
         dir = NSTemporaryDirectory() + "swift-cni-bridge-\(getpid())-\(id)"
         ours = dir + "/ours"
         try FileManager.default.createDirectory(atPath: ours, withIntermediateDirectories: true)
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let binary = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("cni-plugins").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw CNIError(.internalError, "cni-plugins not built next to the tests", details: binary)
-        }
-        try FileManager.default.createSymbolicLink(atPath: ours + "/host-local", withDestinationPath: binary)
+        try FileManager.default.createSymbolicLink(atPath: ours + "/host-local", withDestinationPath: try builtPluginBinary())
         guard sh("ip", "netns", "add", host).status == 0 else { throw CNIError(.internalError, "ip netns add \(host)") }
         sh("ip", "-n", host, "link", "set", "lo", "up")
     }

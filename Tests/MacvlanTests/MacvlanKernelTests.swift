@@ -22,9 +22,7 @@ final class MBed {
         host = "swcni-mh-\(getpid())-\(id)"
         dir = NSTemporaryDirectory() + "swift-cni-macvlan-\(getpid())-\(id)"
         try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let binary = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("cni-plugins").path
-        try FileManager.default.createSymbolicLink(atPath: dir + "/bin/host-local", withDestinationPath: binary)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/bin/host-local", withDestinationPath: try builtPluginBinary())
         sh("ip", "netns", "add", host)
         sh("ip", "-n", host, "link", "add", "master0", "mtu", "1400", "type", "veth", "peer", "name", "wire0")
         sh("ip", "-n", host, "link", "set", "master0", "up")

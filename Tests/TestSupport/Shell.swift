@@ -34,3 +34,13 @@ public func canCreateNetns(needsNft: Bool = false) -> Bool {
     sh("ip", "netns", "del", n)
     return true
 }
+
+/// The `cni-plugins` binary built next to the running test bundle (for CNI_PATH symlinks).
+public func builtPluginBinary() throws -> String {
+    let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let binary = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("cni-plugins").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: binary])
+    }
+    return binary
+}

@@ -19,9 +19,9 @@ public struct BridgePlugin: CNIPlugin {
 
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try BridgeConfig(ctx.config, args: ctx.args)
-        let container = try Bridge.openContainer(ctx.args.netns, ctx)
-        let host = try Bridge.hostNetlink()
-        let cnl = try Bridge.containerNetlink(container)
+        let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
+        let host = try NetlinkSocket()
+        let cnl = try container.netlink()
         let rollback = Rollback()
         defer {
             rollback.runIfArmed()
@@ -105,11 +105,7 @@ public struct BridgePlugin: CNIPlugin {
         }
         if !ctx.args.netns.isEmpty {
             do {
-                let container = try NetworkNamespace(path: ctx.args.netns)
-                let cnl = try container.netlink()
-                if let link = try cnl.link(named: ctx.args.ifName) { try cnl.deleteLink(link.index) }
-            } catch let e as NetlinkError where e.errno == ENOENT || e.errno == ENODEV {
-                // The namespace or the interface is already gone.
+                try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
             } catch {
                 errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
             }
@@ -177,22 +173,10 @@ enum Bridge {
         return CNIError(.kernelOperationFailed, what, details: "\(e)")
     }
 
-    static func openContainer(_ path: String, _ ctx: PluginContext) throws -> NetworkNamespace {
-        try NetworkNamespace.container(path, environment: ctx.environment)
-    }
-
     static func firewall() throws -> NFTSocket {
         do { return try NFTSocket() } catch {
             throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
         }
-    }
-
-    static func hostNetlink() throws -> NetlinkSocket {
-        do { return try NetlinkSocket() } catch { throw kernel("cannot open a netlink socket", error) }
-    }
-
-    static func containerNetlink(_ ns: NetworkNamespace) throws -> NetlinkSocket {
-        do { return try ns.netlink() } catch { throw kernel("cannot open a netlink socket in \(ns.path)", error) }
     }
 
     /// The bridge, created (up, MTU, promisc) if missing; a link of that name that is no bridge is
@@ -330,13 +314,13 @@ enum Bridge {
     /// CHECK of the interfaces and addresses ADD made.
     static func check(_ conf: BridgeConfig, _ prev: CNIResult, _ ctx: PluginContext) throws {
         func fail(_ msg: String, _ details: String = "") -> CNIError { CNIError(.checkFailed, msg, details: details) }
-        let host = try hostNetlink()
+        let host = try NetlinkSocket()
         guard let br = try host.link(named: conf.bridge), br.kind == "bridge" else {
             throw fail("bridge \"\(conf.bridge)\" is missing or not a bridge")
         }
         if conf.promiscMode && !br.isPromiscuous { throw fail("bridge \"\(conf.bridge)\" is not in promiscuous mode") }
-        let container = try openContainer(ctx.args.netns, ctx)
-        let cnl = try containerNetlink(container)
+        let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
+        let cnl = try container.netlink()
         guard let ctr = try cnl.link(named: ctx.args.ifName) else {
             throw fail("interface \"\(ctx.args.ifName)\" is missing in \(ctx.args.netns)")
         }

@@ -17,8 +17,8 @@ public struct MacvlanPlugin: CNIPlugin {
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args)
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
-        let cnl = try Macvlan.netlink { try container.netlink() }
-        let masterNL = conf.linkInContainer ? cnl : try Macvlan.netlink { try NetlinkSocket() }
+        let cnl = try container.netlink()
+        let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
         let rollback = Rollback()
         defer {
             rollback.runIfArmed()
@@ -76,7 +76,7 @@ public struct MacvlanPlugin: CNIPlugin {
             throw CNIError(.kernelOperationFailed, "failed to configure \(ifName) in \(ctx.args.netns)", details: "\(error)")
         }
         if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
-        let now = try Macvlan.netlink { try cnl.link(index: link.index) } ?? link
+        let now = try cnl.link(index: link.index) ?? link
         result.interfaces = [.init(name: now.name, mac: now.mac, mtu: now.mtu, sandbox: ctx.args.netns)]
         _ = try result.json(version: ctx.config.cniVersion)
         rollback.disarm()
@@ -92,10 +92,7 @@ public struct MacvlanPlugin: CNIPlugin {
         let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
         if !ctx.args.netns.isEmpty {
             do {
-                let cnl = try NetworkNamespace(path: ctx.args.netns).netlink()
-                if let l = try cnl.link(named: ctx.args.ifName) { try cnl.deleteLink(l.index) }
-            } catch let e as NetlinkError where e.errno == ENOENT || e.errno == ENODEV {
-                // Already gone.
+                try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
             } catch {
                 errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
             }
@@ -147,12 +144,6 @@ public struct MacvlanPlugin: CNIPlugin {
 }
 
 enum Macvlan {
-    static func netlink<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as CNIError { throw e } catch {
-            throw CNIError(.kernelOperationFailed, "netlink failed", details: "\(error)")
-        }
-    }
-
     /// The master: `master`, else (chained) the last host interface of prevResult, else the
     /// interface of the IPv4 default route. Code 7 naming it when it does not exist.
     static func master(_ conf: MacvlanConfig, _ prev: CNIResult?, _ nl: NetlinkSocket) throws -> Link {
@@ -162,7 +153,7 @@ enum Macvlan {
         }
         let found: Link?
         if let name {
-            found = try netlink { try nl.link(named: name) }
+            found = try nl.link(named: name)
             guard let found else {
                 throw CNIError(
                     .invalidNetworkConfig, "master \"\(name)\" not found",
@@ -170,9 +161,9 @@ enum Macvlan {
             }
             return found
         }
-        let routes = try netlink { try nl.routes(family: .v4) }
+        let routes = try nl.routes(family: .v4)
         guard let idx = routes.first(where: { $0.destination == nil && $0.outputIndex != nil })?.outputIndex,
-            let l = try netlink({ try nl.link(index: idx) })
+            let l = try nl.link(index: idx)
         else {
             throw CNIError(
                 .invalidNetworkConfig, "no master given and no default route to take it from",
