@@ -40,11 +40,12 @@ let package = Package(
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
         .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
         .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
+        .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin", "MacvlanPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin", "MacvlanPlugin", "PortmapPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -71,6 +72,9 @@ let package = Package(
         .testTarget(
             name: "MacvlanTests",
             dependencies: ["CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
+        .testTarget(
+            name: "PortmapTests",
+            dependencies: ["CNI", "Netlink", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "HostLocalTests",
             dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),

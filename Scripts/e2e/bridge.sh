@@ -29,7 +29,8 @@ masq() { ip netns exec "$H" nft list map inet swift_cni masq4 2>/dev/null | grep
 
 echo "our bridge + host-local"
 export CNI_PATH="$D/ours"
-out=$(ctl add ours "/run/netns/$A" 2>"$D/err"); check_eq "add A exits 0 $(head -c 200 "$D/err")" 0 "$?"
+out=$(ctl add ours "/run/netns/$A" 2>"$D/err"); rc=$?
+check_eq "add A exits 0 $(head -c 200 "$D/err")" 0 "$rc"
 a4=$(jq -r '.ips[] | select(.address | contains(".")) | .address' <<<"$out" | cut -d/ -f1)
 a6=$(jq -r '.ips[] | select(.address | contains(":")) | .address' <<<"$out" | cut -d/ -f1)
 check_eq "result: bridge, host veth, container interface" "swbr$TB_ID veth eth0" \

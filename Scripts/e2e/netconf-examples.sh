@@ -30,10 +30,12 @@ for f in "$EXAMPLES"/*; do
     check "the result has an address" test -n "$(jq -r '.ips[0].address // empty' <<<"$out")"
     if printf '%s\n' 0.4.0 "$(jq -r '.cniVersion // "0.1.0"' "$f")" | sort -V -C; then  # CHECK needs >= 0.4.0
         ip netns exec "$H" "$BIN/cnictl" check "$name" "/run/netns/$C" --cache-dir "$D/cache" 2>"$D/err"
-        check_eq "check exits 0 $(head -c 300 "$D/err")" 0 "$?"
+        rc=$?
+        check_eq "check exits 0 $(head -c 300 "$D/err")" 0 "$rc"
     fi
     ip netns exec "$H" "$BIN/cnictl" del "$name" "/run/netns/$C" --cache-dir "$D/cache" 2>"$D/err"
-    check_eq "del exits 0 $(head -c 300 "$D/err")" 0 "$?"
+    rc=$?
+    check_eq "del exits 0 $(head -c 300 "$D/err")" 0 "$rc"
     check_eq "no address left" "" "$(ls "$D/ipam/$name" 2>/dev/null | grep -Ev '^(lock|last_reserved_ip\..*)$')"
 done
 tb_finish

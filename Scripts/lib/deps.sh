@@ -3,6 +3,7 @@ SWIFT_CNI_APT_PACKAGES=(
     libmnl-dev libnftnl-dev pkg-config   # C libraries the NFTables/Netlink shims link
     nftables iptables iproute2 iputils-ping procps jq python3   # the test bed and its checks
     containernetworking-plugins          # the reference plugins, for side-by-side tests and benchmarks
+    conntrack                            # independent check of the UDP flow flush
     hyperfine bc                         # benchmarks
     patchelf                             # release build: drop the RUNPATH
 )

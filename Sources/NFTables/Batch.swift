@@ -52,6 +52,15 @@ public enum Rule: Sendable, Equatable {
     case sourceMACReturn([UInt8])
     /// `drop`.
     case drop
+    /// `fib daddr type local jump <chain>`: only packets to an address of this host.
+    case jumpIfLocalDestination(chain: String)
+    /// `meta nfproto <f> dnat <ip|ip6> to [<ip|ip6> daddr .] meta l4proto . th dport map @<map>`:
+    /// the map gives the new address and port.
+    case dnatMap(IPFamily, map: String, byAddress: Bool)
+    /// `ct status dnat <ip|ip6> daddr vmap @<map>`: connections we translated, by their new address.
+    case dnatDestinationVerdictMap(IPFamily, map: String)
+    /// `<ip|ip6> saddr <prefix> masquerade`.
+    case sourceMasquerade(IPPrefix)
 
     public var text: String {
         switch self {
@@ -62,6 +71,12 @@ public enum Rule: Sendable, Equatable {
         case .sourceVerdictMap(let f, let map): return "\(f == .v4 ? "ip" : "ip6") saddr vmap @\(map)"
         case .destinationReturn(let p): return "\(p.family == .v4 ? "ip" : "ip6") daddr \(p.network) return"
         case .masquerade: return "masquerade"
+        case .jumpIfLocalDestination(let c): return "fib daddr type local jump \(c)"
+        case .dnatMap(let f, let map, let byAddress):
+            let ip = f == .v4 ? "ip" : "ip6"
+            return "meta nfproto \(f == .v4 ? "ipv4" : "ipv6") dnat \(ip) to \(byAddress ? "\(ip) daddr . " : "")meta l4proto . th dport map @\(map)"
+        case .dnatDestinationVerdictMap(let f, let map): return "ct status dnat \(f == .v4 ? "ip" : "ip6") daddr vmap @\(map)"
+        case .sourceMasquerade(let p): return "\(p.family == .v4 ? "ip" : "ip6") saddr \(p.network) masquerade"
         }
     }
 
@@ -93,19 +108,9 @@ public enum Rule: Sendable, Equatable {
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
             }
         }
-        switch self {
-        case .sourceVerdictMap(let f, let map):
-            nfproto(f)
-            load(f, source: true)
-            expr("lookup") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
-                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
-            }
-        case .destinationReturn(let p):
+        func prefixMatch(_ p: IPPrefix, source: Bool) {
             nfproto(p.family)
-            load(p.family, source: false)
+            load(p.family, source: source)
             let width = p.family == .v4 ? 4 : 16
             var mask = IPAddress(family: p.family, bits: p.maskBits).networkBytes
             var xor = [UInt8](repeating: 0, count: width)
@@ -122,6 +127,104 @@ public enum Rule: Sendable, Equatable {
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
                 nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &net, UInt32(width))
             }
+        }
+        func lookup(_ map: String, dreg: UInt32) {
+            expr("lookup") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), dreg)
+                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
+                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+            }
+        }
+        switch self {
+        case .jumpIfLocalDestination(let chain):
+            expr("fib") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_FLAGS), UInt32(NFTA_FIB_F_DADDR.rawValue))
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_RESULT), NFT_FIB_RESULT_ADDRTYPE.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_DREG), NFT_REG_1.rawValue)
+            }
+            expr("cmp") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
+                var local = UInt32(RTN_LOCAL)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &local, 4)
+            }
+            expr("immediate") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
+                nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain)
+            }
+        case .dnatMap(let f, let map, let byAddress):
+            // The key is a concatenation in 32-bit registers from NFT_REG32_00 (= NFT_REG_1):
+            // [address .] l4proto . dport; the map's data (address . port) lands in the same place.
+            nfproto(f)
+            var reg = UInt32(NFT_REG32_00.rawValue)
+            if byAddress {
+                expr("payload") { e in
+                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_NETWORK_HEADER.rawValue)
+                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), f == .v4 ? 16 : 24)
+                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), f == .v4 ? 4 : 16)
+                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
+                }
+                reg += f == .v4 ? 1 : 4
+            }
+            let protoReg = reg
+            expr("meta") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_L4PROTO.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), protoReg == NFT_REG32_00.rawValue ? NFT_REG_1.rawValue : protoReg)
+            }
+            let portReg = reg + 1
+            expr("payload") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), 2)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), 2)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), portReg)
+            }
+            lookup(map, dreg: NFT_REG_1.rawValue)
+            expr("nat") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_TYPE), UInt32(NFT_NAT_DNAT.rawValue))
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_FAMILY), UInt32(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6))
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_ADDR_MIN), NFT_REG_1.rawValue)
+                // The port follows the address: 32-bit register 1 (IPv4) or 128-bit register 2 (IPv6).
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_PROTO_MIN), f == .v4 ? NFT_REG32_01.rawValue : NFT_REG_2.rawValue)
+            }
+        case .dnatDestinationVerdictMap(let f, let map):
+            expr("ct") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), NFT_CT_STATUS.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
+            }
+            expr("bitwise") { e in
+                var mask = UInt32(IPS_DST_NAT.rawValue)
+                var xor: UInt32 = 0
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), 4)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &mask, 4)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, 4)
+            }
+            expr("cmp") { e in
+                var zero: UInt32 = 0
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ.rawValue)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &zero, 4)
+            }
+            nfproto(f)
+            load(f, source: false)
+            lookup(map, dreg: NFT_REG_VERDICT.rawValue)
+        case .sourceMasquerade(let p):
+            prefixMatch(p, source: true)
+            expr("masq") { _ in }
+        case .sourceVerdictMap(let f, let map):
+            nfproto(f)
+            load(f, source: true)
+            expr("lookup") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
+                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+            }
+        case .destinationReturn(let p):
+            prefixMatch(p, source: false)
             expr("immediate") { e in
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
@@ -237,7 +340,7 @@ public struct Batch: Sendable {
         let build: @Sendable (UInt32) -> [UInt8]
     }
 
-    public private(set) var messages: [Message] = []
+    public internal(set) var messages: [Message] = []
     public init() {}
 
     /// The batch as `nft -f` input, one command a line.
@@ -299,9 +402,15 @@ public struct Batch: Sendable {
         case natPostrouting
         /// Bridge family: `type filter hook prerouting priority -300; policy accept;`
         case bridgePrerouting
+        /// `type nat hook prerouting priority dstnat (-100); policy accept;`
+        case natPrerouting
+        /// `type nat hook output priority -100; policy accept;`
+        case natOutput
 
         var text: String {
             switch self {
+            case .natPrerouting: return "type nat hook prerouting priority dstnat; policy accept;"
+            case .natOutput: return "type nat hook output priority -100; policy accept;"
             case .natPostrouting: return "type nat hook postrouting priority srcnat; policy accept;"
             case .bridgePrerouting: return "type filter hook prerouting priority -300; policy accept;"
             }
@@ -323,6 +432,12 @@ public struct Batch: Sendable {
                         nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
                         nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(NF_INET_POST_ROUTING.rawValue))
                         nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), 100)
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+                    case .natPrerouting?, .natOutput?:
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
+                        let hook = hook == .natOutput ? NF_INET_LOCAL_OUT : NF_INET_PRE_ROUTING
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(hook.rawValue))
+                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), -100)
                         nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
                     case .bridgePrerouting?:
                         nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "filter")
@@ -429,10 +544,7 @@ public struct Batch: Sendable {
                         nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
                         nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
                         nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), el.jump)
-                        let ud = nftnl_udata_buf_alloc(256)!
-                        _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), el.comment)
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
-                        nftnl_udata_buf_free(ud)
+                        Batch.setComment(e, el.comment)
                         nftnl_set_elem_add(o, e)
                     }
                     nftnl_set_elems_nlmsg_build_payload(nlh, o)

@@ -8,6 +8,21 @@ import CNftnl
 extension NFTSocket {
     /// The elements of verdict map `map` in `table`; none when the table or map does not exist.
     public func elements(_ table: TableRef, _ map: String, _ keyType: MapKeyType) throws(NFTError) -> [VerdictElement] {
+        var out: [VerdictElement] = []
+        try forEachElement(table, map) { e in
+            var len: UInt32 = 0
+            guard let k = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_KEY), &len),
+                let key = ElementKey(UnsafeRawBufferPointer(start: k, count: Int(len)), keyType)
+            else { return }
+            let jump = nftnl_set_elem_get_str(e, attr(NFTNL_SET_ELEM_CHAIN)).map { String(cString: $0) } ?? ""
+            out.append(VerdictElement(key: key, jump: jump, comment: NFTSocket.comment(e)))
+        }
+        return out
+    }
+
+    /// Dumps the elements of `map` and calls `body` with each (a libnftnl element, valid during
+    /// the call). A missing table or map has no elements.
+    func forEachElement(_ table: TableRef, _ map: String, _ body: (OpaquePointer) -> Void) throws(NFTError) {
         let replies: [[UInt8]]
         do {
             replies = try dump("list map \(table.text) \(map)") { seq in
@@ -19,31 +34,24 @@ extension NFTSocket {
                 }
             }
         } catch {
-            if error.errno == ENOENT { return [] }
+            if error.errno == ENOENT { return }
             throw error
         }
-        var out: [VerdictElement] = []
         for msg in replies {
             let set = nftnl_set_alloc()!
             defer { nftnl_set_free(set) }
             let ok = msg.withUnsafeBytes { nftnl_set_elems_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), set) }
             guard ok >= 0, let it = nftnl_set_elems_iter_create(set) else { continue }
             defer { nftnl_set_elems_iter_destroy(it) }
-            while let e = nftnl_set_elems_iter_next(it) {
-                var len: UInt32 = 0
-                guard let k = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_KEY), &len),
-                    let key = ElementKey(UnsafeRawBufferPointer(start: k, count: Int(len)), keyType)
-                else { continue }
-                var comment = ""
-                var ulen: UInt32 = 0
-                if let u = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_USERDATA), &ulen) {
-                    comment = NFTSocket.userdataComment(UnsafeRawBufferPointer(start: u, count: Int(ulen)))
-                }
-                let jump = nftnl_set_elem_get_str(e, attr(NFTNL_SET_ELEM_CHAIN)).map { String(cString: $0) } ?? ""
-                out.append(VerdictElement(key: key, jump: jump, comment: comment))
-            }
+            while let e = nftnl_set_elems_iter_next(it) { body(e) }
         }
-        return out
+    }
+
+    /// An element's comment ("" when it has none).
+    static func comment(_ e: OpaquePointer) -> String {
+        var ulen: UInt32 = 0
+        guard let u = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_USERDATA), &ulen) else { return "" }
+        return userdataComment(UnsafeRawBufferPointer(start: u, count: Int(ulen)))
     }
 
     /// The comment TLV (type 0) of nft user data.

@@ -46,15 +46,17 @@ public final class NetlinkSocket {
     public let portID: UInt32
     private var sequence: UInt32
 
-    /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
-    public init() throws(NetlinkError) {
-        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(SOCK_CLOEXEC.rawValue)) else {
-            throw NetlinkError(operation: "socket(NETLINK_ROUTE)", errno: errno)
+    /// Opens a NETLINK_ROUTE socket (or another netlink `family`, e.g. NETLINK_NETFILTER for
+    /// conntrack) in the calling thread's network namespace.
+    public init(family: Int32 = NETLINK_ROUTE) throws(NetlinkError) {
+        let name = family == NETLINK_ROUTE ? "NETLINK_ROUTE" : "netlink family \(family)"
+        guard let s = mnl_socket_open2(family, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw NetlinkError(operation: "socket(\(name))", errno: errno)
         }
         if mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
             let e = errno
             mnl_socket_close(s)
-            throw NetlinkError(operation: "bind(NETLINK_ROUTE)", errno: e)
+            throw NetlinkError(operation: "bind(\(name))", errno: e)
         }
         var one: Int32 = 1
         // Extended ACKs carry the kernel's reason text; CAP_ACK keeps error replies short.

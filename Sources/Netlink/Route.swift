@@ -113,3 +113,24 @@ extension NetlinkSocket {
         }
     }
 }
+
+extension NetlinkSocket {
+    /// The index of the interface the kernel routes `destination` through; nil when it has no
+    /// route. Equivalent to `ip route get <destination>`.
+    public func routeInterface(to destination: IPAddress) throws(NetlinkError) -> Int32? {
+        var r = NetlinkRequest(type: Int(RTM_GETROUTE), flags: 0)
+        var h = rtmsg()
+        h.rtm_family = destination.family == .v4 ? UInt8(AF_INET) : UInt8(AF_INET6)
+        h.rtm_dst_len = destination.family == .v4 ? 32 : 128
+        r.append(header: h)
+        r.attribute(Int(RTA_DST.rawValue), destination.networkBytes)
+        let replies: [NetlinkReply]
+        do {
+            replies = try execute(r, "RTM_GETROUTE \(destination)")
+        } catch {
+            if error.errno == ENETUNREACH || error.errno == EHOSTUNREACH { return nil }
+            throw error
+        }
+        return replies.first.flatMap { $0.attributes(after: MemoryLayout<rtmsg>.size).i32(Int(RTA_OIF.rawValue)) }
+    }
+}

@@ -2,6 +2,7 @@ import BridgePlugin
 import CNI
 import HostLocalPlugin
 import MacvlanPlugin
+import PortmapPlugin
 
 #if canImport(Glibc)
     import Glibc
@@ -15,6 +16,7 @@ let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
+    PortmapPlugin.type: PortmapPlugin(),
 ]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"

@@ -162,4 +162,28 @@ struct NetlinkKernelTests {
         #expect(try Sysctl.get(["net", "ipv4", "ip_forward"]) == outside)
         #expect(try n.perform { n.isCurrent })
     }
+
+    @Test func conntrackDeleteByProtocolAndDestinationPort() throws {
+        let ns = try TestNetns("nlct")
+        defer { ns.remove() }
+        // Conntrack runs in a namespace once a rule there needs it.
+        for cmd in [["add", "table", "ip", "t"], ["add", "chain", "ip", "t", "out", "{ type filter hook output priority 0; }"],
+            ["add", "rule", "ip", "t", "out", "ct", "state", "new", "accept"]] {
+            #expect(sh(["ip", "netns", "exec", ns.name, "nft"] + cmd).status == 0)
+        }
+        let send = "import socket\nfor p in (5300, 5301, 5300):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('127.0.0.1', p))\n"
+        #expect(sh("ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", send).status == 0)
+        func tracked(_ port: Int) -> Int {
+            sh("ip", "netns", "exec", ns.name, "conntrack", "-L", "-p", "udp", "--dport", String(port)).out
+                .split(separator: "\n").filter { $0.contains("dport=\(port)") }.count
+        }
+        #expect(tracked(5300) == 2 && tracked(5301) == 1)
+        let nl = try ns.open().perform { try Conntrack.socket() }
+        #expect(try Conntrack.delete(nl, family: .v4, proto: 17, destinationPort: 5300) == 2)
+        #expect(tracked(5300) == 0, "both flows to 5300 are gone")
+        #expect(tracked(5301) == 1, "the flow to 5301 stays")
+        #expect(try Conntrack.delete(nl, family: .v4, proto: 6, destinationPort: 5301) == 0, "TCP is another protocol")
+        #expect(try Conntrack.delete(nl, family: .v6, proto: 17, destinationPort: 5301) == 0, "IPv6 is another family")
+        #expect(tracked(5301) == 1)
+    }
 }

@@ -15,6 +15,8 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 /// The corresponding C constant is `CLONE_NEWNET`.
 static const int CLINUX_CLONE_NEWNET = 0x40000000;

@@ -1,0 +1,347 @@
+import CNI
+import CNftnl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Host ports in nftables. The rules are fixed; each mapping is one map element, so the cost of
+/// a packet and of an ADD does not grow with the number of containers:
+///
+/// ```
+/// table inet swift_cni_portmap {
+///     map dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service; }            # any host address
+///     map dnat4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }  # hostIP set
+///     map dnat6 ... map dnat6_addr ...
+///     map snat4 { type ipv4_addr : verdict; }     # container address -> jump <its subnet's chain>
+///     map snat6 { type ipv6_addr : verdict; }
+///     chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+///         fib daddr type local jump hostports }    # only traffic to this host's own addresses
+///     chain output { type nat hook output priority -100; policy accept;
+///         fib daddr type local jump hostports }
+///     chain hostports {
+///         meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @dnat4_addr
+///         meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4
+///         ... the same for ipv6 }
+///     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+///         ct status dnat ip daddr vmap @snat4
+///         ct status dnat ip6 daddr vmap @snat6 }
+///     chain snat-<hash of subnet> {               # snat: localhost, hairpin and the same network
+///         ip saddr 127.0.0.0/8 masquerade
+///         ip saddr <subnet> masquerade }           # masqAll: just "masquerade"
+/// }
+/// ```
+///
+/// Every element carries `<owner tag> <container id>/<ifname> <network>` as its comment, the tag
+/// as ``Masquerade`` makes it, so DEL and GC find an attachment's elements without its mappings
+/// and a conflict names the owner.
+public enum PortMap {
+    public static let table = TableRef(.inet, "swift_cni_portmap")
+    static let hostports = "hostports"
+    static let postrouting = "postrouting"
+
+    /// One host port forwarded to a container address.
+    public struct Mapping: Sendable, Hashable, CustomStringConvertible {
+        public var hostPort: UInt16
+        public var containerPort: UInt16
+        /// IPPROTO_TCP, _UDP or _SCTP.
+        public var proto: UInt8
+        /// Only traffic to this host address; nil for any.
+        public var hostIP: IPAddress?
+        public var container: IPAddress
+
+        public init(hostPort: UInt16, containerPort: UInt16, proto: UInt8, hostIP: IPAddress?, container: IPAddress) {
+            self.hostPort = hostPort
+            self.containerPort = containerPort
+            self.proto = proto
+            self.hostIP = hostIP
+            self.container = container
+        }
+
+        public var family: IPFamily { container.family }
+        public var map: String { PortMap.dnatMap(family, byAddress: hostIP != nil) }
+        public var key: [FieldValue] {
+            (hostIP.map { [.address($0)] } ?? []) + [.proto(proto), .port(hostPort)]
+        }
+        var value: [FieldValue] { [.address(container), .port(containerPort)] }
+        /// `[<hostIP>:]<port>/<proto>`, as the errors name it.
+        public var hostDescription: String {
+            let ip = hostIP.map { $0.family == .v6 ? "[\($0)]:" : "\($0):" } ?? ""
+            return "\(ip)\(hostPort)/\(FieldValue.proto(proto))"
+        }
+        public var description: String {
+            "\(hostDescription) -> \(container.family == .v6 ? "[\(container)]" : container.description):\(containerPort)"
+        }
+    }
+
+    /// Another attachment owns a host port this ADD asked for.
+    public struct Conflict: Error, Sendable {
+        public let mapping: Mapping
+        public let owner: String
+        public let target: String
+    }
+
+    public static func dnatMap(_ f: IPFamily, byAddress: Bool) -> String {
+        (f == .v4 ? "dnat4" : "dnat6") + (byAddress ? "_addr" : "")
+    }
+    static func snatMap(_ f: IPFamily) -> String { f == .v4 ? "snat4" : "snat6" }
+
+    static func type(_ f: IPFamily, byAddress: Bool) -> MapType {
+        let addr: FieldType = f == .v4 ? .ipv4 : .ipv6
+        return MapType(key: (byAddress ? [addr] : []) + [.proto, .port], value: [addr, .port])
+    }
+
+    /// The chain that masquerades translated connections to containers of `subnet`.
+    public static func snatChain(subnet: IPPrefix, masqAll: Bool) -> String {
+        "snat-" + Masquerade.hash(subnet.network.description, masqAll ? "all" : "local")
+    }
+
+    /// The comment of an attachment's elements: the owner tag first.
+    public static func comment(network: String, _ a: Attachment) -> String {
+        "\(Masquerade.tag(network: network, a)) \(a.containerID.prefix(12))/\(a.ifName) \(network.prefix(64))"
+    }
+
+    /// The owner tag at the start of a comment.
+    static func owner(_ comment: String) -> Substring { comment.prefix { $0 != " " } }
+
+    /// "container <id> (<ifname>) of network <name>" from a comment.
+    static func ownerDescription(_ comment: String) -> String {
+        let parts = comment.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2 else { return "an attachment tagged \(comment)" }
+        let who = parts[1].split(separator: "/", maxSplits: 1)
+        let network = parts.count > 2 ? " on network \"\(parts[2])\"" : ""
+        return "container \(who[0])" + (who.count > 1 ? " (\(who[1]))" : "") + network
+    }
+
+    /// Table, maps, base chains and fixed rules in one transaction that fails with EEXIST when
+    /// the table exists, so racing ADDs never both add the rules.
+    public static func skeleton() -> Batch {
+        var b = Batch()
+        b.addTable(table, exclusive: true)
+        var id: UInt32 = 0
+        var ids: [String: UInt32] = [:]
+        for f in [IPFamily.v4, .v6] {
+            for byAddress in [true, false] {
+                id += 1
+                ids[dnatMap(f, byAddress: byAddress)] = id
+                b.addMap(table, dnatMap(f, byAddress: byAddress), type(f, byAddress: byAddress), id: id)
+            }
+            id += 1
+            ids[snatMap(f)] = id
+            b.addVerdictMap(table, snatMap(f), key: f == .v4 ? .ipv4 : .ipv6, id: id)
+        }
+        b.addChain(table, hostports)
+        for f in [IPFamily.v4, .v6] {
+            for byAddress in [true, false] {  // a mapping for one host address wins over "any"
+                let m = dnatMap(f, byAddress: byAddress)
+                b.addRule(table, hostports, .dnatMap(f, map: m, byAddress: byAddress), setID: ids[m])
+            }
+        }
+        b.addChain(table, "prerouting", hook: .natPrerouting)
+        b.addRule(table, "prerouting", .jumpIfLocalDestination(chain: hostports))
+        b.addChain(table, "output", hook: .natOutput)
+        b.addRule(table, "output", .jumpIfLocalDestination(chain: hostports))
+        b.addChain(table, postrouting, hook: .natPostrouting)
+        for f in [IPFamily.v4, .v6] {
+            b.addRule(table, postrouting, .dnatDestinationVerdictMap(f, map: snatMap(f)), setID: ids[snatMap(f)])
+        }
+        return b
+    }
+
+    /// The snat chains not in `existing`, the mappings, and (when `snat`) the container
+    /// addresses' snat elements. `subnets` are the container addresses with their prefix length.
+    public static func addBatch(
+        network: String, _ a: Attachment, mappings: [Mapping], subnets: [IPPrefix], snat: Bool, masqAll: Bool,
+        existing: Set<String> = [], skipping: Set<[FieldValue]> = [], replacing: [IPFamily: [ElementKey]] = [:]
+    ) -> Batch {
+        var b = Batch()
+        let comment = comment(network: network, a)
+        let snatted = snat ? subnets.filter { p in mappings.contains { $0.container == p.address } } : []
+        var made = Set<String>()
+        for p in snatted {
+            let c = snatChain(subnet: p, masqAll: masqAll)
+            guard !existing.contains(c), made.insert(c).inserted else { continue }
+            b.addChain(table, c)
+            b.flushChain(table, c)
+            if masqAll {
+                b.addRule(table, c, .masquerade)
+            } else {
+                if p.family == .v4 { b.addRule(table, c, .sourceMasquerade(IPPrefix("127.0.0.0/8")!)) }
+                b.addRule(table, c, .sourceMasquerade(p.network))
+            }
+        }
+        var byMap: [String: [MapElement]] = [:]
+        var order: [String] = []
+        for m in mappings where !skipping.contains(m.key + [.address(m.container)]) {
+            if byMap[m.map] == nil { order.append(m.map) }
+            byMap[m.map, default: []].append(MapElement(key: m.key, value: m.value, comment: comment))
+        }
+        for f in [IPFamily.v4, .v6] {
+            b.deleteElements(table, snatMap(f), replacing[f] ?? [])
+            let els = snatted.filter { $0.family == f && !skipping.contains([.address($0.address)]) }.map {
+                VerdictElement(key: .address($0.address), jump: snatChain(subnet: $0, masqAll: masqAll), comment: comment)
+            }
+            b.addElements(table, snatMap(f), els)
+        }
+        for m in order { b.addElements(table, m, byMap[m]!) }
+        return b
+    }
+
+    /// Adds the mappings of attachment `a`. A host port another attachment holds (same protocol,
+    /// and the same host address or "any" on either side) throws ``Conflict``; what this
+    /// attachment already holds is kept, so a repeated ADD is idempotent.
+    public static func add(
+        _ s: NFTSocket, network: String, _ a: Attachment, mappings: [Mapping], subnets: [IPPrefix], snat: Bool,
+        masqAll: Bool
+    ) throws -> Void {
+        guard !mappings.isEmpty else { return }
+        if try !s.tableExists(table) {
+            do {
+                try s.apply(skeleton())
+            } catch {
+                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
+            }
+        }
+        let tag = Masquerade.tag(network: network, a)
+        // "Any address" and one address of the same port exclude each other: look in the other map.
+        // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.
+        for f in [IPFamily.v4, .v6] {
+            let mine = mappings.filter { $0.family == f }
+            for byAddress in [true, false] where mine.contains(where: { ($0.hostIP == nil) == byAddress }) {
+                let els = try s.elements(table, dnatMap(f, byAddress: byAddress), type(f, byAddress: byAddress))
+                for el in els where owner(el.comment) != tag {
+                    let port = Array(el.key.suffix(2))
+                    if let m = mine.first(where: { ($0.hostIP == nil) == byAddress && Array($0.key.suffix(2)) == port }) {
+                        throw Conflict(mapping: m, owner: ownerDescription(el.comment), target: FieldValue.text(el.value))
+                    }
+                }
+            }
+        }
+        var existing = Set<String>()
+        if snat {
+            for p in subnets {
+                let c = snatChain(subnet: p, masqAll: masqAll)
+                if try s.chainExists(table, c) { existing.insert(c) }
+            }
+        }
+        let batch = addBatch(network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll, existing: existing)
+        do {
+            try s.apply(batch)
+            return
+        } catch {
+            guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
+        }
+        // Some key exists: ours (a repeated ADD) is kept, another owner's host port is a conflict,
+        // another owner's container address (a leaked snat element) is ours now.
+        var skipping = Set<[FieldValue]>()
+        for m in mappings {
+            let els = try s.elements(table, m.map, type(m.family, byAddress: m.hostIP != nil))
+            guard let el = els.first(where: { $0.key == m.key }) else { continue }
+            if owner(el.comment) != tag || el.value != m.value {
+                throw Conflict(mapping: m, owner: owner(el.comment) == tag ? "this attachment" : ownerDescription(el.comment),
+                    target: FieldValue.text(el.value))
+            }
+            skipping.insert(m.key + [.address(m.container)])
+        }
+        var replacing: [IPFamily: [ElementKey]] = [:]
+        for f in [IPFamily.v4, .v6] where snat {
+            let addresses = Set(subnets.filter { $0.family == f }.map { ElementKey.address($0.address) })
+            for el in try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6) where addresses.contains(el.key) {
+                if owner(el.comment) == tag, case .address(let addr) = el.key { skipping.insert([.address(addr)]) } else {
+                    replacing[f, default: []].append(el.key)
+                }
+            }
+        }
+        try s.apply(
+            addBatch(
+                network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll,
+                existing: existing, skipping: skipping, replacing: replacing))
+    }
+
+    /// The mappings attachment `a` holds (read from the maps).
+    public static func mappings(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
+        let tag = Masquerade.tag(network: network, a)
+        return try all(s).filter { owner($0.comment) == tag }.map(\.mapping)
+    }
+
+    /// Removes every element of attachment `a` (found by tag); returns the mappings removed.
+    @discardableResult
+    public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
+        let tag = Masquerade.tag(network: network, a)
+        return try removeWhere(s) { owner($0) == tag }
+    }
+
+    /// GC: removes the network's elements whose attachment is not in `valid`.
+    @discardableResult
+    public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) -> [Mapping] {
+        let prefix = Masquerade.networkTag(network) + ":"
+        let keep = Set(valid.map { Masquerade.tag(network: network, $0) })
+        return try removeWhere(s) { $0.hasPrefix(prefix) && !keep.contains(String(owner($0))) }
+    }
+
+    struct Listed {
+        var map: String
+        var element: MapElement
+        var comment: String { element.comment }
+        var mapping: Mapping {
+            let byAddress = element.key.count == 3
+            var hostIP: IPAddress?
+            if byAddress, case .address(let a) = element.key[0] { hostIP = a }
+            var proto: UInt8 = 0
+            var hostPort: UInt16 = 0
+            var container = IPAddress(family: .v4, bits: 0)
+            var containerPort: UInt16 = 0
+            if case .proto(let p) = element.key[element.key.count - 2] { proto = p }
+            if case .port(let p) = element.key[element.key.count - 1] { hostPort = p }
+            if case .address(let c) = element.value[0] { container = c }
+            if case .port(let p) = element.value[1] { containerPort = p }
+            return Mapping(hostPort: hostPort, containerPort: containerPort, proto: proto, hostIP: hostIP, container: container)
+        }
+    }
+
+    /// Every mapping element of the table.
+    static func all(_ s: NFTSocket) throws(NFTError) -> [Listed] {
+        var out: [Listed] = []
+        for f in [IPFamily.v4, .v6] {
+            for byAddress in [true, false] {
+                let m = dnatMap(f, byAddress: byAddress)
+                out += try s.elements(table, m, type(f, byAddress: byAddress)).map { Listed(map: m, element: $0) }
+            }
+        }
+        return out
+    }
+
+    static func removeWhere(_ s: NFTSocket, _ predicate: (String) -> Bool) throws(NFTError) -> [Mapping] {
+        var b = Batch()
+        let gone = try all(s).filter { predicate($0.comment) }
+        for (map, els) in Dictionary(grouping: gone, by: \.map).sorted(by: { $0.key < $1.key }) {
+            b.deleteElements(table, map, keys: els.map(\.element.key))
+        }
+        for f in [IPFamily.v4, .v6] {
+            b.deleteElements(table, snatMap(f), try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
+        }
+        try s.apply(b)
+        return gone.map(\.mapping)
+    }
+
+    /// CHECK: what of `mappings` (and, with `snat`, the snat elements) attachment `a` lacks; nil
+    /// when all is there.
+    public static func missing(
+        _ s: NFTSocket, network: String, _ a: Attachment, mappings: [Mapping], snat: Bool
+    ) throws(NFTError) -> String? {
+        let tag = Masquerade.tag(network: network, a)
+        let held = try all(s).filter { owner($0.comment) == tag }.map(\.mapping)
+        for m in mappings where !held.contains(m) {
+            return "host port \(m.hostDescription) is not mapped to \(m.container):\(m.containerPort)"
+        }
+        if snat {
+            for f in [IPFamily.v4, .v6] {
+                let els = try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { owner($0.comment) == tag }
+                for m in mappings where m.family == f && !els.contains(where: { $0.key == .address(m.container) }) {
+                    return "no snat element for \(m.container)"
+                }
+            }
+        }
+        return nil
+    }
+}

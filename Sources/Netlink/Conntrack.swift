@@ -1,0 +1,67 @@
+import CLinux
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Connection tracking entries through ctnetlink (NETLINK_NETFILTER).
+public enum Conntrack {
+    /// The kernel's dump filter flags (nf_conntrack_netlink.c, CTA_FILTER_F_*).
+    static let filterProtoNum: UInt32 = 1 << 3
+    static let filterProtoDstPort: UInt32 = 1 << 5
+
+    /// A ctnetlink socket in the calling thread's network namespace.
+    public static func socket() throws(NetlinkError) -> NetlinkSocket { try NetlinkSocket(family: NETLINK_NETFILTER) }
+
+    /// Deletes the entries of `family` and `proto` whose original destination port is `port`;
+    /// returns how many went. Equivalent to `conntrack -D -f <family> -p <proto> --dport <port>`.
+    /// The kernel filters the dump (CTA_FILTER); the entries are checked here again all the same.
+    @discardableResult
+    public static func delete(
+        _ nl: NetlinkSocket, family: IPFamily, proto: UInt8, destinationPort port: UInt16
+    ) throws(NetlinkError) -> Int {
+        let af = UInt8(family == .v4 ? AF_INET : AF_INET6)
+        func request(_ msg: Int32, _ flags: Int32) -> NetlinkRequest {
+            var r = NetlinkRequest(type: Int(NFNL_SUBSYS_CTNETLINK) << 8 | Int(msg), flags: flags)
+            r.append(header: nfgenmsg(nfgen_family: af, version: UInt8(NFNETLINK_V0), res_id: 0))
+            return r
+        }
+        var dump = request(Int32(IPCTNL_MSG_CT_GET.rawValue), NLM_F_DUMP)
+        dump.nest(Int(CTA_TUPLE_ORIG.rawValue)) { t in
+            t.nest(Int(CTA_TUPLE_PROTO.rawValue)) { p in
+                p.attribute(Int(CTA_PROTO_NUM.rawValue), u8: proto)
+                p.attribute(Int(CTA_PROTO_DST_PORT.rawValue), u16: port.bigEndian)
+            }
+        }
+        // The kernel parses CTA_FILTER strictly: it must carry NLA_F_NESTED.
+        dump.nest(Int(CTA_FILTER.rawValue) | Int(NLA_F_NESTED)) { f in
+            f.attribute(Int(CTA_FILTER_ORIG_FLAGS.rawValue), u32: filterProtoNum | filterProtoDstPort)
+            f.attribute(Int(CTA_FILTER_REPLY_FLAGS.rawValue), u32: 0)
+        }
+        let what = "conntrack -D -p \(FieldName.proto(proto)) --dport \(port)"
+        var deleted = 0
+        for entry in try nl.execute(dump, "\(what) (dump)") {
+            let attrs = entry.attributes(after: MemoryLayout<nfgenmsg>.size)
+            guard let orig = attrs[Int(CTA_TUPLE_ORIG.rawValue)],
+                let tp = NetlinkAttributes(Array(orig)).nested(Int(CTA_TUPLE_PROTO.rawValue)),
+                tp.u8(Int(CTA_PROTO_NUM.rawValue)) == proto,
+                tp.u16(Int(CTA_PROTO_DST_PORT.rawValue)).map({ UInt16(bigEndian: $0) }) == port
+            else { continue }
+            var del = request(Int32(IPCTNL_MSG_CT_DELETE.rawValue), NLM_F_ACK)
+            del.attribute(Int(CTA_TUPLE_ORIG.rawValue), orig)
+            if let zone = attrs[Int(CTA_ZONE.rawValue)] { del.attribute(Int(CTA_ZONE.rawValue), zone) }
+            do {
+                try nl.execute(del, what)
+                deleted += 1
+            } catch {
+                if error.errno != ENOENT { throw error }  // it expired meanwhile
+            }
+        }
+        return deleted
+    }
+
+    enum FieldName {
+        static func proto(_ p: UInt8) -> String { [6: "tcp", 17: "udp", 132: "sctp"][p] ?? String(p) }
+    }
+}

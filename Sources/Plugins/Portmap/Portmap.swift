@@ -1,0 +1,144 @@
+import CLinux
+import CNI
+import NFTables
+import Netlink
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `portmap` chained plugin: `runtimeConfig.portMappings` as elements of nftables maps (see
+/// ``PortMap``), so neither a packet nor an ADD gets slower as containers come.
+///
+/// The host is the network namespace of the thread that runs the plugin.
+public struct PortmapPlugin: CNIPlugin {
+    public static let type = "portmap"
+    public static let summary = "portmap plugin (swift-cni): host ports forwarded to containers with nftables maps"
+
+    public init() {}
+
+    public func add(_ ctx: PluginContext) throws -> CNIResult {
+        let conf = try PortmapConfig(ctx.config, args: ctx.args)
+        guard let prev = ctx.config.prevResult else {
+            throw CNIError(
+                .invalidNetworkConfig, "portmap must be called as a chained plugin",
+                details: "it needs prevResult, the result of the plugin before it in the conflist")
+        }
+        if conf.entries.isEmpty { return prev }  // nothing to map: netfilter is not touched
+        let addresses = PortmapConfig.containerAddresses(prev, ifName: ctx.args.ifName)
+        guard !addresses.isEmpty else {
+            throw CNIError(
+                .invalidNetworkConfig, "prevResult has no address for \(ctx.args.ifName) to map ports to",
+                details: "ips: \(prev.ips.map(\.address.description).joined(separator: ", "))")
+        }
+        let mappings = try conf.mappings(to: addresses)
+        for e in conf.entries where !mappings.contains(where: { $0.hostPort == e.hostPort && $0.proto == e.proto }) {
+            ctx.log("portmap: skipping host port \(e.hostPort): the container has no address of the family of hostIP \(e.hostIP!)")
+        }
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        let network = ctx.config.name
+        let nft = try Portmap.firewall()
+        let rollback = Rollback()
+        defer {
+            rollback.runIfArmed()
+            if !rollback.failures.isEmpty { ctx.log("portmap: rollback: \(rollback.failures.joined(separator: "; "))") }
+        }
+        do {
+            try PortMap.add(nft, network: network, attachment, mappings: mappings, subnets: addresses, snat: conf.snat, masqAll: conf.masqAll)
+        } catch let c as PortMap.Conflict {
+            throw CNIError(
+                .conflict, "host port \(c.mapping.hostDescription) is already mapped to \(c.owner)",
+                details: "it forwards to \(c.target); choose another host port or remove that container")
+        } catch let e as NFTError {
+            throw CNIError(.firewallFailed, "failed to map the host ports of \(attachment)", details: e.description)
+        }
+        rollback.add("remove the mappings") { try PortMap.remove(nft, network: network, attachment) }
+
+        // Traffic from 127.0.0.1 may leave through the interface that routes to the container
+        // (and is masqueraded there): route_localnet on it.
+        if conf.snat {
+            let nl = try NetlinkSocket()
+            for a in addresses where a.family == .v4 {
+                guard let index = try nl.routeInterface(to: a.address), let link = try nl.link(index: index) else { continue }
+                let key = ["net", "ipv4", "conf", link.name, "route_localnet"]
+                if (try? Sysctl.get(key)) != "1" { try Sysctl.set(key, "1") }
+            }
+        }
+        try Portmap.flushUDP(mappings)
+        rollback.disarm()
+        return prev
+    }
+
+    /// Removes this attachment's elements (by tag: needs neither prevResult nor the mappings) and
+    /// the UDP flows of its host ports. Nothing to remove is success.
+    public func del(_ ctx: PluginContext) throws {
+        _ = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        let removed: [PortMap.Mapping]
+        do {
+            removed = try PortMap.remove(try NFTSocket(), network: ctx.config.name, attachment)
+        } catch {
+            throw CNIError(.firewallFailed, "failed to remove the host ports of \(attachment)", details: error.description)
+        }
+        try Portmap.flushUDP(removed)
+    }
+
+    /// Every mapping of the configuration must be an element of this attachment.
+    public func check(_ ctx: PluginContext) throws {
+        let conf = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
+        guard let prev = ctx.config.prevResult else {
+            throw CNIError(.invalidNetworkConfig, "portmap CHECK needs prevResult", details: "the runtime passes the ADD result")
+        }
+        let mappings = try conf.mappings(to: PortmapConfig.containerAddresses(prev, ifName: ctx.args.ifName))
+        guard !mappings.isEmpty else { return }
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        if let missing = try PortMap.missing(try Portmap.firewall(), network: ctx.config.name, attachment, mappings: mappings, snat: conf.snat) {
+            throw CNIError(.checkFailed, missing, details: "attachment \(attachment), table inet swift_cni_portmap")
+        }
+    }
+
+    /// GC: removes the network's mappings whose attachment is not in the valid list.
+    public func gc(_ ctx: PluginContext) throws {
+        _ = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
+        let removed: [PortMap.Mapping]
+        do {
+            removed = try PortMap.collect(try NFTSocket(), network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
+        } catch {
+            throw CNIError(.firewallFailed, "portmap GC failed", details: error.description)
+        }
+        try Portmap.flushUDP(removed)
+    }
+
+    /// STATUS: 50 when nftables cannot be used.
+    public func status(_ ctx: PluginContext) throws {
+        _ = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
+        do {
+            _ = try NFTSocket().tableExists(PortMap.table)
+        } catch {
+            throw CNIError(.notAvailable, "portmap: nftables is not usable", details: error.description)
+        }
+    }
+}
+
+/// The steps of the portmap plugin.
+enum Portmap {
+    static func firewall() throws -> NFTSocket {
+        do { return try NFTSocket() } catch {
+            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
+        }
+    }
+
+    /// Deletes the conntrack entries of the UDP host ports, so a flow that conntrack still maps
+    /// elsewhere (an earlier container, or none) does not swallow the datagrams.
+    static func flushUDP(_ mappings: [PortMap.Mapping]) throws {
+        var seen = Set<String>()
+        let udp = mappings.filter { $0.proto == UInt8(IPPROTO_UDP) && seen.insert("\($0.family) \($0.hostPort)").inserted }
+        guard !udp.isEmpty else { return }
+        do {
+            let nl = try Conntrack.socket()
+            for m in udp { try Conntrack.delete(nl, family: m.family, proto: m.proto, destinationPort: m.hostPort) }
+        } catch {
+            throw CNIError(.kernelOperationFailed, "failed to flush the UDP conntrack entries of the host ports", details: "\(error)")
+        }
+    }
+}

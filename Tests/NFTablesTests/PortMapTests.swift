@@ -1,0 +1,135 @@
+import CNI
+import Foundation
+import NFTables
+import Netlink
+import TestSupport
+import Testing
+
+/// Golden nft text of the portmap batches.
+@Suite struct PortMapTextTests {
+    @Test func skeleton() {
+        #expect(PortMap.skeleton().text == """
+            create table inet swift_cni_portmap
+            add map inet swift_cni_portmap dnat4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+            add map inet swift_cni_portmap dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
+            add map inet swift_cni_portmap snat4 { type ipv4_addr : verdict; }
+            add map inet swift_cni_portmap dnat6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+            add map inet swift_cni_portmap dnat6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
+            add map inet swift_cni_portmap snat6 { type ipv6_addr : verdict; }
+            add chain inet swift_cni_portmap hostports
+            add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @dnat4_addr
+            add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4
+            add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_addr
+            add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6
+            add chain inet swift_cni_portmap prerouting { type nat hook prerouting priority dstnat; policy accept; }
+            add rule inet swift_cni_portmap prerouting fib daddr type local jump hostports
+            add chain inet swift_cni_portmap output { type nat hook output priority -100; policy accept; }
+            add rule inet swift_cni_portmap output fib daddr type local jump hostports
+            add chain inet swift_cni_portmap postrouting { type nat hook postrouting priority srcnat; policy accept; }
+            add rule inet swift_cni_portmap postrouting ct status dnat ip daddr vmap @snat4
+            add rule inet swift_cni_portmap postrouting ct status dnat ip6 daddr vmap @snat6
+            """)
+    }
+
+    @Test func addForADualStackAttachment() {
+        let a = Attachment(containerID: "0123456789abcdef", ifName: "eth0")
+        let subnets = [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!]
+        let mappings = [
+            PortMap.Mapping(hostPort: 8080, containerPort: 80, proto: 6, hostIP: nil, container: subnets[0].address),
+            PortMap.Mapping(hostPort: 8080, containerPort: 80, proto: 6, hostIP: nil, container: subnets[1].address),
+            PortMap.Mapping(hostPort: 53, containerPort: 5353, proto: 17, hostIP: IPAddress("192.0.2.1"), container: subnets[0].address),
+        ]
+        let c = PortMap.comment(network: "web", a)
+        #expect(c == "\(Masquerade.tag(network: "web", a)) 0123456789ab/eth0 web")
+        let s4 = PortMap.snatChain(subnet: subnets[0], masqAll: false), s6 = PortMap.snatChain(subnet: subnets[1], masqAll: false)
+        let text = PortMap.addBatch(network: "web", a, mappings: mappings, subnets: subnets, snat: true, masqAll: false).text
+        #expect(text == """
+            add chain inet swift_cni_portmap \(s4)
+            flush chain inet swift_cni_portmap \(s4)
+            add rule inet swift_cni_portmap \(s4) ip saddr 127.0.0.0/8 masquerade
+            add rule inet swift_cni_portmap \(s4) ip saddr 10.88.0.0/16 masquerade
+            add chain inet swift_cni_portmap \(s6)
+            flush chain inet swift_cni_portmap \(s6)
+            add rule inet swift_cni_portmap \(s6) ip6 saddr fd00:88::/64 masquerade
+            create element inet swift_cni_portmap snat4 { 10.88.0.5 comment "\(c)" : jump \(s4) }
+            create element inet swift_cni_portmap snat6 { fd00:88::5 comment "\(c)" : jump \(s6) }
+            create element inet swift_cni_portmap dnat4 { tcp . 8080 comment "\(c)" : 10.88.0.5 . 80 }
+            create element inet swift_cni_portmap dnat6 { tcp . 8080 comment "\(c)" : fd00:88::5 . 80 }
+            create element inet swift_cni_portmap dnat4_addr { 192.0.2.1 . udp . 53 comment "\(c)" : 10.88.0.5 . 5353 }
+            """)
+        // masqAll: one chain that masquerades every source; snat off: no chain, no snat element.
+        let all = PortMap.addBatch(network: "web", a, mappings: [mappings[0]], subnets: [subnets[0]], snat: true, masqAll: true).text
+        #expect(all.contains("add rule inet swift_cni_portmap \(PortMap.snatChain(subnet: subnets[0], masqAll: true)) masquerade\n"))
+        let off = PortMap.addBatch(network: "web", a, mappings: [mappings[0]], subnets: [subnets[0]], snat: false, masqAll: false).text
+        #expect(off == "create element inet swift_cni_portmap dnat4 { tcp . 8080 comment \"\(c)\" : 10.88.0.5 . 80 }")
+    }
+}
+
+/// The portmap layout against the kernel, in a throwaway namespace; read back with `nft`.
+@Suite(.serialized, .enabled(if: canCreateNetns, "needs root and nft to create namespaces and tables"))
+struct PortMapKernelTests {
+    let ns = MasqueradeKernelTests.NS()
+    func mapping(_ host: UInt16, _ ctr: String, proto: UInt8 = 6, hostIP: String? = nil) -> PortMap.Mapping {
+        PortMap.Mapping(hostPort: host, containerPort: 80, proto: proto, hostIP: hostIP.flatMap(IPAddress.init), container: IPAddress(ctr)!)
+    }
+    func elements(_ map: String) -> [String] {
+        ns.nft("list", "map", "inet", "swift_cni_portmap", map).split(separator: "\n")
+            .filter { $0.contains("elements") || $0.contains("comment") }.map(String.init)
+    }
+
+    @Test func addConflictIdempotenceRemoveAndCollect() throws {
+        let s = try ns.socket()
+        let a = Attachment(containerID: "aaaa", ifName: "eth0"), b = Attachment(containerID: "bbbb", ifName: "eth0")
+        let sa = [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!], sb = [IPPrefix("10.88.0.6/16")!]
+        let ma = [mapping(8080, "10.88.0.5"), mapping(8080, "fd00:88::5"), mapping(53, "10.88.0.5", proto: 17, hostIP: "192.0.2.1")]
+        try PortMap.add(s, network: "web", a, mappings: ma, subnets: sa, snat: true, masqAll: false)
+        let listing = ns.nft("list", "table", "inet", "swift_cni_portmap")
+        #expect(listing.contains("tcp . 8080 comment \"\(PortMap.comment(network: "web", a))\" : 10.88.0.5 . 80"))
+        #expect(listing.contains("192.0.2.1 . udp . 53 comment"))
+        #expect(listing.contains("fib daddr type local jump hostports"))
+        #expect(listing.contains("ct status dnat ip daddr vmap @snat4"))
+        let rules = listing.split(separator: "\n").filter { $0.contains("masquerade") || $0.contains("dnat") || $0.contains("jump hostports") }.count
+
+        // The same ADD again is idempotent; a second container adds elements, no rules.
+        try PortMap.add(s, network: "web", a, mappings: ma, subnets: sa, snat: true, masqAll: false)
+        try PortMap.add(s, network: "web", b, mappings: [mapping(8081, "10.88.0.6")], subnets: sb, snat: true, masqAll: false)
+        let after = ns.nft("list", "table", "inet", "swift_cni_portmap")
+        #expect(after.split(separator: "\n").filter { $0.contains("masquerade") || $0.contains("dnat") || $0.contains("jump hostports") }.count == rules)
+        #expect(try PortMap.mappings(s, network: "web", a).count == 3)
+
+        // Conflicts: the same port and protocol (any address), any over a hostIP port, hostIP over any.
+        for m in [mapping(8080, "10.88.0.6"), mapping(53, "10.88.0.6", proto: 17), mapping(8080, "10.88.0.6", hostIP: "192.0.2.9")] {
+            let e = try #require(throws: PortMap.Conflict.self) {
+                try PortMap.add(s, network: "web", b, mappings: [m], subnets: sb, snat: true, masqAll: false)
+            }
+            #expect(e.owner == "container aaaa (eth0) on network \"web\"")
+        }
+        // A failed ADD changed nothing: b still has exactly its one mapping.
+        #expect(try PortMap.mappings(s, network: "web", b) == [mapping(8081, "10.88.0.6")])
+        // The same port over another protocol, or on another hostIP, is free.
+        try PortMap.add(s, network: "web", b, mappings: [mapping(8080, "10.88.0.6", proto: 17), mapping(53, "10.88.0.6", proto: 17, hostIP: "192.0.2.2")],
+            subnets: sb, snat: true, masqAll: false)
+
+        // CHECK sees a missing element.
+        #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true) == nil)
+        _ = ns.nft("delete", "element", "inet", "swift_cni_portmap", "dnat6", "{ tcp . 8080 }")
+        #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true)?.contains("8080/tcp") == true)
+
+        // DEL by tag, idempotent; GC keeps the valid ones only.
+        let removed = try PortMap.remove(s, network: "web", a)
+        #expect(removed.count == 2)
+        #expect(try PortMap.remove(s, network: "web", a).isEmpty)
+        #expect(!ns.nft("list", "table", "inet", "swift_cni_portmap").contains("aaaa/eth0"))
+        try PortMap.collect(s, network: "other", valid: [])
+        #expect(try PortMap.mappings(s, network: "web", b).count == 3, "GC of another network leaves web alone")
+        try PortMap.collect(s, network: "web", valid: [])
+        #expect(try PortMap.mappings(s, network: "web", b).isEmpty)
+        #expect(elements("snat4").isEmpty && elements("dnat4").isEmpty && elements("dnat4_addr").isEmpty)
+    }
+
+    @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {
+        let s = try ns.socket()
+        #expect(try PortMap.remove(s, network: "web", Attachment(containerID: "a", ifName: "eth0")).isEmpty)
+        #expect(ns.nft("list", "tables").isEmpty)
+    }
+}
