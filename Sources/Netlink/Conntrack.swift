@@ -16,11 +16,24 @@ public enum Conntrack {
 
     /// Deletes the entries of `family` and `proto` whose original destination port is `port`;
     /// returns how many went. Equivalent to `conntrack -D -f <family> -p <proto> --dport <port>`.
-    /// The kernel filters the dump (CTA_FILTER); the entries are checked here again all the same.
     @discardableResult
     public static func delete(
         _ nl: NetlinkSocket, family: IPFamily, proto: UInt8, destinationPort port: UInt16
     ) throws(NetlinkError) -> Int {
+        try delete(nl, family: family, proto: proto, destinationPorts: [port])
+    }
+
+    /// Deletes the entries of `family` and `proto` whose original destination port is one of
+    /// `ports`, with one walk of the kernel's table (a dump walks every bucket of the host-wide
+    /// hash table, milliseconds on a large one, whatever the number of entries). The kernel
+    /// filters the dump (CTA_FILTER: by protocol, and by port when there is one); the entries are
+    /// checked here again all the same.
+    @discardableResult
+    public static func delete(
+        _ nl: NetlinkSocket, family: IPFamily, proto: UInt8, destinationPorts ports: Set<UInt16>
+    ) throws(NetlinkError) -> Int {
+        guard let port = ports.first else { return 0 }
+        let onePort = ports.count == 1
         let af = UInt8(family == .v4 ? AF_INET : AF_INET6)
         func request(_ msg: Int32, _ flags: Int32) -> NetlinkRequest {
             var r = NetlinkRequest(type: Int(NFNL_SUBSYS_CTNETLINK) << 8 | Int(msg), flags: flags)
@@ -31,22 +44,22 @@ public enum Conntrack {
         dump.nest(Int(CTA_TUPLE_ORIG.rawValue)) { t in
             t.nest(Int(CTA_TUPLE_PROTO.rawValue)) { p in
                 p.attribute(Int(CTA_PROTO_NUM.rawValue), u8: proto)
-                p.attribute(Int(CTA_PROTO_DST_PORT.rawValue), u16: port.bigEndian)
+                if onePort { p.attribute(Int(CTA_PROTO_DST_PORT.rawValue), u16: port.bigEndian) }
             }
         }
         // The kernel parses CTA_FILTER strictly: it must carry NLA_F_NESTED.
         dump.nest(Int(CTA_FILTER.rawValue) | Int(NLA_F_NESTED)) { f in
-            f.attribute(Int(CTA_FILTER_ORIG_FLAGS.rawValue), u32: filterProtoNum | filterProtoDstPort)
+            f.attribute(Int(CTA_FILTER_ORIG_FLAGS.rawValue), u32: filterProtoNum | (onePort ? filterProtoDstPort : 0))
             f.attribute(Int(CTA_FILTER_REPLY_FLAGS.rawValue), u32: 0)
         }
-        let what = "conntrack -D -p \(FieldName.proto(proto)) --dport \(port)"
+        let what = "conntrack -D -p \(FieldName.proto(proto)) --dport \(ports.sorted().map(String.init).joined(separator: ","))"
         var deleted = 0
         for entry in try nl.execute(dump, "\(what) (dump)") {
             let attrs = entry.attributes(after: MemoryLayout<nfgenmsg>.size)
             guard let orig = attrs[Int(CTA_TUPLE_ORIG.rawValue)],
                 let tp = NetlinkAttributes(Array(orig)).nested(Int(CTA_TUPLE_PROTO.rawValue)),
                 tp.u8(Int(CTA_PROTO_NUM.rawValue)) == proto,
-                tp.u16(Int(CTA_PROTO_DST_PORT.rawValue)).map({ UInt16(bigEndian: $0) }) == port
+                let dport = tp.u16(Int(CTA_PROTO_DST_PORT.rawValue)).map({ UInt16(bigEndian: $0) }), ports.contains(dport)
             else { continue }
             var del = request(Int32(IPCTNL_MSG_CT_DELETE.rawValue), NLM_F_ACK)
             del.attribute(Int(CTA_TUPLE_ORIG.rawValue), orig)

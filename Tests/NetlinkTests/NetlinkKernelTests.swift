@@ -185,5 +185,9 @@ struct NetlinkKernelTests {
         #expect(try Conntrack.delete(nl, family: .v4, proto: 6, destinationPort: 5301) == 0, "TCP is another protocol")
         #expect(try Conntrack.delete(nl, family: .v6, proto: 17, destinationPort: 5301) == 0, "IPv6 is another family")
         #expect(tracked(5301) == 1)
+        // Several ports in one walk.
+        #expect(sh("ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", send).status == 0)
+        #expect(try Conntrack.delete(nl, family: .v4, proto: 17, destinationPorts: [5300, 5301, 9]) == 4, "two new flows to 5300, the old and a new one to 5301")
+        #expect(tracked(5300) == 0 && tracked(5301) == 0)
     }
 }

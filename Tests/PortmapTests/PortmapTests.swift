@@ -91,13 +91,14 @@ struct PortmapKernelTests {
 
     @Test func addCheckDelGCStatus() throws {
         let h = Host()
-        let m = #"[{"hostPort":8080,"containerPort":80},{"hostPort":5300,"containerPort":53,"protocol":"UDP"}]"#
+        let m = #"[{"hostPort":8080,"containerPort":80},{"hostPort":5300,"containerPort":53,"protocol":"UDP"},{"hostPort":9000,"containerPort":9000,"protocol":"sctp"}]"#
         let add = try run("ADD", conf(mappings: m), in: h.name)
         #expect(add.exitCode == 0, "\(msg(add))")
         #expect(try JSONValue.parse(add.stdout).objectValue?["ips"] == JSONValue.parse(prev).objectValue?["ips"], "prevResult passes through")
         let t = h.nft("list", "table", "inet", "swift_cni_portmap")
         #expect(t.contains("tcp . 8080 comment") && t.contains(": 10.61.0.2 . 80"))
         #expect(t.contains("udp . 5300 comment") && t.contains(": fd00:61::2 . 53"))
+        #expect(t.contains("sctp . 9000 comment"), "SCTP mappings are accepted (this kernel has no SCTP to carry them)")
         #expect(!t.contains("10.99.0.9"), "an address of a host interface is not the container's")
         #expect(sh("ip", "netns", "exec", h.name, "sysctl", "-n", "net.ipv4.conf.br0.route_localnet").out.hasPrefix("1"))
         #expect(try run("CHECK", conf(mappings: m), in: h.name).exitCode == 0)

@@ -131,12 +131,14 @@ enum Portmap {
     /// Deletes the conntrack entries of the UDP host ports, so a flow that conntrack still maps
     /// elsewhere (an earlier container, or none) does not swallow the datagrams.
     static func flushUDP(_ mappings: [PortMap.Mapping]) throws {
-        var seen = Set<String>()
-        let udp = mappings.filter { $0.proto == UInt8(IPPROTO_UDP) && seen.insert("\($0.family) \($0.hostPort)").inserted }
-        guard !udp.isEmpty else { return }
+        var ports: [IPFamily: Set<UInt16>] = [:]
+        for m in mappings where m.proto == UInt8(IPPROTO_UDP) { ports[m.family, default: []].insert(m.hostPort) }
+        guard !ports.isEmpty else { return }
         do {
             let nl = try Conntrack.socket()
-            for m in udp { try Conntrack.delete(nl, family: m.family, proto: m.proto, destinationPort: m.hostPort) }
+            for (family, set) in ports.sorted(by: { $0.key == .v4 && $1.key == .v6 }) {
+                try Conntrack.delete(nl, family: family, proto: UInt8(IPPROTO_UDP), destinationPorts: set)
+            }
         } catch {
             throw CNIError(.kernelOperationFailed, "failed to flush the UDP conntrack entries of the host ports", details: "\(error)")
         }
