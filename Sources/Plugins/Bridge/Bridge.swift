@@ -57,7 +57,10 @@ public struct BridgePlugin: CNIPlugin {
             result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
             result.routes = ipam.routes
             result.dns = ipam.dns
-            if conf.isGateway { try Bridge.configureGateway(conf, &result, bridge: br, host: host) }
+            if conf.isGateway {
+                let gateway = conf.vlan != 0 ? try Bridge.ensureVLANGateway(conf, bridge: br, host: host) : br
+                try Bridge.configureGateway(conf, &result, bridge: gateway, host: host)
+            }
             try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
             if conf.ipMasq {
                 let nft = try Bridge.firewall()
@@ -205,6 +208,17 @@ enum Bridge {
             }
             if !b.isUp { try nl.setUp(b.index) }
             if conf.promiscMode && !b.isPromiscuous { try nl.setPromiscuous(b.index, true) }
+            let filtering = conf.usesVLANs ? try nl.bridgeVLANFiltering(b.index) : false
+            if conf.usesVLANs && !filtering {
+                do {
+                    try nl.setBridgeVLANFiltering(b.index, true)
+                } catch {
+                    guard error.errno == EOPNOTSUPP || error.errno == EINVAL else { throw error }
+                    throw CNIError(
+                        .kernelOperationFailed, "cannot use vlan or vlanTrunk: the kernel has no bridge VLAN filtering",
+                        details: "\(error) (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan and vlanTrunk from the configuration")
+                }
+            }
             return try nl.link(index: b.index) ?? b
         } catch {
             throw kernel("failed to set up bridge \"\(conf.bridge)\"", error)
@@ -246,11 +260,56 @@ enum Bridge {
             if conf.hairpinMode || conf.portIsolation {
                 try host.setBridgePort(hostEnd.index, hairpin: conf.hairpinMode ? true : nil, isolated: conf.portIsolation ? true : nil)
             }
+            try configurePortVLANs(conf, host, port: hostEnd.index, access: conf.vlan, trunk: conf.vlanTrunk)
             try host.setUp(hostEnd.index)
             let ctrEnd = try cnl.requireLink(ifName)
             return VethPair(host: try host.link(index: hostEnd.index) ?? hostEnd, container: ctrEnd)
         } catch {
             throw kernel("failed to create the veth pair for \(ifName)", error)
+        }
+    }
+
+    /// A port's VLANs: `access` (PVID, untagged), the `trunk` ranges (tagged); the default VLAN 1
+    /// goes unless preserveDefaultVlan. Nothing when no VLAN key is set.
+    /// Equivalent to `bridge vlan del dev <port> vid 1; bridge vlan add dev <port> vid <v> pvid untagged; ...`.
+    static func configurePortVLANs(_ conf: BridgeConfig, _ nl: NetlinkSocket, port: Int32, access: Int, trunk: [ClosedRange<Int>])
+        throws
+    {
+        guard access != 0 || !trunk.isEmpty else { return }
+        if !conf.preserveDefaultVlan {
+            do {
+                try nl.deleteBridgeVLAN(port, 1...1)
+            } catch {
+                if error.errno != ENOENT && error.errno != EINVAL { throw error }
+            }
+        }
+        if access != 0 { try nl.addBridgeVLAN(port, access...access, pvid: true, untagged: true) }
+        for r in trunk where !(r.count == 1 && r.lowerBound == access) { try nl.addBridgeVLAN(port, r) }
+    }
+
+    /// With `vlan` and isGateway the gateway address lives on `<bridge>.<vlan>`: a veth whose peer
+    /// is an access port of that VLAN on the bridge (as the reference plugin does). Made once, then
+    /// reused; it stays, as the bridge does.
+    static func ensureVLANGateway(_ conf: BridgeConfig, bridge: Link, host: NetlinkSocket) throws -> Link {
+        let name = "\(conf.bridge).\(conf.vlan)"
+        do {
+            if let l = try host.link(named: name) { return l }
+            let peer = String(format8: UInt32.random(in: 0...UInt32.max))
+            do {
+                try host.createVeth(name: name, peer: peer, peerNamespace: nil, mtu: bridge.mtu, mac: nil)
+            } catch {
+                if error.errno == EEXIST, let l = try host.link(named: name) { return l }  // another ADD made it
+                throw error
+            }
+            let p = try host.requireLink(peer)
+            try host.setMaster(p.index, bridge.index)
+            try configurePortVLANs(conf, host, port: p.index, access: conf.vlan, trunk: [])
+            try host.setUp(p.index)
+            let l = try host.requireLink(name)
+            try host.setUp(l.index)
+            return l
+        } catch {
+            throw kernel("failed to set up the VLAN gateway interface \"\(name)\"", error)
         }
     }
 
@@ -333,6 +392,15 @@ enum Bridge {
         let ports = try host.links().filter { $0.master == br.index && $0.kind == "veth" }
         guard let port = ports.first(where: { $0.parentIndex == ctr.index }) else {
             throw fail("no port of \"\(conf.bridge)\" is the peer of \(ctx.args.ifName)")
+        }
+        if conf.usesVLANs {
+            let vlans = try host.bridgeVLANs(port.index)
+            if conf.vlan != 0 && !vlans.contains(PortVLAN(vid: conf.vlan, pvid: true, untagged: true)) {
+                throw fail("port \(port.name) is not an untagged access port of VLAN \(conf.vlan)", "its VLANs: \(vlans)")
+            }
+            for r in conf.vlanTrunk { for v in r where !vlans.contains(where: { $0.vid == v }) {
+                throw fail("port \(port.name) does not carry trunk VLAN \(v)", "its VLANs: \(vlans)")
+            } }
         }
         if conf.macSpoofCheck {
             let el = try MacSpoofCheck.element(try firewall(), hostInterface: port.name)

@@ -23,6 +23,8 @@ struct BridgeConfig {
     var dns: CNIResult.DNS?
 
     var isLayer3: Bool { ipamType.map { !$0.isEmpty } ?? false }
+    /// VLAN keys in use: the bridge filters VLANs and the port gets its own.
+    var usesVLANs: Bool { vlan != 0 || !vlanTrunk.isEmpty }
 
     /// `forAdd` is false for DEL/GC/STATUS, which must work with settings ADD would refuse.
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
@@ -83,14 +85,13 @@ struct BridgeConfig {
         if isGateway && !isLayer3 {
             throw CNIError(.invalidNetworkConfig, "isGateway needs ipam", details: "the gateway address comes from IPAM")
         }
-        // Not built yet: refuse clearly rather than pretend (code 2 names the key).
         if ipMasq && !isLayer3 {
             throw CNIError(.invalidNetworkConfig, "ipMasq needs ipam", details: "masquerading is set up for the addresses IPAM hands out")
         }
-        for (key, on) in [("vlan", vlan != 0), ("vlanTrunk", !vlanTrunk.isEmpty)] where on {
+        if vlan != 0 && isGateway && bridge.utf8.count + 1 + String(vlan).utf8.count > 15 {
             throw CNIError(
-                .unsupportedField, "unsupported field \"\(key)\" in network configuration",
-                details: "this version of the bridge plugin does not implement \(key) yet")
+                .invalidNetworkConfig, "the VLAN gateway interface \"\(bridge).\(vlan)\" would be longer than 15 characters",
+                details: "with vlan and isGateway the gateway address goes on <bridge>.<vlan>; choose a shorter bridge name")
         }
         try args.checkCNIArgs(known: ["MAC", "IP"])
     }
