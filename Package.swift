@@ -36,6 +36,10 @@ let package = Package(
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
 
+        // DNS: the wire format (a hardened parser), the records files, the answering logic.
+        // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
+        .target(name: "DNS", dependencies: ["CNI"]),
+
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
         .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
@@ -72,6 +76,9 @@ let package = Package(
         .testTarget(
             name: "MacvlanTests",
             dependencies: ["CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
+        .testTarget(
+            name: "DNSTests",
+            dependencies: ["CNI", "DNS"]),
         .testTarget(
             name: "PortmapTests",
             dependencies: ["CNI", "Netlink", "PortmapPlugin", "TestSupport"]),

@@ -1,0 +1,134 @@
+import CNI
+
+/// One network's records as the dnsname plugin writes them: a small line file per network,
+/// replaced by atomic rename under a lock.
+///
+/// ```
+/// swift-cni-dns 1
+/// domain dns.podman
+/// ttl 0
+/// internal 0
+/// listen 10.88.0.1 fd00:88::1
+/// upstreams 192.0.2.53
+/// entry <owner tag> <ipv4,...|-> <ipv6,...|-> <name,alias,...>
+/// ```
+public struct NetworkRecords: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        /// The attachment's owner tag (the plugin's DEL and GC find its lines by it).
+        public var owner: String
+        public var v4: [IPAddress]
+        public var v6: [IPAddress]
+        /// Lowercased; the first is the primary name (PTR answers use it).
+        public var names: [String]
+        public init(owner: String, v4: [IPAddress], v6: [IPAddress], names: [String]) {
+            self.owner = owner
+            self.v4 = v4
+            self.v6 = v6
+            self.names = names
+        }
+    }
+
+    public var network: String
+    public var domain = "dns.podman"
+    public var ttl: UInt32 = 0
+    /// No forwarding for clients that are only on internal networks.
+    public var isInternal = false
+    /// The addresses the responder listens on for this network (its gateways).
+    public var listen: [IPAddress] = []
+    /// Upstream servers; empty: the host's /etc/resolv.conf.
+    public var upstreams: [IPAddress] = []
+    public var entries: [Entry] = []
+
+    public init(network: String) { self.network = network }
+
+    public static let magic = "swift-cni-dns 1"
+
+    public var text: String {
+        var lines = [Self.magic, "domain \(domain)", "ttl \(ttl)", "internal \(isInternal ? 1 : 0)"]
+        lines.append((["listen"] + listen.map(\.description)).joined(separator: " "))
+        lines.append((["upstreams"] + upstreams.map(\.description)).joined(separator: " "))
+        for e in entries {
+            let v4 = e.v4.isEmpty ? "-" : e.v4.map(\.description).joined(separator: ",")
+            let v6 = e.v6.isEmpty ? "-" : e.v6.map(\.description).joined(separator: ",")
+            lines.append("entry \(e.owner) \(v4) \(v6) \(e.names.joined(separator: ","))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Parses a file; nil when it is not one of ours. Malformed lines are skipped and reported.
+    public init?(network: String, text: String, problems: inout [String]) {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        guard lines.first.map({ $0 == Self.magic }) == true else { return nil }
+        lines.removeFirst()
+        self.network = network
+        for (n, line) in lines.enumerated() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let key = f.first else { continue }
+            switch key {
+            case "domain" where f.count == 2 && DNSName(String(f[1])) != nil: domain = String(f[1]).lowercased()
+            case "ttl" where f.count == 2 && UInt32(f[1]) != nil: ttl = UInt32(f[1])!
+            case "internal" where f.count == 2: isInternal = f[1] == "1"
+            case "listen": listen = f.dropFirst().compactMap { IPAddress($0) }
+            case "upstreams": upstreams = f.dropFirst().compactMap { IPAddress($0) }
+            case "entry" where f.count == 5:
+                func addrs(_ s: Substring) -> [IPAddress] { s == "-" ? [] : s.split(separator: ",").compactMap { IPAddress($0) } }
+                let names = f[4].split(separator: ",").map { String($0).lowercased() }.filter { DNSName($0) != nil }
+                entries.append(Entry(owner: String(f[1]), v4: addrs(f[2]), v6: addrs(f[3]), names: names))
+            default:
+                problems.append("\(network): line \(n + 2) ignored: \(line.prefix(80))")
+            }
+        }
+    }
+}
+
+/// Everything the responder knows, indexed for lookups; immutable, replaced as a whole on reload.
+public final class Zones: Sendable {
+    public struct Network: Sendable {
+        public let records: NetworkRecords
+        public let domain: DNSName
+        /// Lowercased name (relative to the domain) -> entry indices.
+        let byName: [DNSName: [Int]]
+        let byAddress: [IPAddress: Int]
+    }
+
+    public let generation: UInt64
+    public let networks: [String: Network]
+    /// A container address -> the networks it is attached to (the source of a query).
+    let memberOf: [IPAddress: [String]]
+    /// A listen address -> its network (for sources that are no container).
+    public let listenerNetwork: [IPAddress: String]
+
+    public init(_ all: [NetworkRecords], generation: UInt64) {
+        self.generation = generation
+        var nets: [String: Network] = [:]
+        var member: [IPAddress: [String]] = [:]
+        var listeners: [IPAddress: String] = [:]
+        for r in all.sorted(by: { $0.network < $1.network }) {
+            var byName: [DNSName: [Int]] = [:]
+            var byAddress: [IPAddress: Int] = [:]
+            for (i, e) in r.entries.enumerated() {
+                for n in e.names { if let d = DNSName(n) { byName[d.lowercased, default: []].append(i) } }
+                for a in e.v4 + e.v6 {
+                    if byAddress[a] == nil { byAddress[a] = i }
+                    if !(member[a] ?? []).contains(r.network) { member[a, default: []].append(r.network) }
+                }
+            }
+            for l in r.listen where listeners[l] == nil { listeners[l] = r.network }
+            nets[r.network] = Network(records: r, domain: DNSName(r.domain)?.lowercased ?? DNSName(labels: []), byName: byName, byAddress: byAddress)
+        }
+        networks = nets
+        memberOf = member
+        listenerNetwork = listeners
+    }
+
+    /// The networks whose names `source` may see: those it is attached to; a source that is no
+    /// container sees only the network of the address it asked.
+    public func visible(source: IPAddress, listener: IPAddress) -> [Network] {
+        if let m = memberOf[source] { return m.compactMap { networks[$0] } }
+        if let n = listenerNetwork[listener], let net = networks[n] { return [net] }
+        return []
+    }
+
+    /// Every listen address.
+    public var listenAddresses: [IPAddress] { Array(listenerNetwork.keys).sorted() }
+}

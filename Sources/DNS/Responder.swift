@@ -1,0 +1,145 @@
+import CNI
+
+/// What to do with one received message.
+public enum Outcome: Sendable {
+    case reply([UInt8])
+    /// Not ours: ask `upstreams` (in this order) and relay the answer; `refusal` is the answer to
+    /// send when none answers.
+    case forward(Query, upstreams: [IPAddress], servFail: [UInt8])
+    case drop(String)
+}
+
+/// The answering logic, free of I/O: a message, who sent it and where, and the zones.
+public enum Responder {
+    /// Our EDNS UDP size (DNS flag day 2020): answers over UDP never exceed it.
+    public static let ednsSize: UInt16 = 1232
+
+    static let inAddrArpa = DNSName("in-addr.arpa")!
+    static let ip6Arpa = DNSName("ip6.arpa")!
+
+    public static func respond(
+        _ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, zones: Zones,
+        shuffle: (inout [IPAddress]) -> Void = { $0.shuffle() }
+    ) -> Outcome {
+        let q: Query
+        switch DNSParser.parse(message) {
+        case .drop(let why): return .drop(why)
+        case .error(let id, let flags, let rcode, let question, _, _):
+            let w = ResponseWriter(id: id, queryFlags: flags, rcode: rcode, authoritative: false, recursionAvailable: false, question: question)
+            return .reply(w.bytes)
+        case .query(let query): q = query
+        }
+        let nets = zones.visible(source: source, listener: listener)
+        let forwards = !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
+        func writer(_ rcode: UInt8, authoritative: Bool) -> ResponseWriter {
+            ResponseWriter(id: q.id, queryFlags: q.flags, rcode: rcode, authoritative: authoritative, recursionAvailable: forwards, question: q.questionBytes)
+        }
+        func finish(_ w: ResponseWriter) -> Outcome {
+            var w = w
+            if q.edns != nil { w.opt(udpSize: ednsSize) }
+            let limit = overTCP ? 65535 : q.edns.map { max(512, min(Int($0.udpSize), Int(ednsSize))) } ?? 512
+            if w.count > limit { w.truncate(keepingOPT: q.edns != nil ? ednsSize : nil) }
+            return .reply(w.bytes)
+        }
+        if let e = q.edns, e.version > 0 {
+            var w = writer(0, authoritative: false)
+            w.opt(udpSize: ednsSize, extendedRCode: RCode.badVers)
+            return .reply(w.bytes)
+        }
+        guard q.qclass == 1 || q.qclass == 255 else { return finish(writer(RCode.refused, authoritative: false)) }
+
+        let name = q.name.lowercased
+        // Reverse lookups of container addresses.
+        if name.hasSuffix(inAddrArpa) || name.hasSuffix(ip6Arpa) {
+            if let addr = reverseAddress(name) {
+                for n in nets {
+                    guard let i = n.byAddress[addr], let primary = n.records.entries[i].names.first, let target = DNSName(primary) else { continue }
+                    var w = writer(RCode.noError, authoritative: true)
+                    if q.type == RRType.ptr || q.type == RRType.any {
+                        var rdata: [UInt8] = []
+                        target.appending(n.domain).write(to: &rdata)
+                        w.answer(type: RRType.ptr, ttl: n.records.ttl, rdata: rdata)
+                    } else {
+                        w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                    }
+                    return finish(w)
+                }
+            }
+        } else {
+            // A name of ours: a single label (the search domain applies) or under a network's domain.
+            for n in nets {
+                var key: DNSName?
+                if name.labels.count == 1 {
+                    key = name
+                } else if !n.domain.labels.isEmpty && name.hasSuffix(n.domain) {
+                    key = name.dropping(n.domain)
+                    if key!.labels.isEmpty {  // the domain itself: it exists, with no address
+                        var w = writer(RCode.noError, authoritative: true)
+                        w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                        return finish(w)
+                    }
+                }
+                guard let key, let hits = n.byName[key] else { continue }
+                var w = writer(RCode.noError, authoritative: true)
+                var v4: [IPAddress] = [], v6: [IPAddress] = []
+                for i in hits {
+                    v4 += n.records.entries[i].v4
+                    v6 += n.records.entries[i].v6
+                }
+                let wantA = q.type == RRType.a || q.type == RRType.any
+                let wantAAAA = q.type == RRType.aaaa || q.type == RRType.any
+                if wantA { shuffle(&v4) }
+                if wantAAAA { shuffle(&v6) }
+                for a in (wantA ? v4 : []) + (wantAAAA ? v6 : []) {
+                    w.answer(type: a.family == .v4 ? RRType.a : RRType.aaaa, ttl: n.records.ttl, rdata: a.networkBytes)
+                }
+                // A known name without data of the type asked: NODATA (NOERROR, SOA), never NXDOMAIN.
+                if w.count == 12 + q.questionBytes.count { w.authoritySOA(zone: n.domain, ttl: n.records.ttl) }
+                return finish(w)
+            }
+            // Not found: under one of our domains, or a single label, it does not exist (and is
+            // never forwarded); anything else goes upstream.
+            if let n = nets.first(where: { name.labels.count == 1 || (!$0.domain.labels.isEmpty && name.hasSuffix($0.domain)) }) {
+                var w = writer(RCode.nxDomain, authoritative: true)
+                w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                return finish(w)
+            }
+        }
+        guard forwards else { return finish(writer(RCode.refused, authoritative: false)) }
+        var upstreams: [IPAddress] = []
+        for n in nets { for u in n.records.upstreams where !upstreams.contains(u) { upstreams.append(u) } }
+        var fail = writer(RCode.servFail, authoritative: false)
+        if q.edns != nil { fail.opt(udpSize: ednsSize) }
+        return .forward(q, upstreams: upstreams, servFail: fail.bytes)
+    }
+
+    /// The address of a reverse name (`4.3.2.1.in-addr.arpa`, 32 nibbles of `ip6.arpa`); nil for
+    /// anything else.
+    static func reverseAddress(_ n: DNSName) -> IPAddress? {
+        if n.hasSuffix(inAddrArpa) {
+            let parts = n.dropping(inAddrArpa).labels
+            guard parts.count == 4 else { return nil }
+            var bytes: [UInt8] = []
+            for l in parts.reversed() {
+                guard !l.isEmpty, l.count <= 3, l.allSatisfy({ $0 >= 48 && $0 <= 57 }), let v = UInt8(String(decoding: l, as: UTF8.self)) else { return nil }
+                bytes.append(v)
+            }
+            return IPAddress(networkBytes: bytes)
+        }
+        let parts = n.dropping(ip6Arpa).labels
+        guard parts.count == 32 else { return nil }
+        var nibbles: [UInt8] = []
+        for l in parts.reversed() {
+            guard l.count == 1 else { return nil }
+            let c = l[0]
+            switch c {
+            case 48...57: nibbles.append(c - 48)
+            case 97...102: nibbles.append(c - 87)
+            default: return nil
+            }
+        }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: 32, by: 2) { bytes.append(nibbles[i] << 4 | nibbles[i + 1]) }
+        return IPAddress(networkBytes: bytes)
+    }
+}
