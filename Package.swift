@@ -9,9 +9,11 @@ let package = Package(
         // One multi-call binary: bridge, host-local, ... are symlinks to it (dispatch on argv[0]).
         .executable(name: "cni-plugins", targets: ["cni-plugins"]),
         .executable(name: "cnictl", targets: ["cnictl"]),
+        .executable(name: "cni-dnsd", targets: ["cni-dnsd"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // C shims: system libraries and kernel headers only.
@@ -44,12 +46,24 @@ let package = Package(
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
         .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
         .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
+        .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "HostLocalPlugin", "MacvlanPlugin", "PortmapPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "MacvlanPlugin", "PortmapPlugin"]),
+
+        // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
+        .executableTarget(
+            name: "cni-dnsd",
+            dependencies: [
+                "CNI", "DNS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // cnitool-compatible client.
         .executableTarget(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every file in netconf-examples/ is a fixture: cnictl runs ADD, CHECK and DEL with it in a
 # throwaway host netns, with our plugins first on CNI_PATH and the reference set after them for
-# plugins we do not ship yet. dataDir and bridge names are made private to the run.
+# plugins we do not ship yet. dataDir, dnsname's runDir and bridge names are made private to the run.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
@@ -10,6 +10,7 @@ EXAMPLES="$here/../../netconf-examples"
 tb_tmpdir D
 mkdir -p "$D/net.d" "$D/bin" "$D/cache"
 for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin:/usr/lib/cni"
 tb_netns swcni-exh; H=$TB_LAST
 # The host's NIC, as the macvlan example names it: one end of a veth pair (no dummy links here).
@@ -19,9 +20,10 @@ for f in "$EXAMPLES"/*; do
     i=$((i + 1))
     name=$(jq -r .name "$f")
     # Private state: the store under $D, the bridge named for this run.
-    jq --arg d "$D/ipam" --arg br "swex$i-$TB_ID" '
+    jq --arg d "$D/ipam" --arg br "swex$i-$TB_ID" --arg dns "$D/dns" '
         (if .plugins then .plugins else [.] end) as $p
-        | (if .plugins then .plugins |= map(if .ipam then .ipam.dataDir = $d else . end | if .bridge then .bridge = $br else . end)
+        | (if .plugins then .plugins |= map(if .ipam then .ipam.dataDir = $d else . end | if .bridge then .bridge = $br else . end
+              | if .type == "dnsname" then .runDir = $dns else . end)
            else (if .ipam then .ipam.dataDir = $d else . end) end)' "$f" > "$D/net.d/$(basename "$f")"
     tb_netns "swcni-ex$i"; C=$TB_LAST
     echo "$(basename "$f") (network $name)"

@@ -4,6 +4,7 @@ SWIFT_CNI_APT_PACKAGES=(
     nftables iptables iproute2 iputils-ping procps jq python3   # the test bed and its checks
     containernetworking-plugins          # the reference plugins, for side-by-side tests and benchmarks
     conntrack                            # independent check of the UDP flow flush
+    bind9-dnsutils                       # dig: the DNS checks of the e2e scripts
     hyperfine bc                         # benchmarks
     patchelf                             # release build: drop the RUNPATH
 )

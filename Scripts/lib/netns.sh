@@ -17,6 +17,10 @@ TB_NAME="${TB_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}"
 tb_cleanup() {
     local p n d
     for p in "${TB_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    # A cni-dnsd the dnsname plugin started for the run (its records dir is under a run directory).
+    for d in "${TB_DIRS[@]}"; do
+        for f in "$d"/*/dnsd.pid "$d"/dnsd.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
+    done
     for n in "${TB_NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
     for d in "${TB_DIRS[@]}"; do rm -rf "$d"; done
 }

@@ -1,5 +1,6 @@
 import BridgePlugin
 import CNI
+import DNSNamePlugin
 import HostLocalPlugin
 import MacvlanPlugin
 import PortmapPlugin
@@ -14,6 +15,7 @@ import PortmapPlugin
 /// Only plugins that really work are listed here.
 let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
+    DNSNamePlugin.type: DNSNamePlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),

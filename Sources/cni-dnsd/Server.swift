@@ -1,0 +1,242 @@
+import CNI
+import DNS
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The responder: listeners per gateway address (UDP and TCP), the zones, forwarding.
+final class Server: @unchecked Sendable {
+    let dir: String
+    let port: Int
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let log: (String) -> Void
+    private let state = NIOLockedValueBox(State())
+    let forwarder: Forwarder
+
+    struct State {
+        var zones = Zones([], generation: 0)
+        var generation: UInt64 = 0
+        var listeners: [IPAddress: [Channel]] = [:]
+        var tcpConnections = 0
+        var tcpBySource: [IPAddress: Int] = [:]
+    }
+
+    /// TCP: at most this many connections, per source and in all; idle ones close after 10 s.
+    static let maxTCP = 256
+    static let maxTCPPerSource = 16
+
+    init(dir: String, port: Int, log: @escaping (String) -> Void) {
+        self.dir = dir
+        self.port = port
+        self.log = log
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        forwarder = Forwarder(log: log)
+    }
+
+    var zones: Zones { state.withLockedValue { $0.zones } }
+
+    /// Reads every network file of the directory.
+    func load() -> [NetworkRecords] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        var out: [NetworkRecords] = []
+        for f in files.sorted() where f.hasSuffix(".net") {
+            guard let text = try? String(contentsOfFile: "\(dir)/\(f)", encoding: .utf8) else { continue }
+            var problems: [String] = []
+            if let r = NetworkRecords(network: String(f.dropLast(4)), text: text, problems: &problems) { out.append(r) }
+            problems.forEach(log)
+        }
+        return out
+    }
+
+    /// Re-reads the records and swaps them in; binds the listen addresses that are new, closes
+    /// those that are gone. Returns the new generation, or throws naming what could not be bound.
+    func reload() throws -> (generation: UInt64, networks: Int) {
+        let records = load()
+        let wanted = Set(records.flatMap(\.listen))
+        let have = state.withLockedValue { Set($0.listeners.keys) }
+        var opened: [IPAddress: [Channel]] = [:]
+        do {
+            for a in wanted.subtracting(have).sorted() { opened[a] = try bind(a) }
+        } catch {
+            for c in opened.values.flatMap({ $0 }) { try? c.close().wait() }
+            throw error
+        }
+        var closing: [Channel] = []
+        let (generation, count) = state.withLockedValue { s -> (UInt64, Int) in
+            s.generation += 1
+            s.zones = Zones(records, generation: s.generation)
+            for (a, cs) in opened { s.listeners[a] = cs }
+            for a in have.subtracting(wanted) { closing += s.listeners.removeValue(forKey: a) ?? [] }
+            return (s.generation, records.count)
+        }
+        for c in closing { try? c.close().wait() }
+        // Upstreams from the host's resolv.conf, for networks that name none.
+        forwarder.reloadResolvConf()
+        return (generation, count)
+    }
+
+    func bind(_ a: IPAddress) throws -> [Channel] {
+        let host = a.description
+        let udp = try DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { ch in ch.pipeline.addHandler(UDPHandler(server: self, listener: a)) }
+            .bind(host: host, port: port).wait()
+        do {
+            let tcp = try ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 128)
+                .childChannelInitializer { ch in
+                    guard let src = ch.remoteAddress.flatMap(IPAddress.init(socket:)), self.admitTCP(src) else {
+                        return ch.close()
+                    }
+                    ch.closeFuture.whenComplete { _ in self.releaseTCP(src) }
+                    return ch.pipeline.addHandlers([
+                        IdleStateHandler(readTimeout: .seconds(10)),
+                        ByteToMessageHandler(LengthFrameDecoder()),
+                        TCPHandler(server: self, listener: a, source: src),
+                    ])
+                }
+                .bind(host: host, port: port).wait()
+            return [udp, tcp]
+        } catch {
+            try? udp.close().wait()
+            throw error
+        }
+    }
+
+    func admitTCP(_ src: IPAddress) -> Bool {
+        state.withLockedValue { s in
+            guard s.tcpConnections < Server.maxTCP, (s.tcpBySource[src] ?? 0) < Server.maxTCPPerSource else { return false }
+            s.tcpConnections += 1
+            s.tcpBySource[src, default: 0] += 1
+            return true
+        }
+    }
+
+    func releaseTCP(_ src: IPAddress) {
+        state.withLockedValue { s in
+            s.tcpConnections -= 1
+            s.tcpBySource[src, default: 1] -= 1
+            if s.tcpBySource[src] == 0 { s.tcpBySource[src] = nil }
+        }
+    }
+
+    /// Answers `message`; `send` gets the reply (on the channel's event loop) unless it is dropped.
+    func handle(_ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, on loop: EventLoop, send: @escaping @Sendable ([UInt8]) -> Void) {
+        switch Responder.respond(message, source: source, listener: listener, overTCP: overTCP, zones: zones) {
+        case .reply(let b): send(b)
+        case .drop: return
+        case .forward(let q, let upstreams, let servFail):
+            guard forwarder.begin() else { return send(servFail) }
+            let ups = upstreams.isEmpty ? forwarder.hostUpstreams : upstreams
+            pool.runIfActive(eventLoop: loop) { [forwarder] in
+                defer { forwarder.end() }
+                return forwarder.exchange(message, id: q.id, upstreams: ups, overTCP: overTCP) ?? servFail
+            }.whenSuccess { send($0) }
+        }
+    }
+
+    func closeAll() {
+        let all = state.withLockedValue { s -> [Channel] in
+            let cs = s.listeners.values.flatMap { $0 }
+            s.listeners = [:]
+            return cs
+        }
+        for c in all { try? c.close().wait() }
+    }
+}
+
+extension IPAddress {
+    init?(socket: SocketAddress) {
+        switch socket {
+        case .v4(let a):
+            var s = a.address.sin_addr
+            self.init(networkBytes: withUnsafeBytes(of: &s) { Array($0) })
+        case .v6(let a):
+            var s = a.address.sin6_addr
+            let b = withUnsafeBytes(of: &s) { Array($0) }
+            // An IPv4-mapped source is the IPv4 client.
+            if b.prefix(10).allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF {
+                self.init(networkBytes: Array(b.suffix(4)))
+            } else {
+                self.init(networkBytes: b)
+            }
+        default:
+            return nil
+        }
+    }
+}
+
+final class UDPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+    let server: Server
+    let listener: IPAddress
+    init(server: Server, listener: IPAddress) {
+        self.server = server
+        self.listener = listener
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let env = unwrapInboundIn(data)
+        guard let src = IPAddress(socket: env.remoteAddress) else { return }
+        let channel = context.channel
+        let remote = env.remoteAddress
+        server.handle(Array(env.data.readableBytesView), source: src, listener: listener, overTCP: false, on: context.eventLoop) { reply in
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: reply)), promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {}  // ICMP errors of a UDP send: nothing to do
+}
+
+/// RFC 1035 4.2.2 framing: a two-byte length, then the message. A zero length closes.
+struct LengthFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let len = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) else { return .needMoreData }
+        if len == 0 {
+            context.close(promise: nil)
+            return .needMoreData
+        }
+        guard buffer.readableBytes >= 2 + Int(len) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 2)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(len))!))
+        return .continue
+    }
+}
+
+final class TCPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let server: Server
+    let listener: IPAddress
+    let source: IPAddress
+    init(server: Server, listener: IPAddress, source: IPAddress) {
+        self.server = server
+        self.listener = listener
+        self.source = source
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let msg = Array(unwrapInboundIn(data).readableBytesView)
+        let channel = context.channel
+        // Pipelined queries are answered as they come, each independently (RFC 7766).
+        server.handle(msg, source: source, listener: listener, overTCP: true, on: context.eventLoop) { reply in
+            var b = channel.allocator.buffer(capacity: reply.count + 2)
+            b.writeInteger(UInt16(reply.count))
+            b.writeBytes(reply)
+            channel.writeAndFlush(b, promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
