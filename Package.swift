@@ -92,7 +92,7 @@ let package = Package(
             dependencies: ["CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
         .testTarget(
             name: "DNSTests",
-            dependencies: ["CNI", "DNS"]),
+            dependencies: ["CNI", "DNS", "DNSNamePlugin", "TestSupport"]),
         .testTarget(
             name: "PortmapTests",
             dependencies: ["CNI", "Netlink", "PortmapPlugin", "TestSupport"]),
