@@ -65,6 +65,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // libFuzzer target for the DNS parser and answers (Scripts/fuzz-dns); plainly built, a replayer.
+        .executableTarget(name: "dns-fuzz", dependencies: ["CNI", "DNS"]),
+
         // cnitool-compatible client.
         .executableTarget(
             name: "cnictl",
