@@ -61,6 +61,8 @@ q "$B" +noall +comments +answer @10.93.0.1 alpha > "$D/full"
 check "... authoritative" grep -qE 'flags:[a-z ]* aa' "$D/full"
 check "... TTL 0" grep -qE '^alpha\.[[:space:]]+0[[:space:]]+IN[[:space:]]+A' "$D/full"
 check_eq "A resolves beta" "10.93.0.3" "$(q "$A" +short @10.93.0.1 beta)"
+check_eq "TCP: 3 pipelined queries, 3 answers" 3 "$(ip netns exec "$B" /usr/bin/python3 "$here/../lib/dns-tcp.py" pipeline 10.93.0.1 alpha beta example.test)"
+check_eq "TCP: a zero-length message closes the connection" closed "$(ip netns exec "$B" /usr/bin/python3 "$here/../lib/dns-tcp.py" zero 10.93.0.1)"
 check_eq "another type of a known name (TXT) is NODATA, not NXDOMAIN" "NOERROR" \
     "$(q "$B" @10.93.0.1 alpha TXT | grep -o 'status: [A-Z]*' | cut -d' ' -f2)"
 
