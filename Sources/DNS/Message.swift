@@ -55,7 +55,10 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `suffix` ends this name (both lowercased by the caller).
     public func hasSuffix(_ suffix: DNSName) -> Bool {
-        suffix.labels.count <= labels.count && Array(labels.suffix(suffix.labels.count)) == suffix.labels
+        let n = suffix.labels.count, m = labels.count
+        guard n <= m else { return false }
+        for i in 0..<n where labels[m - n + i] != suffix.labels[i] { return false }
+        return true
     }
 
     public func dropping(_ suffix: DNSName) -> DNSName { DNSName(labels: Array(labels.dropLast(suffix.labels.count))) }

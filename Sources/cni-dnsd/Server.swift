@@ -83,6 +83,9 @@ final class Server: @unchecked Sendable {
         let host = a.description
         let udp = try DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // recvmmsg: up to 32 datagrams a read.
+            .channelOption(.datagramVectorReadMessageCount, value: 32)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
             .channelInitializer { ch in ch.pipeline.addHandler(UDPHandler(server: self, listener: a)) }
             .bind(host: host, port: port).wait()
         do {
@@ -125,18 +128,23 @@ final class Server: @unchecked Sendable {
         }
     }
 
-    /// Answers `message`; `send` gets the reply (on the channel's event loop) unless it is dropped.
-    func handle(_ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, on loop: EventLoop, send: @escaping @Sendable ([UInt8]) -> Void) {
+    /// Answers `message`: the reply at once, or nil (dropped, or forwarded: `later` gets the
+    /// upstream's answer on the channel's event loop).
+    func handle(
+        _ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, on loop: EventLoop,
+        later: @escaping @Sendable ([UInt8]) -> Void
+    ) -> [UInt8]? {
         switch Responder.respond(message, source: source, listener: listener, overTCP: overTCP, zones: zones) {
-        case .reply(let b): send(b)
-        case .drop: return
+        case .reply(let b): return b
+        case .drop: return nil
         case .forward(let q, let upstreams, let servFail):
-            guard forwarder.begin() else { return send(servFail) }
+            guard forwarder.begin() else { return servFail }
             let ups = upstreams.isEmpty ? forwarder.hostUpstreams : upstreams
             pool.runIfActive(eventLoop: loop) { [forwarder] in
                 defer { forwarder.end() }
                 return forwarder.exchange(message, id: q.id, upstreams: ups, overTCP: overTCP) ?? servFail
-            }.whenSuccess { send($0) }
+            }.whenSuccess { later($0) }
+            return nil
         }
     }
 
@@ -186,10 +194,16 @@ final class UDPHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let src = IPAddress(socket: env.remoteAddress) else { return }
         let channel = context.channel
         let remote = env.remoteAddress
-        server.handle(Array(env.data.readableBytesView), source: src, listener: listener, overTCP: false, on: context.eventLoop) { reply in
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: reply)), promise: nil)
+        let reply = server.handle(Array(env.data.readableBytesView), source: src, listener: listener, overTCP: false, on: context.eventLoop) { late in
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: late)), promise: nil)
+        }
+        if let reply {
+            // Flushed once per batch of reads (channelReadComplete): several answers, one sendmmsg.
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: context.channel.allocator.buffer(bytes: reply))), promise: nil)
         }
     }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {}  // ICMP errors of a UDP send: nothing to do
 }
@@ -226,13 +240,19 @@ final class TCPHandler: ChannelInboundHandler, @unchecked Sendable {
         let msg = Array(unwrapInboundIn(data).readableBytesView)
         let channel = context.channel
         // Pipelined queries are answered as they come, each independently (RFC 7766).
-        server.handle(msg, source: source, listener: listener, overTCP: true, on: context.eventLoop) { reply in
+        @Sendable func frame(_ reply: [UInt8]) -> ByteBuffer {
             var b = channel.allocator.buffer(capacity: reply.count + 2)
             b.writeInteger(UInt16(reply.count))
             b.writeBytes(reply)
-            channel.writeAndFlush(b, promise: nil)
+            return b
         }
+        let reply = server.handle(msg, source: source, listener: listener, overTCP: true, on: context.eventLoop) { late in
+            channel.writeAndFlush(frame(late), promise: nil)
+        }
+        if let reply { context.write(wrapOutboundOut(frame(reply)), promise: nil) }
     }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
