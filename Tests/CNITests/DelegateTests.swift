@@ -15,7 +15,8 @@ struct DelegatingPlugin: CNIPlugin {
 
 /// IPAM delegation against a real child process: a small shell script acting as the IPAM plugin.
 @Suite struct DelegateTests {
-    let dir = makeTempDir()
+    let temp = TempDir()
+    var dir: String { temp.path }
 
     func install(_ name: String, _ script: String) {
         let path = dir + "/" + name

@@ -5,7 +5,8 @@ import Testing
 /// The runtime (what cnictl runs) against fake plugins that are real child processes: small shell
 /// scripts that log every call (command, environment, stdin) and answer as a plugin would.
 @Suite struct RuntimeTests {
-    let dir = makeTempDir()
+    let temp = TempDir()
+    var dir: String { temp.path }
     var log: String { dir + "/calls" }
 
     init() {

@@ -48,6 +48,12 @@ func errorOf(_ o: PluginOutcome) -> CNIError? {
 
 func json(_ text: String) -> JSONValue { try! JSONValue.parse(text) }
 
+/// A temporary directory, removed with the suite instance that holds it.
+final class TempDir: Sendable {
+    let path = makeTempDir()
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
 /// A temporary directory removed by the caller.
 func makeTempDir() -> String {
     let path = NSTemporaryDirectory() + "swift-cni-test-\(getpid())-\(UUID().uuidString.prefix(8))"
