@@ -282,3 +282,14 @@ extension CNIResult.Route {
             table: try c.int("table", in: 0...Int(UInt32.max)), scope: try c.int("scope", in: 0...255))
     }
 }
+
+extension CNIResult {
+    /// The addresses a chained plugin acts on: those of interface `ifName` in the sandbox, and
+    /// those the result ties to no interface in particular (as the reference plugins read them).
+    public func sandboxIPs(_ ifName: String) -> [IPConfig] {
+        ips.filter { ip in
+            guard let i = ip.interface, i >= 0, i < interfaces.count else { return true }
+            return interfaces[i].name == ifName && !(interfaces[i].sandbox?.isEmpty ?? true)
+        }
+    }
+}

@@ -272,3 +272,10 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     /// `address/length`, the address with its host bits.
     public var description: String { "\(address)/\(length)" }
 }
+
+/// The transport protocols port mappings name (IANA numbers).
+public enum IPProtocol {
+    public static let numbers: [String: UInt8] = ["tcp": 6, "udp": 17, "sctp": 132]
+    /// `tcp`, `udp`, `sctp`, else the number.
+    public static func name(_ p: UInt8) -> String { numbers.first { $0.value == p }?.key ?? String(p) }
+}

@@ -105,8 +105,6 @@ public struct Query: Sendable {
     public var type: UInt16
     public var qclass: UInt16
     public var edns: EDNS?
-
-    public var recursionDesired: Bool { flags & 0x0100 != 0 }
 }
 
 /// What the parser makes of a datagram or TCP message.
@@ -115,7 +113,7 @@ public enum Parsed: Sendable {
     /// start a loop between two servers).
     case drop(String)
     /// An error answer: the header with `rcode`, the question echoed when it was readable.
-    case error(id: UInt16, flags: UInt16, rcode: UInt8, question: ArraySlice<UInt8>?, edns: EDNS?, reason: String)
+    case error(id: UInt16, flags: UInt16, rcode: UInt8, question: ArraySlice<UInt8>?, reason: String)
     case query(Query)
 }
 
@@ -148,14 +146,14 @@ public enum DNSParser {
                 question = m[start..<at]
             } catch {
                 let f = error as? Failure
-                return .error(id: id, flags: flags, rcode: RCode.formErr, question: nil, edns: nil, reason: f?.reason ?? "bad question")
+                return .error(id: id, flags: flags, rcode: RCode.formErr, question: nil, reason: f?.reason ?? "bad question")
             }
         }
         if opcode != 0 {
-            return .error(id: id, flags: flags, rcode: RCode.notImp, question: question, edns: nil, reason: "opcode \(opcode)")
+            return .error(id: id, flags: flags, rcode: RCode.notImp, question: question, reason: "opcode \(opcode)")
         }
         guard qd == 1 else {
-            return .error(id: id, flags: flags, rcode: RCode.formErr, question: qd > 1 ? question : nil, edns: nil, reason: "QDCOUNT \(qd)")
+            return .error(id: id, flags: flags, rcode: RCode.formErr, question: qd > 1 ? question : nil, reason: "QDCOUNT \(qd)")
         }
         // The other sections: each record read with bounds checks; only OPT is kept.
         var edns: EDNS?
@@ -176,7 +174,7 @@ public enum DNSParser {
                 }
             }
         } catch {
-            return .error(id: id, flags: flags, rcode: RCode.formErr, question: question, edns: nil, reason: (error as? Failure)?.reason ?? "bad record")
+            return .error(id: id, flags: flags, rcode: RCode.formErr, question: question, reason: (error as? Failure)?.reason ?? "bad record")
         }
         // Bytes after the last record are ignored, always.
         return .query(Query(id: id, flags: flags, name: name, questionBytes: question!, type: type, qclass: qclass, edns: edns))
@@ -248,8 +246,8 @@ public struct ResponseWriter {
     }
 
     public var count: Int { bytes.count }
-
-    enum Section { case answer, authority, additional }
+    /// Records in the answer section so far.
+    public var answerCount: Int { Int(counts.an) }
 
     /// A record whose owner is the question's name (a pointer to offset 12).
     public mutating func answer(type: UInt16, ttl: UInt32, rdata: [UInt8]) {

@@ -24,7 +24,7 @@ public enum Responder {
         let q: Query
         switch DNSParser.parse(message) {
         case .drop(let why): return .drop(why)
-        case .error(let id, let flags, let rcode, let question, _, _):
+        case .error(let id, let flags, let rcode, let question, _):
             let w = ResponseWriter(id: id, queryFlags: flags, rcode: rcode, authoritative: false, recursionAvailable: false, question: question)
             return .reply(w.bytes)
         case .query(let query): q = query
@@ -94,7 +94,7 @@ public enum Responder {
                     w.answer(type: a.family == .v4 ? RRType.a : RRType.aaaa, ttl: n.records.ttl, rdata: a.networkBytes)
                 }
                 // A known name without data of the type asked: NODATA (NOERROR, SOA), never NXDOMAIN.
-                if w.count == 12 + q.questionBytes.count { w.authoritySOA(zone: n.domain, ttl: n.records.ttl) }
+                if w.answerCount == 0 { w.authoritySOA(zone: n.domain, ttl: n.records.ttl) }
                 return finish(w)
             }
             // Not found: under one of our domains, or a single label, it does not exist (and is

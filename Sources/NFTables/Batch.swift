@@ -87,48 +87,49 @@ public enum Rule: Sendable, Equatable {
             configure(e)
             nftnl_rule_add_expr(rule, e)
         }
-        func nfproto(_ f: IPFamily) {
+        func meta(_ key: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
             expr("meta") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_NFPROTO.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), NFT_REG_1.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), key)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), reg)
             }
+        }
+        func payload(_ base: UInt32, _ offset: UInt32, _ len: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
+            expr("payload") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), base)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), len)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), reg)
+            }
+        }
+        /// Compares register 1 with `data`.
+        func cmp(_ op: nft_cmp_ops, _ data: [UInt8]) {
+            var d = data
             expr("cmp") { e in
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
-                var v = UInt8(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &v, 1)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), op.rawValue)
+                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &d, UInt32(d.count))
             }
         }
-        func load(_ f: IPFamily, source: Bool) {
-            expr("payload") { e in
-                let (off, len): (UInt32, UInt32) = f == .v4 ? (source ? 12 : 16, 4) : (source ? 8 : 24, 16)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_NETWORK_HEADER.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), off)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), len)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
-            }
-        }
-        func prefixMatch(_ p: IPPrefix, source: Bool) {
-            nfproto(p.family)
-            load(p.family, source: source)
-            let width = p.family == .v4 ? 4 : 16
-            var mask = IPAddress(family: p.family, bits: p.maskBits).networkBytes
-            var xor = [UInt8](repeating: 0, count: width)
-            var net = p.network.address.networkBytes
+        /// Register 1 = (register 1 & mask) ^ 0.
+        func mask(_ bits: [UInt8]) {
+            var m = bits
+            var xor = [UInt8](repeating: 0, count: bits.count)
             expr("bitwise") { e in
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), UInt32(width))
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &mask, UInt32(width))
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, UInt32(width))
-            }
-            expr("cmp") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &net, UInt32(width))
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), UInt32(bits.count))
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &m, UInt32(bits.count))
+                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, UInt32(bits.count))
             }
         }
-        func lookup(_ map: String, dreg: UInt32) {
+        func verdict(_ code: Int32, chain: String? = nil) {
+            expr("immediate") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: code))
+                if let chain { nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain) }
+            }
+        }
+        func lookup(_ map: String, into dreg: UInt32) {
             expr("lookup") { e in
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), dreg)
@@ -136,6 +137,23 @@ public enum Rule: Sendable, Equatable {
                 if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
             }
         }
+        func nfproto(_ f: IPFamily) {
+            meta(NFT_META_NFPROTO.rawValue)
+            cmp(NFT_CMP_EQ, [UInt8(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)])
+        }
+        /// `ip saddr` / `ip daddr` (or ip6) into register 1.
+        func address(_ f: IPFamily, source: Bool) {
+            let (off, len): (UInt32, UInt32) = f == .v4 ? (source ? 12 : 16, 4) : (source ? 8 : 24, 16)
+            payload(NFT_PAYLOAD_NETWORK_HEADER.rawValue, off, len)
+        }
+        func prefixMatch(_ p: IPPrefix, source: Bool) {
+            nfproto(p.family)
+            address(p.family, source: source)
+            mask(IPAddress(family: p.family, bits: p.maskBits).networkBytes)
+            cmp(NFT_CMP_EQ, p.network.address.networkBytes)
+        }
+        func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+
         switch self {
         case .jumpIfLocalDestination(let chain):
             expr("fib") { e in
@@ -143,44 +161,20 @@ public enum Rule: Sendable, Equatable {
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_RESULT), NFT_FIB_RESULT_ADDRTYPE.rawValue)
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_DREG), NFT_REG_1.rawValue)
             }
-            expr("cmp") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
-                var local = UInt32(RTN_LOCAL)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &local, 4)
-            }
-            expr("immediate") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
-                nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain)
-            }
+            cmp(NFT_CMP_EQ, u32(UInt32(RTN_LOCAL)))
+            verdict(NFT_JUMP.rawValue, chain: chain)
         case .dnatMap(let f, let map, let byAddress):
             // The key is a concatenation in 32-bit registers from NFT_REG32_00 (= NFT_REG_1):
             // [address .] l4proto . dport; the map's data (address . port) lands in the same place.
             nfproto(f)
             var reg = UInt32(NFT_REG32_00.rawValue)
             if byAddress {
-                expr("payload") { e in
-                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_NETWORK_HEADER.rawValue)
-                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), f == .v4 ? 16 : 24)
-                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), f == .v4 ? 4 : 16)
-                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
-                }
+                address(f, source: false)
                 reg += f == .v4 ? 1 : 4
             }
-            let protoReg = reg
-            expr("meta") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_L4PROTO.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), protoReg == NFT_REG32_00.rawValue ? NFT_REG_1.rawValue : protoReg)
-            }
-            let portReg = reg + 1
-            expr("payload") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), 2)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), 2)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), portReg)
-            }
-            lookup(map, dreg: NFT_REG_1.rawValue)
+            meta(NFT_META_L4PROTO.rawValue, into: reg == NFT_REG32_00.rawValue ? NFT_REG_1.rawValue : reg)
+            payload(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue, 2, 2, into: reg + 1)
+            lookup(map, into: NFT_REG_1.rawValue)
             expr("nat") { e in
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_TYPE), UInt32(NFT_NAT_DNAT.rawValue))
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_FAMILY), UInt32(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6))
@@ -193,77 +187,32 @@ public enum Rule: Sendable, Equatable {
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), NFT_CT_STATUS.rawValue)
                 nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
             }
-            expr("bitwise") { e in
-                var mask = UInt32(IPS_DST_NAT.rawValue)
-                var xor: UInt32 = 0
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), 4)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &mask, 4)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, 4)
-            }
-            expr("cmp") { e in
-                var zero: UInt32 = 0
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ.rawValue)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &zero, 4)
-            }
+            mask(u32(UInt32(IPS_DST_NAT.rawValue)))
+            cmp(NFT_CMP_NEQ, u32(0))
             nfproto(f)
-            load(f, source: false)
-            lookup(map, dreg: NFT_REG_VERDICT.rawValue)
+            address(f, source: false)
+            lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .sourceMasquerade(let p):
             prefixMatch(p, source: true)
             expr("masq") { _ in }
         case .sourceVerdictMap(let f, let map):
             nfproto(f)
-            load(f, source: true)
-            expr("lookup") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
-                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
-            }
+            address(f, source: true)
+            lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .destinationReturn(let p):
             prefixMatch(p, source: false)
-            expr("immediate") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
-            }
+            verdict(NFT_RETURN.rawValue)
         case .masquerade:
             expr("masq") { _ in }
         case .inputInterfaceVerdictMap(let map):
-            expr("meta") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), NFT_META_IIFNAME.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), NFT_REG_1.rawValue)
-            }
-            expr("lookup") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
-                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
-            }
+            meta(NFT_META_IIFNAME.rawValue)
+            lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .sourceMACReturn(let mac):
-            expr("payload") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_LL_HEADER.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), 6)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), 6)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), NFT_REG_1.rawValue)
-            }
-            var m = mac
-            expr("cmp") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &m, 6)
-            }
-            expr("immediate") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
-            }
+            payload(NFT_PAYLOAD_LL_HEADER.rawValue, 6, 6)
+            cmp(NFT_CMP_EQ, mac)
+            verdict(NFT_RETURN.rawValue)
         case .drop:
-            expr("immediate") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(NF_DROP))
-            }
+            verdict(NF_DROP)
         }
     }
 }
@@ -415,6 +364,22 @@ public struct Batch: Sendable {
             case .bridgePrerouting: return "type filter hook prerouting priority -300; policy accept;"
             }
         }
+        var chainType: String { self == .bridgePrerouting ? "filter" : "nat" }
+        var number: UInt32 {
+            switch self {
+            case .natPostrouting: return UInt32(NF_INET_POST_ROUTING.rawValue)
+            case .natPrerouting: return UInt32(NF_INET_PRE_ROUTING.rawValue)
+            case .natOutput: return UInt32(NF_INET_LOCAL_OUT.rawValue)
+            case .bridgePrerouting: return 0  // NF_BR_PRE_ROUTING
+            }
+        }
+        var priority: Int32 {
+            switch self {
+            case .natPostrouting: return 100
+            case .natPrerouting, .natOutput: return -100
+            case .bridgePrerouting: return -300
+            }
+        }
     }
 
     /// `add chain` (a regular chain, or a base chain with `hook`); existing chains are kept.
@@ -427,25 +392,11 @@ public struct Batch: Sendable {
                     let o = nftnl_chain_alloc()!
                     nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
                     nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
-                    switch hook {
-                    case .natPostrouting?:
-                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(NF_INET_POST_ROUTING.rawValue))
-                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), 100)
+                    if let hook {
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), hook.chainType)
+                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), hook.number)
+                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), hook.priority)
                         nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
-                    case .natPrerouting?, .natOutput?:
-                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "nat")
-                        let hook = hook == .natOutput ? NF_INET_LOCAL_OUT : NF_INET_PRE_ROUTING
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), UInt32(hook.rawValue))
-                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), -100)
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
-                    case .bridgePrerouting?:
-                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), "filter")
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), 0)  // NF_BR_PRE_ROUTING
-                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), -300)
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
-                    case nil:
-                        break
                     }
                     nftnl_chain_nlmsg_build_payload(nlh, o)
                     nftnl_chain_free(o)
@@ -531,40 +482,54 @@ public struct Batch: Sendable {
     /// is already there fails the batch (EEXIST, or EBUSY when its verdict differs) instead of
     /// silently keeping the old element and its owner tag.
     public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [VerdictElement]) {
-        guard !elements.isEmpty else { return }
         let list = elements.map { "\($0.key) comment \"\($0.comment)\" : jump \($0.jump)" }.joined(separator: ", ")
-        messages.append(
-            Message(text: "create element \(t.text) \(map) { \(list) }") { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE | NLM_F_EXCL, seq)
-                    let o = Batch.set(t, map)
-                    for el in elements {
-                        let e = nftnl_set_elem_alloc()!
-                        var key = el.key.bytes
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
-                        nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
-                        nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), el.jump)
-                        Batch.setComment(e, el.comment)
-                        nftnl_set_elem_add(o, e)
-                    }
-                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
-                    nftnl_set_free(o)
-                }
-            })
+        self.elements(
+            "create element \(t.text) \(map) { \(list) }", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
+            elements.map { ElementSpec(key: $0.key.bytes, jump: $0.jump, comment: $0.comment) })
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
     public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [ElementKey]) {
-        guard !keys.isEmpty else { return }
+        self.elements(
+            "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
+            keys.map { ElementSpec(key: $0.bytes) })
+    }
+
+    /// One element of a NEWSETELEM/DELSETELEM message: the key, and for additions a verdict
+    /// (`jump`) or data, and the comment.
+    struct ElementSpec: Sendable {
+        var key: [UInt8]
+        var jump: String? = nil
+        var data: [UInt8]? = nil
+        var comment: String? = nil
+    }
+
+    /// The message that adds or deletes `specs` in `map` (nothing when there are none).
+    mutating func elements(
+        _ text: String, _ type: nf_tables_msg_types, _ flags: Int32, _ t: TableRef, _ map: String, _ specs: [ElementSpec]
+    ) {
+        guard !specs.isEmpty else { return }
         messages.append(
-            Message(text: "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }") { seq in
+            Message(text: text) { seq in
                 Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_DELSETELEM, t.family, 0, seq)
+                    let nlh = Batch.header(p, type, t.family, flags, seq)
                     let o = Batch.set(t, map)
-                    for k in keys {
+                    for spec in specs {
                         let e = nftnl_set_elem_alloc()!
-                        var key = k.bytes
+                        var key = spec.key
                         nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
+                        if let jump = spec.jump {
+                            nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
+                            nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), jump)
+                        }
+                        if var data = spec.data { nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_DATA), &data, UInt32(data.count)) }
+                        if let comment = spec.comment {
+                            // As nft stores it: user data TLV 0, NUL-terminated.
+                            let ud = nftnl_udata_buf_alloc(256)!
+                            _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), comment)
+                            nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
+                            nftnl_udata_buf_free(ud)
+                        }
                         nftnl_set_elem_add(o, e)
                     }
                     nftnl_set_elems_nlmsg_build_payload(nlh, o)
@@ -573,7 +538,6 @@ public struct Batch: Sendable {
             })
     }
 }
-
 
 /// A libnftnl attribute constant as the setters take it: some are anonymous C enums (Int), others
 /// named ones (with a raw value).

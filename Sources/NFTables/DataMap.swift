@@ -52,12 +52,10 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .address(let a): return a.description
-        case .proto(let p): return Self.protocolNames[p] ?? String(p)
+        case .proto(let p): return IPProtocol.name(p)
         case .port(let p): return String(p)
         }
     }
-
-    public static let protocolNames: [UInt8: String] = [6: "tcp", 17: "udp", 132: "sctp"]
 
     static func bytes(_ values: [FieldValue]) -> [UInt8] { values.flatMap(\.bytes) }
     static func text(_ values: [FieldValue]) -> String { values.map(\.description).joined(separator: " . ") }
@@ -128,54 +126,17 @@ extension Batch {
     /// `create element <t> <map> { <key> comment "<c>" : <value>, ... }`: exclusive, so a key that
     /// is already there fails the whole batch with EEXIST instead of being silently kept.
     public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [MapElement]) {
-        guard !elements.isEmpty else { return }
         let list = elements.map { "\(FieldValue.text($0.key)) comment \"\($0.comment)\" : \(FieldValue.text($0.value))" }
-        messages.append(
-            Message(text: "create element \(t.text) \(map) { \(list.joined(separator: ", ")) }") { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE | NLM_F_EXCL, seq)
-                    let o = Batch.set(t, map)
-                    for el in elements {
-                        let e = nftnl_set_elem_alloc()!
-                        var key = FieldValue.bytes(el.key)
-                        var value = FieldValue.bytes(el.value)
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_DATA), &value, UInt32(value.count))
-                        Batch.setComment(e, el.comment)
-                        nftnl_set_elem_add(o, e)
-                    }
-                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
-                    nftnl_set_free(o)
-                }
-            })
+        self.elements(
+            "create element \(t.text) \(map) { \(list.joined(separator: ", ")) }", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
+            elements.map { ElementSpec(key: FieldValue.bytes($0.key), data: FieldValue.bytes($0.value), comment: $0.comment) })
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
     public mutating func deleteElements(_ t: TableRef, _ map: String, keys: [[FieldValue]]) {
-        guard !keys.isEmpty else { return }
-        messages.append(
-            Message(text: "delete element \(t.text) \(map) { \(keys.map(FieldValue.text).joined(separator: ", ")) }") { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_DELSETELEM, t.family, 0, seq)
-                    let o = Batch.set(t, map)
-                    for k in keys {
-                        let e = nftnl_set_elem_alloc()!
-                        var key = FieldValue.bytes(k)
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
-                        nftnl_set_elem_add(o, e)
-                    }
-                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
-                    nftnl_set_free(o)
-                }
-            })
-    }
-
-    /// The comment as nft stores it: user data TLV 0, NUL-terminated.
-    static func setComment(_ e: OpaquePointer, _ comment: String) {
-        let ud = nftnl_udata_buf_alloc(256)!
-        _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), comment)
-        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
-        nftnl_udata_buf_free(ud)
+        self.elements(
+            "delete element \(t.text) \(map) { \(keys.map(FieldValue.text).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
+            keys.map { ElementSpec(key: FieldValue.bytes($0)) })
     }
 }
 

@@ -78,6 +78,18 @@ extension NFTSocket {
         }
     }
 
+    /// Creates `table` with `skeleton` (a batch that begins with an exclusive `create table`, so
+    /// two racing processes never both add its rules) unless it exists; EEXIST means another
+    /// process made it meanwhile, which is success.
+    public func ensureTable(_ table: TableRef, _ skeleton: () -> Batch) throws(NFTError) {
+        if try tableExists(table) { return }
+        do {
+            try apply(skeleton())
+        } catch {
+            if error.errno != EEXIST { throw error }
+        }
+    }
+
     public func tableExists(_ table: TableRef) throws(NFTError) -> Bool {
         try exists("table \(table.text)", NFT_MSG_GETTABLE, table.family) { nlh in
             let o = nftnl_table_alloc()!

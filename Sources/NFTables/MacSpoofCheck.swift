@@ -51,13 +51,7 @@ public enum MacSpoofCheck {
     public static func add(_ s: NFTSocket, network: String, _ a: Attachment, hostInterface: String, mac: [UInt8])
         throws(NFTError)
     {
-        if try !s.tableExists(table) {
-            do {
-                try s.apply(skeleton())
-            } catch {
-                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
-            }
-        }
+        try s.ensureTable(table, skeleton)
         let batch = addBatch(network: network, a, hostInterface: hostInterface, mac: mac)
         do {
             try s.apply(batch)

@@ -31,17 +31,13 @@ public enum Masquerade {
 
     static func map(_ f: IPFamily) -> String { f == .v4 ? "masq4" : "masq6" }
 
-    public static func hash(_ parts: String...) -> String {
-        SHA512.hex(SHA512.hash(Array(parts.joined(separator: "\u{0}").utf8)).prefix(8))
-    }
+    public static func hash(_ parts: String...) -> String { Attachment.shortHash(parts.joined(separator: "\u{0}")) }
 
     /// `<network hash>`: the prefix every tag of the network starts with.
-    public static func networkTag(_ network: String) -> String { hash(network) }
+    public static func networkTag(_ network: String) -> String { Attachment.networkTag(network) }
 
     /// `<network hash>:<attachment hash>`.
-    public static func tag(network: String, _ a: Attachment) -> String {
-        "\(networkTag(network)):\(hash(a.containerID, a.ifName))"
-    }
+    public static func tag(network: String, _ a: Attachment) -> String { a.ownerTag(network: network) }
 
     /// The chain for one subnet of a network.
     public static func chain(network: String, subnet: IPPrefix) -> String {
@@ -86,13 +82,7 @@ public enum Masquerade {
 
     /// Masquerades traffic from `addresses` leaving their subnets (multicast excepted).
     public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix]) throws(NFTError) {
-        if try !tableExists(s) {
-            do {
-                try s.apply(skeleton())
-            } catch {
-                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
-            }
-        }
+        try s.ensureTable(table, skeleton)
         // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
         // a chain deletes rules, and deletions make the kernel wait for a grace period).
         var existing = Set<String>()
@@ -143,5 +133,4 @@ public enum Masquerade {
     }
 
     static func chainExists(_ s: NFTSocket, _ name: String) throws(NFTError) -> Bool { try s.chainExists(table, name) }
-    static func tableExists(_ s: NFTSocket) throws(NFTError) -> Bool { try s.tableExists(table) }
 }

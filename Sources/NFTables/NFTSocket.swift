@@ -46,6 +46,13 @@ public final class NFTSocket {
 
     deinit { mnl_socket_close(socket) }
 
+    /// A socket for a plugin: a failure is the plugin's code 104 error.
+    public static func open() throws(CNIError) -> NFTSocket {
+        do { return try NFTSocket() } catch {
+            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
+        }
+    }
+
     func nextSequence() -> UInt32 {
         sequence &+= 1
         return sequence

@@ -195,13 +195,7 @@ public enum PortMap {
         masqAll: Bool
     ) throws -> Void {
         guard !mappings.isEmpty else { return }
-        if try !s.tableExists(table) {
-            do {
-                try s.apply(skeleton())
-            } catch {
-                if error.errno != EEXIST { throw error }  // another ADD created it meanwhile
-            }
-        }
+        try s.ensureTable(table, skeleton)
         let tag = Masquerade.tag(network: network, a)
         // "Any address" and one address of the same port exclude each other: look in the other map.
         // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.

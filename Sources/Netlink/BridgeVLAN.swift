@@ -60,11 +60,7 @@ extension NetlinkSocket {
     /// RTM_SETLINK/RTM_DELLINK of family AF_BRIDGE with IFLA_AF_SPEC { IFLA_BRIDGE_VLAN_INFO... }:
     /// one entry, or a RANGE_BEGIN/RANGE_END pair.
     func vlanRequest(_ type: Int, _ port: Int32, _ vids: ClosedRange<Int>, _ flags: UInt16) -> NetlinkRequest {
-        var r = NetlinkRequest(type: type, flags: NLM_F_ACK)
-        var h = ifinfomsg()
-        h.ifi_family = UInt8(AF_BRIDGE)
-        h.ifi_index = port
-        r.append(header: h)
+        var r = NetlinkRequest.link(type, flags: NLM_F_ACK, index: port, family: AF_BRIDGE)
         func info(_ f: UInt16, _ vid: Int) -> [UInt8] {
             withUnsafeBytes(of: bridge_vlan_info(flags: f, vid: UInt16(vid))) { Array($0) }
         }
@@ -81,10 +77,7 @@ extension NetlinkSocket {
 
     /// The VLANs of a bridge port. Equivalent to `bridge vlan show dev <port>`.
     public func bridgeVLANs(_ port: Int32) throws(NetlinkError) -> [PortVLAN] {
-        var r = NetlinkRequest(type: Int(RTM_GETLINK), flags: NLM_F_DUMP)
-        var h = ifinfomsg()
-        h.ifi_family = UInt8(AF_BRIDGE)
-        r.append(header: h)
+        var r = NetlinkRequest.link(Int(RTM_GETLINK), flags: NLM_F_DUMP, family: AF_BRIDGE)
         r.attribute(Int(IFLA_EXT_MASK), u32: UInt32(RTEXT_FILTER_BRVLAN))
         var out: [PortVLAN] = []
         for reply in try execute(r, "bridge vlan show") {

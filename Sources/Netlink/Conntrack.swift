@@ -52,7 +52,7 @@ public enum Conntrack {
             f.attribute(Int(CTA_FILTER_ORIG_FLAGS.rawValue), u32: filterProtoNum | (onePort ? filterProtoDstPort : 0))
             f.attribute(Int(CTA_FILTER_REPLY_FLAGS.rawValue), u32: 0)
         }
-        let what = "conntrack -D -p \(FieldName.proto(proto)) --dport \(ports.sorted().map(String.init).joined(separator: ","))"
+        let what = "conntrack -D -p \(IPProtocol.name(proto)) --dport \(ports.sorted().map(String.init).joined(separator: ","))"
         var deleted = 0
         for entry in try nl.execute(dump, "\(what) (dump)") {
             let attrs = entry.attributes(after: MemoryLayout<nfgenmsg>.size)
@@ -72,9 +72,5 @@ public enum Conntrack {
             }
         }
         return deleted
-    }
-
-    enum FieldName {
-        static func proto(_ p: UInt8) -> String { [6: "tcp", 17: "udp", 132: "sctp"][p] ?? String(p) }
     }
 }

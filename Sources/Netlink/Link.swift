@@ -67,10 +67,13 @@ public enum MAC {
 
 extension NetlinkRequest {
     /// A request about one link: RTM_*LINK with an `ifinfomsg`.
-    static func link(_ type: Int, flags: Int32, index: Int32 = 0, ifFlags: UInt32 = 0, change: UInt32 = 0) -> NetlinkRequest {
+    /// `family` AF_BRIDGE addresses a bridge port's bridge attributes (VLANs).
+    static func link(
+        _ type: Int, flags: Int32, index: Int32 = 0, ifFlags: UInt32 = 0, change: UInt32 = 0, family: Int32 = AF_UNSPEC
+    ) -> NetlinkRequest {
         var r = NetlinkRequest(type: type, flags: flags)
         var h = ifinfomsg()
-        h.ifi_family = UInt8(AF_UNSPEC)
+        h.ifi_family = UInt8(family)
         h.ifi_index = index
         h.ifi_flags = ifFlags
         h.ifi_change = change

@@ -17,7 +17,6 @@ final class Server: @unchecked Sendable {
 
     struct State {
         var zones = Zones([], generation: 0)
-        var generation: UInt64 = 0
         var listeners: [IPAddress: [Channel]] = [:]
         var tcpConnections = 0
         var tcpBySource: [IPAddress: Int] = [:]
@@ -67,11 +66,10 @@ final class Server: @unchecked Sendable {
         }
         var closing: [Channel] = []
         let (generation, count) = state.withLockedValue { s -> (UInt64, Int) in
-            s.generation += 1
-            s.zones = Zones(records, generation: s.generation)
+            s.zones = Zones(records, generation: s.zones.generation + 1)
             for (a, cs) in opened { s.listeners[a] = cs }
             for a in have.subtracting(wanted) { closing += s.listeners.removeValue(forKey: a) ?? [] }
-            return (s.generation, records.count)
+            return (s.zones.generation, records.count)
         }
         for c in closing { try? c.close().wait() }
         // Upstreams from the host's resolv.conf, for networks that name none.

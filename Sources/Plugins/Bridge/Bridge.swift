@@ -39,7 +39,7 @@ public struct BridgePlugin: CNIPlugin {
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         if conf.macSpoofCheck, let mac = MAC.parse(veth.container.mac) {
-            let nft = try Bridge.firewall()
+            let nft = try NFTSocket.open()
             do {
                 try MacSpoofCheck.add(nft, network: ctx.config.name, attachment, hostInterface: veth.host.name, mac: mac)
             } catch {
@@ -63,7 +63,7 @@ public struct BridgePlugin: CNIPlugin {
             }
             try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
             if conf.ipMasq {
-                let nft = try Bridge.firewall()
+                let nft = try NFTSocket.open()
                 do {
                     try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address))
                 } catch {
@@ -174,12 +174,6 @@ enum Bridge {
     static func kernel(_ what: String, _ e: any Error) -> CNIError {
         if let c = e as? CNIError { return c }
         return CNIError(.kernelOperationFailed, what, details: "\(e)")
-    }
-
-    static func firewall() throws -> NFTSocket {
-        do { return try NFTSocket() } catch {
-            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
-        }
     }
 
     /// The bridge, created (up, MTU, promisc) if missing; a link of that name that is no bridge is
@@ -403,7 +397,7 @@ enum Bridge {
             } }
         }
         if conf.macSpoofCheck {
-            let el = try MacSpoofCheck.element(try firewall(), hostInterface: port.name)
+            let el = try MacSpoofCheck.element(try NFTSocket.open(), hostInterface: port.name)
             let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
             if el?.comment != tag { throw fail("macspoofchk for port \(port.name) is missing") }
         }
@@ -413,7 +407,7 @@ enum Bridge {
         }
         if conf.ipMasq {
             let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
-            let nft = try firewall()
+            let nft = try NFTSocket.open()
             for ipc in mineIPs {
                 let els = try Masquerade.elements(nft, ipc.address.family)
                 if !els.contains(where: { $0.key == .address(ipc.address.address) && $0.comment == tag }) {

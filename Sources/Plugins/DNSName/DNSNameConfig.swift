@@ -63,26 +63,18 @@ struct DNSNameConfig {
         owner(network: network, containerID: args.containerID, ifName: args.ifName)
     }
     static func owner(network: String, containerID: String, ifName: String) -> String {
-        func h(_ parts: String...) -> String { SHA512.hex(SHA512.hash(Array(parts.joined(separator: "\u{0}").utf8)).prefix(8)) }
-        return "\(h(network)):\(h(containerID, ifName))"
+        Attachment(containerID: containerID, ifName: ifName).ownerTag(network: network)
     }
 
     /// Every address of CNI_IFNAME in the sandbox (or of no interface in particular).
     static func containerIPs(_ prev: CNIResult, ifName: String) -> [IPAddress] {
-        mine(prev, ifName).map(\.address.address)
+        prev.sandboxIPs(ifName).map(\.address.address)
     }
 
     /// The gateways of those addresses: where the responder listens.
     static func gateways(_ prev: CNIResult, ifName: String) -> [IPAddress] {
         var out: [IPAddress] = []
-        for ip in mine(prev, ifName) { if let g = ip.gateway, !out.contains(g) { out.append(g) } }
+        for ip in prev.sandboxIPs(ifName) { if let g = ip.gateway, !out.contains(g) { out.append(g) } }
         return out
-    }
-
-    static func mine(_ prev: CNIResult, _ ifName: String) -> [CNIResult.IPConfig] {
-        prev.ips.filter { ip in
-            guard let i = ip.interface, i >= 0, i < prev.interfaces.count else { return true }
-            return prev.interfaces[i].name == ifName && !(prev.interfaces[i].sandbox?.isEmpty ?? true)
-        }
     }
 }

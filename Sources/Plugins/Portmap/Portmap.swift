@@ -37,7 +37,7 @@ public struct PortmapPlugin: CNIPlugin {
         }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         let network = ctx.config.name
-        let nft = try Portmap.firewall()
+        let nft = try NFTSocket.open()
         let rollback = Rollback()
         defer {
             rollback.runIfArmed()
@@ -92,7 +92,7 @@ public struct PortmapPlugin: CNIPlugin {
         let mappings = try conf.mappings(to: PortmapConfig.containerAddresses(prev, ifName: ctx.args.ifName))
         guard !mappings.isEmpty else { return }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
-        if let missing = try PortMap.missing(try Portmap.firewall(), network: ctx.config.name, attachment, mappings: mappings, snat: conf.snat) {
+        if let missing = try PortMap.missing(try NFTSocket.open(), network: ctx.config.name, attachment, mappings: mappings, snat: conf.snat) {
             throw CNIError(.checkFailed, missing, details: "attachment \(attachment), table inet swift_cni_portmap")
         }
     }
@@ -122,12 +122,6 @@ public struct PortmapPlugin: CNIPlugin {
 
 /// The steps of the portmap plugin.
 enum Portmap {
-    static func firewall() throws -> NFTSocket {
-        do { return try NFTSocket() } catch {
-            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
-        }
-    }
-
     /// Deletes the conntrack entries of the UDP host ports, so a flow that conntrack still maps
     /// elsewhere (an earlier container, or none) does not swallow the datagrams.
     static func flushUDP(_ mappings: [PortMap.Mapping]) throws {

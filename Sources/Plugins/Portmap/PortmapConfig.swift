@@ -17,7 +17,6 @@ struct PortmapConfig {
     var snat = true
     var masqAll = false
 
-    static let protocols: [String: UInt8] = ["tcp": 6, "udp": 17, "sctp": 132]
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
@@ -52,7 +51,7 @@ struct PortmapConfig {
             }
             var proto: UInt8 = 6
             if let name = try m.string("protocol"), !name.isEmpty {
-                guard let n = PortmapConfig.protocols[name.lowercased()] else {
+                guard let n = IPProtocol.numbers[name.lowercased()] else {
                     throw Fields.invalid("\(p).protocol", .string(name), "must be tcp, udp or sctp")
                 }
                 proto = n
@@ -71,14 +70,7 @@ struct PortmapConfig {
     /// of prevResult that belong to CNI_IFNAME in the sandbox (or to no interface in particular).
     static func containerAddresses(_ prev: CNIResult, ifName: String) -> [IPPrefix] {
         var out: [IPPrefix] = []
-        for ip in prev.ips where !out.contains(where: { $0.family == ip.address.family }) {
-            if let i = ip.interface, i >= 0, i < prev.interfaces.count,
-                prev.interfaces[i].name != ifName || prev.interfaces[i].sandbox?.isEmpty ?? true
-            {
-                continue
-            }
-            out.append(ip.address)
-        }
+        for ip in prev.sandboxIPs(ifName) where !out.contains(where: { $0.family == ip.address.family }) { out.append(ip.address) }
         return out
     }
 
