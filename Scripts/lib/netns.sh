@@ -10,6 +10,7 @@ TB_ID="$$"
 TB_NETNS=()        # namespaces to delete
 TB_PIDS=()         # processes to kill
 TB_DIRS=()         # directories to remove
+TB_NETNS_PREFIXES=()  # namespaces made by worker processes: every name with one of these prefixes
 TB_PASS=0
 TB_FAIL=0
 TB_NAME="${TB_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}"
@@ -22,6 +23,9 @@ tb_cleanup() {
         for f in "$d"/*/dnsd.pid "$d"/dnsd.pid; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
     done
     for n in "${TB_NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
+    for d in "${TB_NETNS_PREFIXES[@]}"; do
+        for n in $(ip netns list | awk '{print $1}' | grep -F -- "$d"); do ip netns del "$n" 2>/dev/null; done
+    done
     for d in "${TB_DIRS[@]}"; do rm -rf "$d"; done
 }
 trap tb_cleanup EXIT

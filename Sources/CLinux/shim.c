@@ -14,3 +14,12 @@ long clinux_fs_magic(int fd) {
     if (fstatfs(fd, &fs) != 0) return -1;
     return (long)fs.f_type;
 }
+
+#include <fcntl.h>
+#include <stdio.h>
+int clinux_open_tmpfile(const char *dir, mode_t mode) { return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode); }
+int clinux_link_fd(int fd, const char *path) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}

@@ -64,15 +64,23 @@ public struct ResultCache: Sendable {
             capabilityArgs: try f.object("capabilityArgs")?.object ?? JSONObject(), result: f["result"] ?? .null)
     }
 
+    /// Removes the entry, and what a runtime killed while writing it left (its temporary).
     public func remove(network: String, _ containerID: String, _ ifName: String) throws {
-        try System.removeFile(path(network: network, containerID, ifName))
+        let p = path(network: network, containerID, ifName)
+        System.removeAbandonedTemporaries(of: p)
+        try System.removeFile(p)
+    }
+
+    /// Removes what runtimes killed while writing an entry of `network` left (GC).
+    public func removeAbandonedTemporaries(network: String) {
+        System.removeAbandonedTemporaries(in: directory, namePrefix: network + "-")
     }
 
     /// Every readable entry, or those of one network, sorted by network, container and interface.
     public func entries(network: String? = nil) -> [Entry] {
         guard let names = try? System.listDirectory(directory) else { return [] }
         var out: [Entry] = []
-        for n in names where network == nil || n.hasPrefix(network! + "-") {
+        for n in names where (network == nil || n.hasPrefix(network! + "-")) && System.temporaryWriter(n) == nil {
             guard let bytes = try? System.readFile(directory + "/" + n), let e = try? decode(bytes) else { continue }
             if let network, e.network != network { continue }
             out.append(e)

@@ -254,6 +254,7 @@ public struct Runtime: Sendable {
                 ifName: entry.ifName, cniArgs: entry.cniArgs, capabilityArgs: entry.capabilityArgs)
             do { try del(list, ra) } catch { failures.append(error) }
         }
+        cache.removeAbandonedTemporaries(network: list.name)
         if list.cniVersion >= .v1_1_0 {
             let attachments = JSONValue.array(
                 (valid ?? keep).map { .object(["containerID": .string($0.containerID), "ifname": .string($0.ifName)]) })

@@ -1,3 +1,5 @@
+import CLinux
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -31,13 +33,20 @@ extension System {
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync'd
     /// when `durable`, renamed over the target. Readers see the old or the new content, never a part.
+    ///
+    /// The temporary is `temporary` when given (a writer that holds a lock over `path` passes
+    /// `path + ".tmp"`: a crash's leftover is overwritten by the next write), else
+    /// `<path>.tmp.<pid>` (see `removeAbandonedTemporaries`).
     public static func writeFileAtomically(
-        _ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o600, durable: Bool = false
+        _ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o600, durable: Bool = false,
+        temporary: String? = nil
     ) throws(SystemError) {
-        let tmp = "\(path).tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        let tmp = temporary ?? "\(path).tmp.\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw SystemError("create \(tmp)", errno: errno) }
         do throws(SystemError) {
+            // An existing temporary (a crashed writer's) keeps its old mode: set ours.
+            if fchmod(fd, mode) != 0 { throw SystemError("chmod \(tmp)", errno: errno) }
             try writeAll(fd: fd, bytes)
             if durable && fsync(fd) != 0 { throw SystemError("fsync \(tmp)", errno: errno) }
         } catch {
@@ -51,6 +60,65 @@ extension System {
             unlink(tmp)
             throw SystemError("rename \(tmp) to \(path)", errno: e)
         }
+    }
+
+    /// Creates `path` with `bytes` only if it does not exist: false when it does. The file appears
+    /// whole or not at all (written unnamed, then linked in), so a writer killed half-way never
+    /// leaves an empty or partial file. Where the filesystem has no O_TMPFILE: exclusive create,
+    /// then write (a kill between the two can leave an empty file there).
+    public static func createExclusively(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(SystemError) -> Bool {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let fd = clinux_open_tmpfile(dir.isEmpty ? "/" : dir, mode)
+        if fd < 0 {
+            guard errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL else {
+                throw SystemError("create a file in \(dir)", errno: errno)
+            }
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+            if fd < 0 {
+                if errno == EEXIST { return false }
+                throw SystemError("create \(path)", errno: errno)
+            }
+            defer { close(fd) }
+            do { try writeAll(fd: fd, bytes) } catch {
+                unlink(path)
+                throw error
+            }
+            return true
+        }
+        defer { close(fd) }
+        try writeAll(fd: fd, bytes)
+        if clinux_link_fd(fd, path) != 0 {
+            if errno == EEXIST { return false }
+            throw SystemError("link \(path)", errno: errno)
+        }
+        return true
+    }
+
+    /// Removes the `<path>.tmp.<pid>` files of writers that are gone (killed between creating the
+    /// temporary and renaming it). A live writer's temporary stays.
+    public static func removeAbandonedTemporaries(of path: String) {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        removeAbandonedTemporaries(in: dir.isEmpty ? "/" : dir, namePrefix: base + ".tmp.")
+    }
+
+    /// Removes every abandoned `<name>.tmp.<pid>` in `dir` whose name starts with `namePrefix`.
+    public static func removeAbandonedTemporaries(in dir: String, namePrefix: String = "") {
+        guard let names = try? listDirectory(dir) else { return }
+        for name in names where name.hasPrefix(namePrefix) {
+            guard let pid = temporaryWriter(name) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
+        }
+    }
+
+    /// The writer's pid when `name` is a temporary of `writeFileAtomically` (`<x>.tmp.<pid>`).
+    public static func temporaryWriter(_ name: String) -> pid_t? {
+        guard let dot = name.lastIndex(of: "."), name[..<dot].hasSuffix(".tmp"),
+            let pid = pid_t(name[name.index(after: dot)...]), pid > 0
+        else { return nil }
+        return pid
     }
 
     /// Removes a file; a file that does not exist is success.

@@ -76,23 +76,15 @@ public final class AllocationStore {
 
     // MARK: Reservations
 
-    /// Reserves `ip` for `a` (exclusive create). False when it is taken. A failed write removes the
-    /// file again (the reference leaves it empty: a leaked address).
+    /// Reserves `ip` for `a`: false when it is taken. The reservation file appears with its
+    /// content or not at all (`System.createExclusively`): the reference creates it exclusively
+    /// and then writes, and a kill in between leaves an empty file no DEL matches, a leaked address.
     public func reserve(_ ip: IPAddress, for a: Attachment, rangeSet: Int) throws(CNIError) -> Bool {
-        let path = directory + "/" + ip.description
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 {
-            if errno == EEXIST { return false }
-            throw CNIError(.stateStoreFailure, "cannot reserve \(ip)", details: SystemError("create \(path)", errno: errno).description)
-        }
         do {
-            try System.writeAll(fd: fd, AllocationStore.owner(a))
+            guard try System.createExclusively(directory + "/" + ip.description, AllocationStore.owner(a)) else { return false }
         } catch {
-            Glibc.close(fd)
-            unlink(path)
             throw CNIError(.stateStoreFailure, "cannot reserve \(ip)", details: error.description)
         }
-        Glibc.close(fd)
         setLastReserved(ip, rangeSet: rangeSet)
         return true
     }
@@ -158,7 +150,7 @@ public final class AllocationStore {
             if mkdir(indexDirectory, 0o700) != 0 && errno != EEXIST {
                 throw SystemError("mkdir \(indexDirectory)", errno: errno)
             }
-            try System.writeFileAtomically(indexPath(a), Array(text.utf8))
+            try System.writeFileAtomically(indexPath(a), Array(text.utf8), temporary: indexPath(a) + AllocationStore.temporarySuffix)
         } catch {
             throw CNIError(.stateStoreFailure, "cannot write the IPAM index", details: "\(error)")
         }
@@ -167,8 +159,14 @@ public final class AllocationStore {
     /// Removes `a`'s entry, and the index directory once it is empty, so a store whose
     /// attachments are all gone looks exactly as the reference plugin leaves it.
     public func removeIndex(_ a: Attachment) {
-        if unlink(indexPath(a)) == 0 { rmdir(indexDirectory) }
+        let p = indexPath(a)
+        let removed = unlink(p) == 0
+        if unlink(p + AllocationStore.temporarySuffix) == 0 || removed { rmdir(indexDirectory) }
     }
+
+    /// An index entry is written through `<entry>.tmp` (under the lock, so one writer at a time):
+    /// a writer killed before its rename leaves one, which the next write, DEL or GC removes.
+    static let temporarySuffix = ".tmp"
 
     /// The addresses reserved for `a`: from the index when it knows the attachment (each address
     /// verified against its reservation file), otherwise by reading the directory.
@@ -195,11 +193,19 @@ public final class AllocationStore {
         return released
     }
 
+    /// Removes every index temporary (GC): under the lock none is being written.
+    public func removeIndexTemporaries() {
+        guard let names = try? System.listDirectory(indexDirectory) else { return }
+        for n in names where n.hasSuffix(AllocationStore.temporarySuffix) { unlink(indexDirectory + "/" + n) }
+        rmdir(indexDirectory)
+    }
+
     /// The index's attachments (for GC).
     public func indexedAttachments() -> [Attachment] {
         guard let names = try? System.listDirectory(indexDirectory) else { return [] }
         var out: [Attachment] = []
         for n in names {
+            if n.hasSuffix(AllocationStore.temporarySuffix) { continue }
             guard let bytes = try? System.readFile(indexDirectory + "/" + n, limit: 65536) else { continue }
             let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             if lines.count >= 2 { out.append(Attachment(containerID: String(lines[0]), ifName: String(lines[1]))) }

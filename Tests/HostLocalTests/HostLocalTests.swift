@@ -237,6 +237,21 @@ func message(_ o: PluginOutcome) -> String {
         #expect(net.files == ["last_reserved_ip.0", "last_reserved_ip.1", "lock"])
     }
 
+    /// A writer killed before renaming its index entry leaves `<entry>.tmp` (fixed name, under
+    /// the lock): DEL of that attachment, and GC, remove it; it is never read as an attachment.
+    @Test func indexTemporariesOfKilledWritersAreRemoved() throws {
+        let net = Net(#""ranges":[[{"subnet":"10.27.0.0/24"}]]"#)
+        _ = try net.add("a")
+        let index = net.store + "/.swift-cni"
+        try "b\neth0\n10.27.0.9\n".write(toFile: index + "/b%eth0.tmp", atomically: false, encoding: .utf8)
+        try "a\neth0\n".write(toFile: index + "/a%eth0.tmp", atomically: false, encoding: .utf8)
+        #expect(net.run("DEL", "a").exitCode == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: index) == ["b%eth0.tmp"])
+        #expect(net.gc(valid: [("b", "eth0")]).exitCode == 0)
+        #expect(!FileManager.default.fileExists(atPath: index), "GC removed the last temporary and the index directory")
+        #expect(net.files == ["last_reserved_ip.0", "lock"])
+    }
+
     @Test func statusIs50WhenExhaustedOrUnusable() throws {
         let net = Net(#""ranges":[[{"subnet":"10.27.0.0/30"}]]"#)
         #expect(net.run("STATUS").exitCode == 0)

@@ -37,4 +37,11 @@ int clinux_pipe2(int fds[2], int flags);
 /// The filesystem magic of the file `fd` refers to (`fstatfs(2)` f_type), or -1 with errno set.
 long clinux_fs_magic(int fd);
 
+/// An unnamed file in directory `dir` (`O_TMPFILE | O_WRONLY`), or -1 with errno set
+/// (EOPNOTSUPP/EISDIR where the filesystem has no O_TMPFILE).
+int clinux_open_tmpfile(const char *dir, mode_t mode);
+/// Gives the unnamed file `fd` the name `path` (`linkat` through /proc/self/fd); fails with EEXIST
+/// when `path` exists.
+int clinux_link_fd(int fd, const char *path);
+
 #endif

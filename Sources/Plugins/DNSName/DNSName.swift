@@ -47,7 +47,7 @@ public struct DNSNamePlugin: CNIPlugin {
             // Docker does for a shared alias).
             r.entries.append(entry)
         }
-        var dns = result.dns ?? CNIResult.DNS()
+        var dns = result.dns
         for g in gateways where !dns.nameservers.contains(g.description) { dns.nameservers.append(g.description) }
         if !dns.search.contains(conf.domain) { dns.search.append(conf.domain) }
         result.dns = dns
@@ -137,16 +137,22 @@ enum Records {
         }
         let p = path(conf, network)
         let before = try read(conf, network: network)
-        if before == nil && !startIfNeeded { return }  // nothing of this network: nothing to remove
+        if before == nil && !startIfNeeded {  // nothing of this network: nothing to remove
+            try? System.removeFile(p + ".tmp")  // but what a killed first write left
+            return
+        }
         var r = before ?? NetworkRecords(network: network)
         change(&r)
         if r == before { return }
         func write(_ records: NetworkRecords?) throws {
             do {
+                // Under the lock: one fixed temporary, so a writer killed before its rename leaves
+                // nothing the next write or the last DEL does not remove.
                 if let records, !records.entries.isEmpty {
-                    try System.writeFileAtomically(p, Array(records.text.utf8), mode: 0o644)
+                    try System.writeFileAtomically(p, Array(records.text.utf8), mode: 0o644, temporary: p + ".tmp")
                 } else {
                     try System.removeFile(p)
+                    try System.removeFile(p + ".tmp")
                 }
             } catch {
                 throw CNIError(.ioFailure, "cannot write \(p)", details: "\(error)")

@@ -80,6 +80,7 @@ public struct HostLocalPlugin: CNIPlugin {
             }
         }
         for a in store.indexedAttachments() where !valid.contains(a) { store.removeIndex(a) }
+        store.removeIndexTemporaries()
         if !errors.isEmpty {
             throw CNIError(
                 .stateStoreFailure, "host-local GC could not release \(errors.count) address(es)",
