@@ -23,3 +23,7 @@ int clinux_link_fd(int fd, const char *path) {
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
 }
+
+#include <sys/ioctl.h>
+#include <linux/nsfs.h>
+int clinux_ns_type(int fd) { return ioctl(fd, NS_GET_NSTYPE); }

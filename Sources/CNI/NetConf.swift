@@ -95,6 +95,13 @@ public struct NetConf: Sendable {
         args = try f.object("args") ?? Fields(JSONObject(), path: "args")
         ipam = try f.object("ipam")
         ipamType = try ipam?.string("type")
+        // `"ipam": {}` means none (layer 2 only), as for the reference; settings without a type
+        // are a configuration that lost its plugin.
+        if let ipam, !ipam.object.isEmpty, (ipamType ?? "").isEmpty {
+            throw CNIError(
+                .invalidNetworkConfig, "ipam.type is missing",
+                details: "ipam has \(ipam.object.keys.sorted().joined(separator: ", ")) but no plugin to run them; e.g. \"type\": \"host-local\"")
+        }
         dns = try f.object("dns").map { d throws(CNIError) in try CNIResult.DNS(fields: d) }
         if let prev = f["prevResult"] {
             prevResult = try CNIResult(json: prev, defaultVersion: cniVersion, path: "prevResult")

@@ -8,22 +8,10 @@ public struct Allocation: Sendable, Equatable {
 
 /// Allocates one address per range set for an attachment, all or nothing, under the store's lock.
 public enum Allocator {
-    /// Addresses for `a`: each requested address goes to the set that contains it; every other set
-    /// hands out the next free address round-robin after its `last_reserved_ip`. Throws code 107
-    /// when `a` already has addresses, 106 when a requested address cannot be had or a set is
-    /// exhausted (naming the set); whatever was reserved before the failure is released.
-    public static func allocate(
-        _ a: Attachment, sets: [RangeSet], requested: [IPAddress], store: AllocationStore
-    ) throws(CNIError) -> [Allocation] {
-        if let known = store.indexed(a), !known.isEmpty {
-            let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
-            if let first = live.first {
-                throw CNIError(
-                    .conflict, "\(first) has been allocated to \(a), duplicate allocation is not allowed",
-                    details: "DEL the attachment before adding it again")
-            }
-            store.removeIndex(a)  // stale hint
-        }
+    /// The range set of each requested address (index -> address). Code 106 when one is in no
+    /// set, is a gateway, or shares its set with another. Needs no store: callers check before
+    /// touching the disk.
+    public static func placeRequested(_ requested: [IPAddress], in sets: [RangeSet]) throws(CNIError) -> [Int: IPAddress] {
         // Every requested address must belong to exactly one set and not be a gateway.
         var wanted: [Int: IPAddress] = [:]
         for ip in requested {
@@ -45,6 +33,26 @@ public enum Allocator {
             }
             wanted[i] = ip
         }
+        return wanted
+    }
+
+    /// Addresses for `a`: each requested address goes to the set that contains it; every other set
+    /// hands out the next free address round-robin after its `last_reserved_ip`. Throws code 107
+    /// when `a` already has addresses, 106 when a requested address cannot be had or a set is
+    /// exhausted (naming the set); whatever was reserved before the failure is released.
+    public static func allocate(
+        _ a: Attachment, sets: [RangeSet], requested: [IPAddress], store: AllocationStore
+    ) throws(CNIError) -> [Allocation] {
+        if let known = store.indexed(a), !known.isEmpty {
+            let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
+            if let first = live.first {
+                throw CNIError(
+                    .conflict, "\(first) has been allocated to \(a), duplicate allocation is not allowed",
+                    details: "DEL the attachment before adding it again")
+            }
+            store.removeIndex(a)  // stale hint
+        }
+        let wanted = try placeRequested(requested, in: sets)
 
         var done: [(IPAddress, Allocation)] = []
         do throws(CNIError) {

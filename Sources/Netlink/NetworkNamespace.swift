@@ -34,6 +34,12 @@ public final class NetworkNamespace: @unchecked Sendable {
             close(fd)
             throw NetlinkError(operation: "open netns \(path)", errno: EINVAL, extendedAck: "not a network namespace file")
         }
+        // Another kind of namespace (/proc/<pid>/ns/mnt): setns would fail later, with EINVAL.
+        let type = clinux_ns_type(fd)
+        if type >= 0 && type != CLINUX_CLONE_NEWNET {
+            close(fd)
+            throw NetlinkError(operation: "open netns \(path)", errno: EINVAL, extendedAck: "a namespace, but not a network namespace")
+        }
         descriptor = fd
     }
 

@@ -43,5 +43,8 @@ int clinux_open_tmpfile(const char *dir, mode_t mode);
 /// Gives the unnamed file `fd` the name `path` (`linkat` through /proc/self/fd); fails with EEXIST
 /// when `path` exists.
 int clinux_link_fd(int fd, const char *path);
+/// The namespace type (`CLONE_NEW*`) of the nsfs file `fd` (`ioctl NS_GET_NSTYPE`), or -1 with
+/// errno set (ENOTTY: not a namespace file, or a kernel before 4.11).
+int clinux_ns_type(int fd);
 
 #endif

@@ -28,13 +28,30 @@ public struct BridgePlugin: CNIPlugin {
             if !rollback.failures.isEmpty { ctx.log("bridge: rollback: \(rollback.failures.joined(separator: "; "))") }
         }
 
+        // What can be refused is refused before IPAM runs, so such an ADD changes nothing: a
+        // bridge name taken by another kind of link, an interface name in use in the container,
+        // an IPAM plugin that is not on CNI_PATH.
+        do {
+            if let l = try host.link(named: conf.bridge), l.kind != "bridge" { throw Bridge.notABridge(conf, l) }
+            if try cnl.link(named: ctx.args.ifName) != nil { throw Bridge.interfaceExists(ctx.args.ifName, container) }
+        } catch {
+            throw Bridge.kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
+        }
+        if conf.isLayer3 { _ = try Delegate.find(conf.ipamType!, in: ctx.args.path) }
+
         // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
         // for it and releases what it got.
         let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
         if let ipamTask {
             rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
         }
-        let br = try Bridge.ensureBridge(conf, host)
+        let (br, madeBridge) = try Bridge.ensureBridge(conf, host)
+        if madeBridge {
+            // A bridge this ADD made goes with it, unless another container got a port meanwhile.
+            rollback.add("delete bridge \(conf.bridge)") {
+                if try !host.links().contains(where: { $0.master == br.index }) { try host.deleteLink(br.index) }
+            }
+        }
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
@@ -176,14 +193,29 @@ enum Bridge {
         return CNIError(.kernelOperationFailed, what, details: "\(e)")
     }
 
-    /// The bridge, created (up, MTU, promisc) if missing; a link of that name that is no bridge is
-    /// an error. Equivalent to `ip link add <br> type bridge; ip link set <br> up`.
-    static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket) throws -> Link {
+    static func notABridge(_ conf: BridgeConfig, _ l: Link) -> CNIError {
+        CNIError(
+            .conflict, "\"\(conf.bridge)\" exists and is not a bridge",
+            details: "it is a \(l.kind ?? "plain") link; choose another \"bridge\" name")
+    }
+
+    static func interfaceExists(_ ifName: String, _ container: NetworkNamespace) -> CNIError {
+        CNIError(
+            .conflict, "container interface \"\(ifName)\" already exists",
+            details: "in \(container.path); DEL the attachment first or choose another CNI_IFNAME")
+    }
+
+    /// The bridge, made (up, MTU, its own MAC, no RAs) when missing; `made` when this call made it.
+    /// A link of that name that is no bridge is an error (107). Equivalent to
+    /// `ip link add <br> type bridge; ip link set <br> up`.
+    static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket) throws -> (link: Link, made: Bool) {
         do {
             var br = try nl.link(named: conf.bridge)
+            var made = false
             if br == nil {
                 do {
                     try nl.createBridge(name: conf.bridge, mtu: conf.mtu)
+                    made = true
                 } catch {
                     if error.errno != EEXIST { throw error }  // EEXIST: another ADD made it meanwhile
                 }
@@ -195,11 +227,7 @@ enum Bridge {
                 try? Sysctl.set(["net", "ipv6", "conf", conf.bridge, "accept_ra"], "0")
             }
             guard let b = br else { throw CNIError(.kernelOperationFailed, "bridge \(conf.bridge) vanished") }
-            if b.kind != "bridge" {
-                throw CNIError(
-                    .conflict, "\"\(conf.bridge)\" exists and is not a bridge",
-                    details: "it is a \(b.kind ?? "plain") link; choose another \"bridge\" name")
-            }
+            if b.kind != "bridge" { throw notABridge(conf, b) }
             if !b.isUp { try nl.setUp(b.index) }
             if conf.promiscMode && !b.isPromiscuous { try nl.setPromiscuous(b.index, true) }
             let filtering = conf.usesVLANs ? try nl.bridgeVLANFiltering(b.index) : false
@@ -213,7 +241,7 @@ enum Bridge {
                         details: "\(error) (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan and vlanTrunk from the configuration")
                 }
             }
-            return try nl.link(index: b.index) ?? b
+            return (try nl.link(index: b.index) ?? b, made)
         } catch {
             throw kernel("failed to set up bridge \"\(conf.bridge)\"", error)
         }
@@ -231,11 +259,7 @@ enum Bridge {
         bridge: Link
     ) throws -> VethPair {
         do {
-            if try cnl.link(named: ifName) != nil {
-                throw CNIError(
-                    .conflict, "container interface \"\(ifName)\" already exists",
-                    details: "in \(container.path); DEL the attachment first or choose another CNI_IFNAME")
-            }
+            if try cnl.link(named: ifName) != nil { throw interfaceExists(ifName, container) }
             let hostNS = try NetworkNamespace.current()
             var name = ""
             var attempt = 0

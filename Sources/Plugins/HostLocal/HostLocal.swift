@@ -11,6 +11,7 @@ public struct HostLocalPlugin: CNIPlugin {
 
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args)
+        _ = try Allocator.placeRequested(conf.requested, in: conf.rangeSets)  // refused before the store is made
         let store = try AllocationStore(dataDir: conf.dataDir, network: ctx.config.name)
         defer { store.close() }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)

@@ -19,6 +19,11 @@ struct HostLocalConfig {
             throw CNIError(.invalidNetworkConfig, "missing \"ipam\"", details: "host-local reads its settings from the ipam object")
         }
         dataDir = try ipam.string("dataDir").flatMap { $0.isEmpty ? nil : $0 } ?? HostLocalConfig.defaultDataDir
+        // Relative would mean relative to wherever the runtime happens to run: a different store
+        // per caller, and addresses handed out twice.
+        guard dataDir.hasPrefix("/") else {
+            throw Fields.invalid("ipam.dataDir", .string(dataDir), "must be an absolute path")
+        }
 
         var sets: [RangeSet] = []
         if requireRanges {

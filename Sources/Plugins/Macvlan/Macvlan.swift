@@ -26,21 +26,23 @@ public struct MacvlanPlugin: CNIPlugin {
         }
         let ifName = ctx.args.ifName
         let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
+        // Everything that can be refused is refused before IPAM runs: a failed ADD changes nothing.
+        if let mtu = conf.mtu, mtu > master.mtu {
+            throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
+        }
+        if try cnl.link(named: ifName) != nil {
+            throw CNIError(
+                .conflict, "container interface \"\(ifName)\" already exists",
+                details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
+        }
+        if conf.isLayer3 { _ = try Delegate.find(conf.ipamType!, in: ctx.args.path) }
         // IPAM (a child process) runs while the link is made; its rollback waits for it.
         let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
         if let ipamTask {
             rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
         }
-        if let mtu = conf.mtu, mtu > master.mtu {
-            throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
-        }
         let link: Link
         do {
-            if try cnl.link(named: ifName) != nil {
-                throw CNIError(
-                    .conflict, "container interface \"\(ifName)\" already exists",
-                    details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
-            }
             let temporary = "mvt" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
             try masterNL.createMacvlan(
                 name: temporary, master: master.index, mode: conf.mode, in: conf.linkInContainer ? nil : container,
