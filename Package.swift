@@ -67,6 +67,10 @@ let package = Package(
 
         // libFuzzer target for the DNS parser and answers (Scripts/fuzz-dns); plainly built, a replayer.
         .executableTarget(name: "dns-fuzz", dependencies: ["CNI", "DNS"]),
+        // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
+        .executableTarget(
+            name: "config-fuzz",
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "MacvlanPlugin", "PortmapPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(

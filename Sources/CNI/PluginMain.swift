@@ -44,6 +44,10 @@ public protocol CNIPlugin: Sendable {
     func gc(_ ctx: PluginContext) throws
     /// STATUS: throw code 50/51 when ADD cannot be served.
     func status(_ ctx: PluginContext) throws
+
+    /// Decodes and validates a configuration as ADD does, changing nothing on the system (the
+    /// config fuzz target runs every plugin's through this).
+    static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError)
 }
 
 extension CNIPlugin {

@@ -121,6 +121,9 @@ public final class Zones: Sendable {
         listenerNetwork = listeners
     }
 
+    /// Whether `source` is an address of a container of some network (only those get forwarding).
+    public func isMember(_ source: IPAddress) -> Bool { memberOf[source] != nil }
+
     /// The networks whose names `source` may see: those it is attached to; a source that is no
     /// container sees only the network of the address it asked.
     public func visible(source: IPAddress, listener: IPAddress) -> [Network] {

@@ -30,7 +30,9 @@ public enum Responder {
         case .query(let query): q = query
         }
         let nets = zones.visible(source: source, listener: listener)
-        let forwards = !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
+        // Forwarding only for the containers of the networks: anyone else who can reach a gateway
+        // (the host, a routed client) gets the network's names, never an open resolver.
+        let forwards = zones.isMember(source) && !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
         func writer(_ rcode: UInt8, authoritative: Bool) -> ResponseWriter {
             ResponseWriter(id: q.id, queryFlags: q.flags, rcode: rcode, authoritative: authoritative, recursionAvailable: forwards, question: q.questionBytes)
         }

@@ -4,6 +4,7 @@ import Testing
 
 /// A main plugin that delegates every verb to its IPAM plugin, as bridge does.
 struct DelegatingPlugin: CNIPlugin {
+    static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) {}
     static let type = "delegating"
     static let summary = "test"
     func add(_ ctx: PluginContext) throws -> CNIResult { try Delegate.add(ctx.config.ipamType ?? "", ctx) }

@@ -5,6 +5,7 @@ import Testing
 /// A plugin that records what it was called with and returns a fixed result; lets the dispatcher be
 /// tested without exec.
 struct EchoPlugin: CNIPlugin {
+    static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) {}
     static let type = "echo"
     static let summary = "echo test plugin"
     var result = CNIResult(

@@ -115,6 +115,16 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
         #expect(answer(query("secret"), from: IPAddress("192.0.2.9")!, listener: IPAddress("10.89.0.1")!)?.addresses == ["10.89.0.5"])
     }
 
+    @Test func onlyContainersGetForwardingNeverAnOpenResolver() throws {
+        // The host, or a client routed to a gateway address: names yes, forwarding no (REFUSED, no RA).
+        for source in ["10.88.0.1", "192.0.2.9", "10.88.0.200", "fd00:88::77"] {
+            let a = try #require(answer(query("example.org"), from: IPAddress(source)!), "\(source)")
+            #expect(a.rcode == 5 && !a.ra && !a.aa, "\(source)")
+            #expect(try #require(answer(query("web"), from: IPAddress(source)!)).ra == false, "\(source)")
+        }
+        if case .forward = ask(query("example.org"), from: IPAddress("fd00:88::5")!) {} else { Issue.record("a container's IPv6 address forwards") }
+    }
+
     @Test func reverseLookupsBothFamilies() throws {
         let a = try #require(answer(query("5.0.88.10.in-addr.arpa", RRType.ptr)))
         #expect(a.rcode == 0 && a.an == 1 && a.aa)

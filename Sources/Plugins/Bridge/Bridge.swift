@@ -17,6 +17,8 @@ public struct BridgePlugin: CNIPlugin {
 
     public init() {}
 
+    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try BridgeConfig(config, args: args) }
+
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try BridgeConfig(ctx.config, args: ctx.args)
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)

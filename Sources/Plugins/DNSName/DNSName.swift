@@ -15,6 +15,8 @@ public struct DNSNamePlugin: CNIPlugin {
 
     public init() {}
 
+    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try DNSNameConfig(config, args: args) }
+
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try DNSNameConfig(ctx.config, args: ctx.args)
         guard var result = ctx.config.prevResult else {

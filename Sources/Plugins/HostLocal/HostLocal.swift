@@ -9,6 +9,8 @@ public struct HostLocalPlugin: CNIPlugin {
 
     public init() {}
 
+    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try HostLocalConfig(config, args: args) }
+
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args)
         _ = try Allocator.placeRequested(conf.requested, in: conf.rangeSets)  // refused before the store is made

@@ -14,6 +14,8 @@ public struct MacvlanPlugin: CNIPlugin {
 
     public init() {}
 
+    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try MacvlanConfig(config, args: args) }
+
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args)
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
@@ -51,8 +53,6 @@ public struct MacvlanPlugin: CNIPlugin {
             rollback.add("delete \(ifName) in the container") { try? cnl.deleteLink(made.index) }
             try cnl.rename(made.index, to: ifName)
             link = made
-        } catch let e as CNIError {
-            throw e
         } catch {
             throw CNIError(
                 .kernelOperationFailed, "failed to create macvlan \"\(ifName)\" on \"\(master.name)\"", details: "\(error)")

@@ -17,6 +17,8 @@ public struct PortmapPlugin: CNIPlugin {
 
     public init() {}
 
+    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try PortmapConfig(config, args: args) }
+
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try PortmapConfig(ctx.config, args: ctx.args)
         guard let prev = ctx.config.prevResult else {
