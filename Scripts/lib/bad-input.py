@@ -211,6 +211,8 @@ CASES = [
     ("bridge whose IPAM range is exhausted (the bridge it made goes too)", "bridge",
      dict(conf=merge(bridge(ipam=ipam(ranges=[[{"subnet": "10.91.9.0/30"}]])), {"name": "tiny"})), 106, "10.91.9.1-10.91.9.2"),
     ("bridge CNI_IFNAME in use in the container", "bridge", dict(conf=bridge(), env={"CNI_IFNAME": "inuse0"}), 107, "inuse0"),
+    ("bridge IPAM that exits without reading its 1 MB stdin (no SIGPIPE death)", "bridge",
+     dict(conf=bridge(ipam={"type": "deaf-ipam"}, padding="x" * (1 << 20))), 102, "deaf-ipam"),
     ("bridge mac invalid", "bridge", dict(conf=bridge(runtimeConfig={"mac": "02:00:zz:00:00:01"})), 7, "02:00:zz:00:00:01"),
     # host-local.
     ("host-local subnet /33", "host-local", dict(conf=hostlocal(ranges=[[{"subnet": "10.91.0.0/33"}]])), 7, "10.91.0.0/33"),
@@ -274,6 +276,7 @@ def setup():
     rc, out, err = run("portmap", conf=portmap([{"hostPort": 9090, "containerPort": 80}]), cid="holder")
     assert rc == 0, f"setup: mapping 9090: {out} {err}"
     open(D + "/not-a-netns", "w").close()
+    os.symlink("/bin/false", CPATH + "/deaf-ipam")
     sh("ip", "-n", NETNS, "link", "add", "inuse0", "type", "veth", "peer", "name", "inuse1")
 
 

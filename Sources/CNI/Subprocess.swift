@@ -96,6 +96,27 @@ public enum Subprocess {
             throw SystemError("exec \(path)", errno: rc)
         }
 
+        // A child that exits without reading all of its stdin makes our write fail with EPIPE and
+        // raise SIGPIPE, whose default action would kill this process without a word (no CNI
+        // error on stdout). The signal goes to the writing thread: block it here, and take the
+        // one a failed write left pending before unblocking. The process-wide disposition stays.
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var savedMask = sigset_t()
+        var pending = sigset_t()
+        sigpending(&pending)
+        let alreadyPending = sigismember(&pending, SIGPIPE) == 1
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &savedMask)
+        var brokenPipe = false
+        defer {
+            if brokenPipe && !alreadyPending {
+                var now = timespec(tv_sec: 0, tv_nsec: 0)
+                while sigtimedwait(&pipeSignal, nil, &now) < 0 && errno == EINTR {}
+            }
+            pthread_sigmask(SIG_SETMASK, &savedMask, nil)
+        }
+
         var output = ProcessOutput(exitStatus: nil, signal: nil, stdout: [], stderr: [])
         var writeFD = inPipe[1]
         var written = 0
@@ -119,6 +140,7 @@ public enum Subprocess {
                 if p.fd == writeFD {
                     let w = input.withUnsafeBytes { write(writeFD, $0.baseAddress! + written, $0.count - written) }
                     if w > 0 { written += w }
+                    if w < 0 && errno == EPIPE { brokenPipe = true }
                     if w < 0 && errno != EAGAIN && errno != EINTR || written == input.count {
                         close(writeFD)  // EPIPE: the child does not read all of its input
                         writeFD = -1

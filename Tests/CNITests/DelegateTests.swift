@@ -112,6 +112,22 @@ struct DelegatingPlugin: CNIPlugin {
         #expect(out.stdout == big)
         #expect(out.stderr.count == 3_000_000)
     }
+
+    /// A delegate that exits without reading its stdin (one that fails on its environment does)
+    /// must not take the caller down with SIGPIPE: the caller reports the delegate's failure.
+    /// (Before the guard, this killed the whole test process.)
+    @Test func delegateThatIgnoresItsStdinDoesNotKillTheCaller() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        install("deaf-ipam", "echo '{\"code\":4,\"msg\":\"missing CNI_COMMAND\"}'; exit 1")
+        let big = [UInt8](repeating: UInt8(ascii: "y"), count: 4_000_000)
+        for _ in 0..<20 {
+            let out = try Subprocess.run(dir + "/deaf-ipam", environment: [:], stdin: big)
+            #expect(out.exitStatus == 1)
+        }
+        var pending = sigset_t()
+        sigpending(&pending)
+        #expect(sigismember(&pending, SIGPIPE) == 0, "no SIGPIPE left pending")
+    }
 }
 
 final class LockedLines: @unchecked Sendable {
