@@ -489,7 +489,10 @@ public struct Batch: Sendable {
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
+    /// Deletes the elements of `keys` (each once: deleting one twice in a transaction fails).
     public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [ElementKey]) {
+        var seen = Set<ElementKey>()
+        let keys = keys.filter { seen.insert($0).inserted }
         self.elements(
             "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
             keys.map { ElementSpec(key: $0.bytes) })

@@ -134,6 +134,8 @@ extension Batch {
 
     /// `delete element <t> <map> { <key>, ... }`.
     public mutating func deleteElements(_ t: TableRef, _ map: String, keys: [[FieldValue]]) {
+        var seen = Set<[UInt8]>()
+        let keys = keys.filter { seen.insert(FieldValue.bytes($0)).inserted }  // each once
         self.elements(
             "delete element \(t.text) \(map) { \(keys.map(FieldValue.text).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
             keys.map { ElementSpec(key: FieldValue.bytes($0)) })

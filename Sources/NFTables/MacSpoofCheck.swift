@@ -79,15 +79,17 @@ public enum MacSpoofCheck {
     }
 
     static func removeWhere(_ s: NFTSocket, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
-        let gone = try s.elements(table, map, .interfaceName).filter(predicate)
-        guard !gone.isEmpty else { return }
-        var b = Batch()
-        b.deleteElements(table, map, gone.map(\.key))
-        for c in Set(gone.map(\.jump)) {
-            b.flushChain(table, c)
-            b.deleteChain(table, c)
+        try s.applyListing { () throws(NFTError) -> Batch in
+            let gone = try s.elements(table, map, .interfaceName).filter(predicate)
+            var b = Batch()
+            guard !gone.isEmpty else { return b }
+            b.deleteElements(table, map, gone.map(\.key))
+            for c in Set(gone.map(\.jump)) {
+                b.flushChain(table, c)
+                b.deleteChain(table, c)
+            }
+            return b
         }
-        try s.apply(b)
     }
 
     /// The element of `hostInterface`, if any.

@@ -120,11 +120,13 @@ public enum Masquerade {
     }
 
     static func removeWhere(_ s: NFTSocket, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
-        var b = Batch()
-        for f in [IPFamily.v4, .v6] {
-            b.deleteElements(table, map(f), try elements(s, f).filter(predicate).map(\.key))
+        try s.applyListing { () throws(NFTError) -> Batch in
+            var b = Batch()
+            for f in [IPFamily.v4, .v6] {
+                b.deleteElements(table, map(f), try elements(s, f).filter(predicate).map(\.key))
+            }
+            return b
         }
-        try s.apply(b)
     }
 
     /// The elements of the map of family `f`; none when the table does not exist.

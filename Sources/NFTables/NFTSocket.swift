@@ -93,14 +93,44 @@ public final class NFTSocket {
         }
     }
 
+    /// Applies the batch `make` builds from a fresh listing. A DEL, GC or ADD of another
+    /// attachment may delete a listed element between the listing and the transaction: the
+    /// transaction then fails with ENOENT as a whole, and is listed and built again (a few times).
+    public func applyListing(_ make: () throws(NFTError) -> Batch) throws(NFTError) {
+        var attempt = 0
+        while true {
+            let b = try make()
+            do {
+                try apply(b)
+                return
+            } catch {
+                attempt += 1
+                if error.errno != ENOENT || attempt >= 5 { throw error }
+            }
+        }
+    }
+
     /// Runs a dump request built by `build` (into a buffer, with the given sequence number) and
     /// returns each reply message's full bytes (header included), for libnftnl's parsers.
+    ///
+    /// A dump spans several reads; when the ruleset changes between them (another plugin's
+    /// transaction) the kernel flags the messages NLM_F_DUMP_INTR and the listing may hold an
+    /// element twice or miss one. Such a dump is run again (a few times, then EINTR).
     func dump(_ what: String, _ build: (UInt32) -> [UInt8]) throws(NFTError) -> [[UInt8]] {
+        for _ in 0..<20 {
+            let (messages, interrupted) = try dumpOnce(what, build)
+            if !interrupted { return messages }
+        }
+        throw NFTError(operation: "\(what): the ruleset kept changing during the listing", errno: EINTR)
+    }
+
+    private func dumpOnce(_ what: String, _ build: (UInt32) -> [UInt8]) throws(NFTError) -> ([[UInt8]], Bool) {
         let seq = nextSequence()
         let req = build(seq)
         let sent = req.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
         if sent < 0 { throw NFTError(operation: what, errno: errno) }
         var out: [[UInt8]] = []
+        var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
@@ -113,14 +143,16 @@ public final class NFTSocket {
                 let len = Int(le32(buffer, off))
                 guard len >= 16, off + len <= n else { break }
                 let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
+                let flags = UInt16(buffer[off + 6]) | UInt16(buffer[off + 7]) << 8
                 let mseq = le32(buffer, off + 8)
                 let msg = Array(buffer[off..<(off + len)])
                 off += (len + 3) & ~3
                 if mseq != seq { continue }
-                if type == UInt16(NLMSG_DONE) { return out }
+                if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                if type == UInt16(NLMSG_DONE) { return (out, interrupted) }
                 if type == UInt16(NLMSG_ERROR) {
                     let code = Int32(bitPattern: le32(msg, 16))
-                    if code == 0 { return out }
+                    if code == 0 { return (out, interrupted) }
                     throw NFTError(operation: what, errno: -code)
                 }
                 out.append(msg)

@@ -306,15 +306,18 @@ public enum PortMap {
     }
 
     static func removeWhere(_ s: NFTSocket, _ predicate: (String) -> Bool) throws(NFTError) -> [Mapping] {
-        var b = Batch()
-        let gone = try all(s).filter { predicate($0.comment) }
-        for (map, els) in Dictionary(grouping: gone, by: \.map).sorted(by: { $0.key < $1.key }) {
-            b.deleteElements(table, map, keys: els.map(\.element.key))
+        var gone: [Listed] = []
+        try s.applyListing { () throws(NFTError) -> Batch in
+            var b = Batch()
+            gone = try all(s).filter { predicate($0.comment) }
+            for (map, els) in Dictionary(grouping: gone, by: \.map).sorted(by: { $0.key < $1.key }) {
+                b.deleteElements(table, map, keys: els.map(\.element.key))
+            }
+            for f in [IPFamily.v4, .v6] {
+                b.deleteElements(table, snatMap(f), try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
+            }
+            return b
         }
-        for f in [IPFamily.v4, .v6] {
-            b.deleteElements(table, snatMap(f), try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
-        }
-        try s.apply(b)
         return gone.map(\.mapping)
     }
 

@@ -77,6 +77,48 @@ struct PortMapKernelTests {
             .filter { $0.contains("elements") || $0.contains("comment") }.map(String.init)
     }
 
+    /// Many attachments added and removed at once from separate sockets (as parallel plugins
+    /// are): listings taken while other transactions change the maps must neither show an
+    /// element twice (a DEL then deletes it twice and fails) nor fail a DEL whose element another
+    /// transaction took meanwhile. Scripts/stress found the first under load.
+    @Test func concurrentAddsAndRemovesNeverFailAndLeaveNothing() throws {
+        let workers = 8, each = 40
+        let failures = LockedList()
+        let path = "/run/netns/\(ns.name)"
+        @Sendable func mapping(_ host: UInt16, _ ctr: String, proto: UInt8 = 6) -> PortMap.Mapping {
+            PortMap.Mapping(hostPort: host, containerPort: 80, proto: proto, hostIP: nil, container: IPAddress(ctr)!)
+        }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            do {
+                let s = try NetworkNamespace(path: path).perform { try NFTSocket() }
+                for i in 0..<each {
+                    let n = w * each + i
+                    let a = Attachment(containerID: "c\(n)", ifName: "eth0")
+                    let addr = "10.90.\(n / 250).\(n % 250 + 2)"
+                    try PortMap.add(
+                        s, network: "web", a, mappings: [mapping(UInt16(20000 + n), addr), mapping(UInt16(20000 + n), addr, proto: 17)],
+                        subnets: [IPPrefix(addr + "/16")!], snat: true, masqAll: false)
+                    try Masquerade.add(s, network: "web", a, addresses: [IPPrefix(addr + "/16")!])
+                    if i % 2 == 1 {  // remove the previous one while others are being added
+                        let prev = Attachment(containerID: "c\(n - 1)", ifName: "eth0")
+                        _ = try PortMap.remove(s, network: "web", prev)
+                        try Masquerade.remove(s, network: "web", prev)
+                    }
+                }
+                for i in stride(from: 1, to: each, by: 2) {
+                    let a = Attachment(containerID: "c\(w * each + i)", ifName: "eth0")
+                    _ = try PortMap.remove(s, network: "web", a)
+                    try Masquerade.remove(s, network: "web", a)
+                }
+            } catch {
+                failures.append("worker \(w): \(error)")
+            }
+        }
+        #expect(failures.items.isEmpty, "\(failures.items)")
+        let left = ns.nft("-j", "list", "ruleset").components(separatedBy: "\"elem\"").count - 1
+        #expect(left == 0, "maps with elements left")
+    }
+
     @Test func addConflictIdempotenceRemoveAndCollect() throws {
         let s = try ns.socket()
         let a = Attachment(containerID: "aaaa", ifName: "eth0"), b = Attachment(containerID: "bbbb", ifName: "eth0")
@@ -132,4 +174,11 @@ struct PortMapKernelTests {
         #expect(try PortMap.remove(s, network: "web", Attachment(containerID: "a", ifName: "eth0")).isEmpty)
         #expect(ns.nft("list", "tables").isEmpty)
     }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+    func append(_ s: String) { lock.withLock { storage.append(s) } }
+    var items: [String] { lock.withLock { storage } }
 }
