@@ -30,7 +30,8 @@ net() {  # net NAME BRIDGE SUBNET4 SUBNET6
 {"cniVersion":"1.0.0","name":"$1","plugins":[
   {"type":"bridge","bridge":"$2","isGateway":true,"isDefaultGateway":true,
    "ipam":{"type":"host-local","ranges":[[{"subnet":"$3"}],[{"subnet":"$4"}]],"dataDir":"$D/ipam"}},
-  {"type":"dnsname","domainName":"dns.podman","runDir":"$D/dns","upstreams":["192.0.2.53"],"capabilities":{"aliases":true}}]}
+  {"type":"dnsname","domainName":"dns.podman","runDir":"$D/dns","upstreams":["192.0.2.53"],"capabilities":{"aliases":true},
+   "rateLimit":50,"metricsAddress":"127.0.0.1:9153"}]}
 JSON
 }
 net web "swdw$TB_ID" 10.93.0.0/24 fd00:93::/64
@@ -81,6 +82,23 @@ check_eq "other names come from the (fake) upstream" "203.0.113.7" "$(q "$B" +sh
 check_eq "the search domain is not forwarded" "NXDOMAIN" "$(q "$B" @10.93.0.1 nobody.dns.podman | grep -o 'status: [A-Z]*' | cut -d' ' -f2)"
 check_eq "a single label is not forwarded" "NXDOMAIN" "$(q "$B" @10.93.0.1 nobody | grep -o 'status: [A-Z]*' | cut -d' ' -f2)"
 check_eq "the upstream saw example.test only" "example.test" "$(sort -u "$D/upstream.log" | tr '\n' ' ' | sed 's/ $//')"
+
+echo "dnsname: counters, metrics, rate limit"
+stats() { ip netns exec "$H" "$BIN/cnictl" dns stats --dir "$D/dns" "$@"; }
+stats > "$D/stats"; check_eq "cnictl dns stats exits 0" 0 "$?"
+check "... a row per network" bash -c "grep -q '^web ' $D/stats && grep -q '^other ' $D/stats"
+stats --json > "$D/stats.json"
+check_eq "web counted queries, NXDOMAINs and a forward" true \
+    "$(jq '.networks.web.queries > 10 and .networks.web.rcodes.NXDOMAIN >= 3 and .networks.web.forwarded >= 1' "$D/stats.json")"
+check_eq "other counted C's queries" true "$(jq '.networks.other.queries >= 2' "$D/stats.json")"
+metrics=$(ip netns exec "$H" python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9153/metrics", timeout=3).read().decode())')
+check "Prometheus text on 127.0.0.1:9153/metrics" grep -qE '^cni_dnsd_queries_total\{network="web"\} [0-9]+$' <<<"$metrics"
+check "... with answers by RCODE" grep -qE '^cni_dnsd_responses_total\{network="web",rcode="NXDOMAIN"\} [0-9]+$' <<<"$metrics"
+answered=$(ip netns exec "$B" /usr/bin/python3 "$here/../lib/dns-tcp.py" burst 10.93.0.1 alpha 300)
+check "a burst of 300 from one source: the rate limit (50/s, bursts of 100) answers about 100 ($answered)" \
+    test "$answered" -ge 60 -a "$answered" -le 160
+check_eq "another source is answered meanwhile" "10.94.0.2" "$(q "$C" +short @10.94.0.1 gamma)"
+check_eq "the dropped queries are counted" true "$(stats --json | jq '.networks.web.rateLimited >= 100')"
 
 echo "dnsname: CHECK, DEL"
 CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=alpha" CAP_ARGS='{"aliases":{"web":["alpha-alias"]}}' ctl check web "/run/netns/$A"

@@ -5,6 +5,8 @@
                                        prints the number of answers read (each a response)
   dns-tcp.py zero SERVER               sends a zero-length message; prints "closed" if the server
                                        closes the connection, "open" otherwise
+  dns-tcp.py burst SERVER NAME COUNT   sends COUNT UDP queries at once from one socket, prints how
+                                       many were answered within a second (the rate limit's probe)
 """
 import socket
 import struct
@@ -32,6 +34,23 @@ def read_exact(s, n):
         b += c
     return b
 
+
+if sys.argv[1] == "burst":
+    u = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    count = int(sys.argv[4])
+    for i in range(count):
+        u.sendto(query(i & 0xFFFF, sys.argv[3]), (sys.argv[2], 53))
+    u.settimeout(1)
+    answered = 0
+    try:
+        while answered < count:
+            u.recv(2048)
+            answered += 1
+    except socket.timeout:
+        pass
+    print(answered)
+    sys.exit(0)
 
 if sys.argv[1] == "pipeline":
     s = conn(sys.argv[2])

@@ -121,6 +121,9 @@ public final class Zones: Sendable {
         listenerNetwork = listeners
     }
 
+    /// The network served on `listener`.
+    public func networkName(listening listener: IPAddress) -> String? { listenerNetwork[listener] }
+
     /// Whether `source` is an address of a container of some network (only those get forwarding).
     public func isMember(_ source: IPAddress) -> Bool { memberOf[source] != nil }
 

@@ -30,6 +30,22 @@ struct CNIDNSD: ParsableCommand {
     @Option(help: "A file descriptor to write \"ok\" (or the error) on once serving: the plugin waits for it.")
     var readyFD: Int32?
 
+    @Option(help: "UDP queries a second per source address, bursts of twice that; over it queries are dropped (0: no limit).")
+    var rateLimit = 2000
+
+    @Option(help: "ADDRESS:PORT to serve Prometheus metrics on (GET /metrics), e.g. 127.0.0.1:9153. Off unless given.")
+    var metrics: String?
+
+    @Flag(help: "Keep running when no network is left (as a service).")
+    var persist = false
+
+    func validate() throws {
+        guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
+        if let m = metrics, MetricsServer.parse(m) == nil {
+            throw ValidationError("--metrics must be ADDRESS:PORT, e.g. 127.0.0.1:9153 or [::1]:9153")
+        }
+    }
+
     func run() throws {
         let ready = readyFD
         func say(_ text: String) {
@@ -65,7 +81,7 @@ struct CNIDNSD: ParsableCommand {
         let pidText = "\(getpid())\n"
         _ = pidText.withCString { write(pidFD, $0, strlen($0)) }
 
-        let server = Server(dir: dir, port: port, log: log)
+        let server = Server(dir: dir, port: port, rateLimit: rateLimit, log: log)
         server.forwarder.resolvConf = resolvConf
         let first: (generation: UInt64, networks: Int)
         do {
@@ -80,7 +96,8 @@ struct CNIDNSD: ParsableCommand {
         do {
             control = try ServerBootstrap(group: server.group)
                 .childChannelInitializer { ch in
-                    ch.pipeline.addHandler(ControlHandler(server: server, queue: queue, socketPath: socketPath, pidPath: pidPath))
+                    ch.pipeline.addHandler(
+                        ControlHandler(server: server, queue: queue, socketPath: socketPath, pidPath: pidPath, persist: persist))
                 }
                 .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
             chmod(socketPath, 0o600)
@@ -88,7 +105,16 @@ struct CNIDNSD: ParsableCommand {
             say("error: control socket \(socketPath): \(error)")
             throw ExitCode(1)
         }
-        log("serving \(first.networks) network(s) on \(server.zones.listenAddresses.map(\.description).joined(separator: " ")), generation \(first.generation)")
+        if let m = metrics, let (host, port) = MetricsServer.parse(m) {
+            do {
+                _ = try MetricsServer.start(host: host, port: port, group: server.group, stats: server.stats)
+            } catch {
+                say("error: metrics on \(m): \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let addresses = server.zones.listenAddresses.map(\.description).joined(separator: " ")
+        log("serving \(first.networks) network(s)\(addresses.isEmpty ? "" : " on " + addresses), generation \(first.generation)")
         say("ok \(first.generation)")
         // SIGHUP reloads too (for use as a service).
         signal(SIGHUP, SIG_IGN)
@@ -100,8 +126,8 @@ struct CNIDNSD: ParsableCommand {
 }
 
 /// The control protocol, a line each way: `reload` -> `ok <generation> <networks>` once the new
-/// records are served (or `error <reason>`); `ping` -> `ok <generation>`. After a reload that
-/// leaves no network the daemon exits.
+/// records are served (or `error <reason>`); `ping` -> `ok <generation>`; `stats` -> the counters
+/// as one line of JSON. After a reload that leaves no network the daemon exits (unless --persist).
 final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -109,13 +135,15 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
     let queue: DispatchQueue
     let socketPath: String
     let pidPath: String
+    let persist: Bool
     var pending: [UInt8] = []
 
-    init(server: Server, queue: DispatchQueue, socketPath: String, pidPath: String) {
+    init(server: Server, queue: DispatchQueue, socketPath: String, pidPath: String, persist: Bool) {
         self.server = server
         self.queue = queue
         self.socketPath = socketPath
         self.pidPath = pidPath
+        self.persist = persist
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -127,7 +155,7 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
         let command = String(decoding: pending[..<nl], as: UTF8.self)
         pending = []
         let channel = context.channel
-        queue.async { [server, socketPath, pidPath] in
+        queue.async { [server, socketPath, pidPath, persist] in
             var reply: String
             var exiting = false
             switch command {
@@ -135,12 +163,14 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
                 do {
                     let r = try server.reload()
                     reply = "ok \(r.generation) \(r.networks)"
-                    exiting = r.networks == 0
+                    exiting = r.networks == 0 && !persist
                 } catch {
                     reply = "error \(error)"
                 }
             case "ping":
                 reply = "ok \(server.zones.generation)"
+            case "stats":
+                reply = server.stats.json(generation: server.zones.generation)
             default:
                 reply = "error unknown command"
             }

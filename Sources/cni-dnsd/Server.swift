@@ -14,6 +14,9 @@ final class Server: @unchecked Sendable {
     let log: (String) -> Void
     private let state = NIOLockedValueBox(State())
     let forwarder: Forwarder
+    let stats = Stats()
+    /// Touched only on the event loop (one thread serves every listener).
+    private var limiter: RateLimiter
 
     struct State {
         var zones = Zones([], generation: 0)
@@ -26,10 +29,11 @@ final class Server: @unchecked Sendable {
     static let maxTCP = 256
     static let maxTCPPerSource = 16
 
-    init(dir: String, port: Int, log: @escaping (String) -> Void) {
+    init(dir: String, port: Int, rateLimit: Int, log: @escaping (String) -> Void) {
         self.dir = dir
         self.port = port
         self.log = log
+        limiter = RateLimiter(rate: rateLimit)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
@@ -72,6 +76,7 @@ final class Server: @unchecked Sendable {
             return (s.zones.generation, records.count)
         }
         for c in closing { try? c.close().wait() }
+        stats.keep(only: Set(records.map(\.network)))
         // Upstreams from the host's resolv.conf, for networks that name none.
         forwarder.reloadResolvConf()
         return (generation, count)
@@ -81,6 +86,8 @@ final class Server: @unchecked Sendable {
         let host = a.description
         let udp = try DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Room for bursts (the kernel caps it at net.core.rmem_max).
+            .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
             // recvmmsg: up to 32 datagrams a read.
             .channelOption(.datagramVectorReadMessageCount, value: 32)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
@@ -126,21 +133,62 @@ final class Server: @unchecked Sendable {
         }
     }
 
+    /// The per-source UDP rate limit (on the event loop); a refused query is counted.
+    func admitUDP(_ source: IPAddress, listener: IPAddress) -> Bool {
+        if limiter.admit(source, now: RateLimiter.now()) { return true }
+        let net = zones.networkName(listening: listener) ?? "-"
+        stats.update(net) {
+            $0.queries += 1
+            $0.rateLimited += 1
+        }
+        return false
+    }
+
     /// Answers `message`: the reply at once, or nil (dropped, or forwarded: `later` gets the
-    /// upstream's answer on the channel's event loop).
+    /// upstream's answer on the channel's event loop). Counted for the listener's network.
     func handle(
         _ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, on loop: EventLoop,
         later: @escaping @Sendable ([UInt8]) -> Void
     ) -> [UInt8]? {
-        switch Responder.respond(message, source: source, listener: listener, overTCP: overTCP, zones: zones) {
-        case .reply(let b): return b
-        case .drop: return nil
+        let z = zones
+        let net = z.networkName(listening: listener) ?? "-"
+        switch Responder.respond(message, source: source, listener: listener, overTCP: overTCP, zones: z) {
+        case .reply(let b):
+            stats.update(net) {
+                $0.queries += 1
+                $0.rcodes[Int(b[3] & 0xF)] += 1
+            }
+            return b
+        case .drop:
+            stats.update(net) {
+                $0.queries += 1
+                $0.dropped += 1
+            }
+            return nil
         case .forward(let q, let upstreams, let servFail):
-            guard forwarder.begin() else { return servFail }
+            guard forwarder.begin() else {
+                stats.update(net) {
+                    $0.queries += 1
+                    $0.rcodes[2] += 1
+                }
+                return servFail
+            }
+            stats.update(net) {
+                $0.queries += 1
+                $0.forwarded += 1
+            }
             let ups = upstreams.isEmpty ? forwarder.hostUpstreams : upstreams
-            pool.runIfActive(eventLoop: loop) { [forwarder] in
+            pool.runIfActive(eventLoop: loop) { [forwarder, stats] in
                 defer { forwarder.end() }
-                return forwarder.exchange(message, id: q.id, upstreams: ups, overTCP: overTCP) ?? servFail
+                guard let answer = forwarder.exchange(message, id: q.id, upstreams: ups, overTCP: overTCP) else {
+                    stats.update(net) {
+                        $0.upstreamFailures += 1
+                        $0.rcodes[2] += 1
+                    }
+                    return servFail
+                }
+                stats.update(net) { $0.rcodes[Int(answer.count > 3 ? answer[3] & 0xF : 2)] += 1 }
+                return answer
             }.whenSuccess { later($0) }
             return nil
         }
@@ -189,7 +237,7 @@ final class UDPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let env = unwrapInboundIn(data)
-        guard let src = IPAddress(socket: env.remoteAddress) else { return }
+        guard let src = IPAddress(socket: env.remoteAddress), server.admitUDP(src, listener: listener) else { return }
         let channel = context.channel
         let remote = env.remoteAddress
         let reply = server.handle(Array(env.data.readableBytesView), source: src, listener: listener, overTCP: false, on: context.eventLoop) { late in

@@ -208,6 +208,53 @@ struct List: ParsableCommand {
     }
 }
 
+struct DNS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dns", abstract: "Ask the dnsname responder (cni-dnsd).", subcommands: [DNSStats.self])
+}
+
+struct DNSStats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Per-network counters of cni-dnsd: queries, answers by RCODE, forwards, upstream failures, rate-limited, dropped.")
+    @Option(help: "The dnsname plugin's runDir (where dnsd.sock is).") var dir = "/run/cni/dns"
+    @Flag(help: "Print the responder's JSON as it is.") var json = false
+
+    func run() throws {
+        guard let reply = System.requestLine("stats", unixSocket: dir + "/dnsd.sock") else {
+            FileHandle.standardError.write(Data("cnictl: dns stats: no cni-dnsd answers on \(dir)/dnsd.sock\n".utf8))
+            throw ExitCode(1)
+        }
+        guard reply.hasPrefix("{"), case .object(let o)? = try? JSONValue.parse(Array(reply.utf8)) else {
+            FileHandle.standardError.write(Data("cnictl: dns stats: \(reply)\n".utf8))
+            throw ExitCode(1)
+        }
+        if json {
+            print(reply)
+            return
+        }
+        func int(_ v: JSONValue?) -> Int {
+            if case .number(let x)? = v { return x.intValue ?? 0 }
+            return 0
+        }
+        func n(_ v: JSONValue?) -> String { String(int(v)) }
+        var rows = [["NETWORK", "QUERIES", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "OTHER", "FORWARDED", "UPSTREAM-FAILED", "RATE-LIMITED", "DROPPED"]]
+        if case .object(let nets)? = o["networks"] {
+            for (name, v) in nets.sorted(by: { $0.key < $1.key }) {
+                guard case .object(let c) = v else { continue }
+                let rc: JSONObject
+                if case .object(let r)? = c["rcodes"] { rc = r } else { rc = JSONObject() }
+                let named = ["NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL"]
+                let other = rc.filter { !named.contains($0.key) }.reduce(0) { $0 + int($1.value) }
+                rows.append([name, n(c["queries"])] + named.map { n(rc[$0]) } + [String(other), n(c["forwarded"]), n(c["upstreamFailures"]), n(c["rateLimited"]), n(c["dropped"])])
+            }
+        }
+        let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
+        for r in rows {
+            print(r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+    }
+}
+
 @main
 struct CNICtl: ParsableCommand {
     static let version = "0.1.0"
@@ -220,5 +267,5 @@ struct CNICtl: ParsableCommand {
             {"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}), CNI_CONTAINERID, CNI_CACHE_DIR.
             """,
         version: version,
-        subcommands: [Add.self, Check.self, Del.self, GC.self, Status.self, Version.self, List.self])
+        subcommands: [Add.self, Check.self, Del.self, GC.self, Status.self, Version.self, List.self, DNS.self])
 }

@@ -172,7 +172,7 @@ enum Records {
         }
         guard startIfNeeded && !r.entries.isEmpty else { return }
         do {
-            try Daemon.start(ctx, dir: conf.runDir)
+            try Daemon.start(ctx, dir: conf.runDir, options: conf.daemonOptions)
         } catch {
             try? write(before)
             throw error
@@ -186,30 +186,7 @@ enum Control {
 
     /// The reply line, or nil when no responder listens on the socket.
     static func send(_ command: String, dir: String) -> String? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let path = Array("\(dir)/dnsd.sock".utf8)
-        guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path + [0]) }
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else { return nil }
-        let line = Array((command + "\n").utf8)
-        guard line.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == line.count else { return nil }
-        var got: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 512)
-        while !got.contains(10) {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, timeoutMs) > 0 else { return "error no reply from cni-dnsd within \(timeoutMs / 1000) s" }
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            got += buf.prefix(n)
-        }
-        return String(decoding: got.prefix { $0 != 10 }, as: UTF8.self)
+        System.requestLine(command, unixSocket: "\(dir)/dnsd.sock")
     }
 }
 
@@ -222,7 +199,7 @@ enum Daemon {
         return nil
     }
 
-    static func start(_ ctx: PluginContext, dir: String) throws {
+    static func start(_ ctx: PluginContext, dir: String, options: [String] = []) throws {
         guard let exe = find(ctx) else {
             throw CNIError(.delegateFailed, "cni-dnsd not found", details: "looked in CNI_PATH and PATH for the responder the dnsname plugin starts")
         }
@@ -240,7 +217,7 @@ enum Daemon {
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
         posix_spawnattr_setflags(&attr, Int16(0x80))  // POSIX_SPAWN_SETSID: not in the runtime's session
-        let argv = [exe, "--dir", dir, "--ready-fd", "3"]
+        let argv = [exe, "--dir", dir, "--ready-fd", "3"] + options
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for a in cargs { free(a) } }
         let env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]

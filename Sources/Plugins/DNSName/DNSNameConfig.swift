@@ -10,6 +10,10 @@ struct DNSNameConfig {
     var upstreams: [IPAddress] = []
     /// `runtimeConfig.aliases[<network>]` (capability `aliases`).
     var aliases: [String] = []
+    /// Responder options, used when this ADD starts it: UDP queries a second per source (0: no
+    /// limit) and the address of the Prometheus endpoint (none unless set).
+    var rateLimit: Int?
+    var metricsAddress: (host: IPAddress, port: Int)?
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
@@ -29,10 +33,37 @@ struct DNSNameConfig {
             guard let a = IPAddress(s) else { throw Fields.invalid("upstreams[\(i)]", .string(s), "not an IP address") }
             upstreams.append(a)
         }
+        rateLimit = try f.int("rateLimit", in: 0...10_000_000)
+        if let m = try f.string("metricsAddress"), !m.isEmpty {
+            guard let a = DNSNameConfig.hostPort(m) else {
+                throw Fields.invalid("metricsAddress", .string(m), "must be ADDRESS:PORT, e.g. 127.0.0.1:9153 or [::1]:9153")
+            }
+            metricsAddress = a
+        }
         if let map = try conf.runtimeConfig.object("aliases") {
             aliases = try map.stringArray(conf.name) ?? []
         }
         if forAdd { try args.checkCNIArgs(known: ["K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID", "IP", "MAC"]) }
+    }
+
+    /// `1.2.3.4:9153` or `[::1]:9153`.
+    static func hostPort(_ s: String) -> (host: IPAddress, port: Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = s[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            return nil
+        }
+        return IPAddress(String(host)).map { ($0, port) }
+    }
+
+    /// The responder's command-line options for what this configuration sets.
+    var daemonOptions: [String] {
+        var o: [String] = []
+        if let r = rateLimit { o += ["--rate-limit", String(r)] }
+        if let m = metricsAddress { o += ["--metrics", m.host.family == .v6 ? "[\(m.host)]:\(m.port)" : "\(m.host):\(m.port)"] }
+        return o
     }
 
     static func isHostnameLabel(_ l: [UInt8]) -> Bool {
