@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "cni-dnsd",
             dependencies: [
-                "CNI", "DNS",
+                "CNI", "CLinux", "DNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -27,3 +27,11 @@ int clinux_link_fd(int fd, const char *path) {
 #include <sys/ioctl.h>
 #include <linux/nsfs.h>
 int clinux_ns_type(int fd) { return ioctl(fd, NS_GET_NSTYPE); }
+
+_Static_assert(sizeof(struct clinux_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+int clinux_recvmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)msgs, n, flags, NULL);
+}
+int clinux_sendmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
+}

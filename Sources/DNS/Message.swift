@@ -1,6 +1,8 @@
 /// DNS wire format (RFC 1035, 6891): a hardened parser for the queries a resolver receives and the
 /// pieces of the answers it writes. No Foundation: the daemon's hot path.
 
+import CNI
+
 public enum RRType {
     public static let a: UInt16 = 1
     public static let ns: UInt16 = 2
@@ -47,7 +49,9 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
 
     /// ASCII letters lowercased; other bytes unchanged (RFC 4343).
     public var lowercased: DNSName {
-        DNSName(labels: labels.map { $0.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 } })
+        // Names are mostly lowercase already: no copy then.
+        if !labels.contains(where: { $0.contains { $0 >= 65 && $0 <= 90 } }) { return self }
+        return DNSName(labels: labels.map { $0.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 } })
     }
 
     /// The wire length (labels plus the root byte).
@@ -261,15 +265,44 @@ public struct ResponseWriter {
     /// The SOA of `zone` in the authority section (negative answers, RFC 2308): the minimum is
     /// the negative TTL.
     public mutating func authoritySOA(zone: DNSName, ttl: UInt32) {
-        zone.write(to: &bytes)
+        authoritySOA(ResponseWriter.soaRecord(zone: zone, ttl: ttl))
+    }
+
+    /// An SOA record made by `soaRecord` (made once per network, not per answer).
+    public mutating func authoritySOA(_ record: [UInt8]) {
+        bytes += record
+        counts.ns += 1
+        set(8, counts.ns)
+    }
+
+    /// The whole SOA record of `zone` (owner, type, class, TTL, rdata), for `authoritySOA(_:)`.
+    public static func soaRecord(zone: DNSName, ttl: UInt32) -> [UInt8] {
+        var out: [UInt8] = []
+        zone.write(to: &out)
         var rdata: [UInt8] = []
         DNSName(labels: [Array("ns".utf8)] + zone.labels).write(to: &rdata)
         DNSName(labels: [Array("hostmaster".utf8)] + zone.labels).write(to: &rdata)
         for v: UInt32 in [1, 3600, 600, 86400, ttl] { rdata += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-        header(type: RRType.soa, ttl: ttl, rdlen: rdata.count)
-        bytes += rdata
-        counts.ns += 1
-        set(8, counts.ns)
+        out += [UInt8(RRType.soa >> 8), UInt8(RRType.soa & 0xFF), 0, 1]
+        out += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 0xFF), UInt8(ttl >> 8 & 0xFF), UInt8(ttl & 0xFF)]
+        out += [UInt8(rdata.count >> 8), UInt8(rdata.count & 0xFF)]
+        return out + rdata
+    }
+
+    /// An A or AAAA record for the question's name, written without an intermediate array.
+    public mutating func answer(address a: IPAddress, ttl: UInt32) {
+        bytes.append(0xC0)
+        bytes.append(12)
+        switch a {
+        case .v4(let v):
+            header(type: RRType.a, ttl: ttl, rdlen: 4)
+            for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
+        case .v6(let v):
+            header(type: RRType.aaaa, ttl: ttl, rdlen: 16)
+            for shift in stride(from: 120, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt128(shift))) }
+        }
+        counts.an += 1
+        set(6, counts.an)
     }
 
     /// The OPT record: our UDP size, the extended rcode's upper bits, version 0.

@@ -83,18 +83,34 @@ public struct NetworkRecords: Sendable, Equatable {
 
 /// Everything the responder knows, indexed for lookups; immutable, replaced as a whole on reload.
 public final class Zones: Sendable {
-    public struct Network: Sendable {
+    /// A class: the answering path passes networks around per query, one reference each.
+    public final class Network: Sendable {
         public let records: NetworkRecords
         public let domain: DNSName
         /// Lowercased name (relative to the domain) -> entry indices.
         let byName: [DNSName: [Int]]
         let byAddress: [IPAddress: Int]
+        /// Entry index -> the PTR target (its first name under the domain), in wire form.
+        let ptrTargets: [Int: [UInt8]]
+        /// The SOA record of negative answers, made once.
+        let soa: [UInt8]
+
+        init(records: NetworkRecords, domain: DNSName, byName: [DNSName: [Int]], byAddress: [IPAddress: Int], ptrTargets: [Int: [UInt8]], soa: [UInt8]) {
+            self.records = records
+            self.domain = domain
+            self.byName = byName
+            self.byAddress = byAddress
+            self.ptrTargets = ptrTargets
+            self.soa = soa
+        }
     }
 
     public let generation: UInt64
     public let networks: [String: Network]
     /// A container address -> the networks it is attached to (the source of a query).
-    let memberOf: [IPAddress: [String]]
+    let memberOf: [IPAddress: [Network]]
+    /// A listen address -> its network.
+    let listenerNetworks: [IPAddress: Network]
     /// A listen address -> its network (for sources that are no container).
     public let listenerNetwork: [IPAddress: String]
 
@@ -114,11 +130,22 @@ public final class Zones: Sendable {
                 }
             }
             for l in r.listen where listeners[l] == nil { listeners[l] = r.network }
-            nets[r.network] = Network(records: r, domain: DNSName(r.domain)?.lowercased ?? DNSName(labels: []), byName: byName, byAddress: byAddress)
+            let domain = DNSName(r.domain)?.lowercased ?? DNSName(labels: [])
+            var ptr: [Int: [UInt8]] = [:]
+            for i in Set(byAddress.values) {
+                guard let first = r.entries[i].names.first, let n = DNSName(first) else { continue }
+                var wire: [UInt8] = []
+                n.appending(domain).write(to: &wire)
+                ptr[i] = wire
+            }
+            nets[r.network] = Network(
+                records: r, domain: domain, byName: byName, byAddress: byAddress, ptrTargets: ptr,
+                soa: ResponseWriter.soaRecord(zone: domain, ttl: r.ttl))
         }
         networks = nets
-        memberOf = member
+        memberOf = member.mapValues { $0.compactMap { nets[$0] } }
         listenerNetwork = listeners
+        listenerNetworks = listeners.compactMapValues { nets[$0] }
     }
 
     /// The network served on `listener`.
@@ -129,10 +156,13 @@ public final class Zones: Sendable {
 
     /// The networks whose names `source` may see: those it is attached to; a source that is no
     /// container sees only the network of the address it asked.
-    public func visible(source: IPAddress, listener: IPAddress) -> [Network] {
-        if let m = memberOf[source] { return m.compactMap { networks[$0] } }
-        if let n = listenerNetwork[listener], let net = networks[n] { return [net] }
-        return []
+    public func visible(source: IPAddress, listener: IPAddress) -> [Network] { visibility(source: source, listener: listener).networks }
+
+    /// `visible`, and whether `source` is a container (one lookup for both).
+    public func visibility(source: IPAddress, listener: IPAddress) -> (networks: [Network], member: Bool) {
+        if let m = memberOf[source] { return (m, true) }
+        if let net = listenerNetworks[listener] { return ([net], false) }
+        return ([], false)
     }
 
     /// Every listen address.

@@ -29,10 +29,10 @@ public enum Responder {
             return .reply(w.bytes)
         case .query(let query): q = query
         }
-        let nets = zones.visible(source: source, listener: listener)
+        let (nets, member) = zones.visibility(source: source, listener: listener)
         // Forwarding only for the containers of the networks: anyone else who can reach a gateway
         // (the host, a routed client) gets the network's names, never an open resolver.
-        let forwards = zones.isMember(source) && !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
+        let forwards = member && !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
         func writer(_ rcode: UInt8, authoritative: Bool) -> ResponseWriter {
             ResponseWriter(id: q.id, queryFlags: q.flags, rcode: rcode, authoritative: authoritative, recursionAvailable: forwards, question: q.questionBytes)
         }
@@ -55,14 +55,12 @@ public enum Responder {
         if name.hasSuffix(inAddrArpa) || name.hasSuffix(ip6Arpa) {
             if let addr = reverseAddress(name) {
                 for n in nets {
-                    guard let i = n.byAddress[addr], let primary = n.records.entries[i].names.first, let target = DNSName(primary) else { continue }
+                    guard let i = n.byAddress[addr], let target = n.ptrTargets[i] else { continue }
                     var w = writer(RCode.noError, authoritative: true)
                     if q.type == RRType.ptr || q.type == RRType.any {
-                        var rdata: [UInt8] = []
-                        target.appending(n.domain).write(to: &rdata)
-                        w.answer(type: RRType.ptr, ttl: n.records.ttl, rdata: rdata)
+                        w.answer(type: RRType.ptr, ttl: n.records.ttl, rdata: target)
                     } else {
-                        w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                        w.authoritySOA(n.soa)
                     }
                     return finish(w)
                 }
@@ -77,33 +75,38 @@ public enum Responder {
                     key = name.dropping(n.domain)
                     if key!.labels.isEmpty {  // the domain itself: it exists, with no address
                         var w = writer(RCode.noError, authoritative: true)
-                        w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                        w.authoritySOA(n.soa)
                         return finish(w)
                     }
                 }
                 guard let key, let hits = n.byName[key] else { continue }
                 var w = writer(RCode.noError, authoritative: true)
-                var v4: [IPAddress] = [], v6: [IPAddress] = []
-                for i in hits {
-                    v4 += n.records.entries[i].v4
-                    v6 += n.records.entries[i].v6
-                }
                 let wantA = q.type == RRType.a || q.type == RRType.any
                 let wantAAAA = q.type == RRType.aaaa || q.type == RRType.any
-                if wantA { shuffle(&v4) }
-                if wantAAAA { shuffle(&v6) }
-                for a in (wantA ? v4 : []) + (wantAAAA ? v6 : []) {
-                    w.answer(type: a.family == .v4 ? RRType.a : RRType.aaaa, ttl: n.records.ttl, rdata: a.networkBytes)
+                let ttl = n.records.ttl
+                if hits.count == 1 {
+                    // One container (the usual case): its addresses, no intermediate arrays.
+                    let e = n.records.entries[hits[0]]
+                    if wantA { answer(&w, e.v4, ttl, shuffle) }
+                    if wantAAAA { answer(&w, e.v6, ttl, shuffle) }
+                } else {
+                    var v4: [IPAddress] = [], v6: [IPAddress] = []
+                    for i in hits {
+                        v4 += n.records.entries[i].v4
+                        v6 += n.records.entries[i].v6
+                    }
+                    if wantA { answer(&w, v4, ttl, shuffle) }
+                    if wantAAAA { answer(&w, v6, ttl, shuffle) }
                 }
                 // A known name without data of the type asked: NODATA (NOERROR, SOA), never NXDOMAIN.
-                if w.answerCount == 0 { w.authoritySOA(zone: n.domain, ttl: n.records.ttl) }
+                if w.answerCount == 0 { w.authoritySOA(n.soa) }
                 return finish(w)
             }
             // Not found: under one of our domains, or a single label, it does not exist (and is
             // never forwarded); anything else goes upstream.
             if let n = nets.first(where: { name.labels.count == 1 || (!$0.domain.labels.isEmpty && name.hasSuffix($0.domain)) }) {
                 var w = writer(RCode.nxDomain, authoritative: true)
-                w.authoritySOA(zone: n.domain, ttl: n.records.ttl)
+                w.authoritySOA(n.soa)
                 return finish(w)
             }
         }
@@ -113,6 +116,17 @@ public enum Responder {
         var fail = writer(RCode.servFail, authoritative: false)
         if q.edns != nil { fail.opt(udpSize: ednsSize) }
         return .forward(q, upstreams: upstreams, servFail: fail.bytes)
+    }
+
+    /// Writes `addresses` (shuffled when more than one) as A/AAAA answers.
+    static func answer(_ w: inout ResponseWriter, _ addresses: [IPAddress], _ ttl: UInt32, _ shuffle: (inout [IPAddress]) -> Void) {
+        if addresses.count == 1 {
+            w.answer(address: addresses[0], ttl: ttl)
+            return
+        }
+        var a = addresses
+        shuffle(&a)
+        for x in a { w.answer(address: x, ttl: ttl) }
     }
 
     /// The address of a reverse name (`4.3.2.1.in-addr.arpa`, 32 nibbles of `ip6.arpa`); nil for

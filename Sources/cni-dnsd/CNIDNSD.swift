@@ -85,6 +85,7 @@ struct CNIDNSD: ParsableCommand {
         server.forwarder.resolvConf = resolvConf
         let first: (generation: UInt64, networks: Int)
         do {
+            try server.start()
             first = try server.reload()
         } catch {
             say("error: \(error)")

@@ -15,12 +15,20 @@ final class Server: @unchecked Sendable {
     private let state = NIOLockedValueBox(State())
     let forwarder: Forwarder
     let stats = Stats()
-    /// Touched only on the event loop (one thread serves every listener).
+    /// UDP: its own loop (UDPLoop); TCP and control: the event loop group.
+    private(set) var udp: UDPLoop!
+    /// Touched only on the UDP loop's thread.
     private var limiter: RateLimiter
+
+    /// A listen address: its UDP socket (served by `udp`) and its TCP channel.
+    struct Listener {
+        var udp: Int32
+        var tcp: Channel
+    }
 
     struct State {
         var zones = Zones([], generation: 0)
-        var listeners: [IPAddress: [Channel]] = [:]
+        var listeners: [IPAddress: Listener] = [:]
         var tcpConnections = 0
         var tcpBySource: [IPAddress: Int] = [:]
     }
@@ -38,6 +46,15 @@ final class Server: @unchecked Sendable {
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         forwarder = Forwarder(log: log)
+    }
+
+    /// Starts the UDP loop (once, before the first reload).
+    func start() throws {
+        let loop = group.next()
+        udp = try UDPLoop { [unowned self] message, source, listener, replyTo in
+            guard admitUDP(source, listener: listener) else { return nil }
+            return handle(message, source: source, listener: listener, overTCP: false, on: loop, later: { { replyTo.send($0) } })
+        }
     }
 
     var zones: Zones { state.withLockedValue { $0.zones } }
@@ -61,38 +78,37 @@ final class Server: @unchecked Sendable {
         let records = load()
         let wanted = Set(records.flatMap(\.listen))
         let have = state.withLockedValue { Set($0.listeners.keys) }
-        var opened: [IPAddress: [Channel]] = [:]
+        var opened: [IPAddress: Listener] = [:]
         do {
             for a in wanted.subtracting(have).sorted() { opened[a] = try bind(a) }
         } catch {
-            for c in opened.values.flatMap({ $0 }) { try? c.close().wait() }
+            for l in opened.values {
+                close(l.udp)
+                try? l.tcp.close().wait()
+            }
             throw error
         }
-        var closing: [Channel] = []
+        var closing: [Listener] = []
         let (generation, count) = state.withLockedValue { s -> (UInt64, Int) in
             s.zones = Zones(records, generation: s.zones.generation + 1)
-            for (a, cs) in opened { s.listeners[a] = cs }
-            for a in have.subtracting(wanted) { closing += s.listeners.removeValue(forKey: a) ?? [] }
+            for (a, l) in opened { s.listeners[a] = l }
+            for a in have.subtracting(wanted) { if let l = s.listeners.removeValue(forKey: a) { closing.append(l) } }
             return (s.zones.generation, records.count)
         }
-        for c in closing { try? c.close().wait() }
+        for (a, l) in opened { udp.add(l.udp, listener: a) }
+        for l in closing {
+            udp.remove(l.udp)
+            try? l.tcp.close().wait()
+        }
         stats.keep(only: Set(records.map(\.network)))
         // Upstreams from the host's resolv.conf, for networks that name none.
         forwarder.reloadResolvConf()
         return (generation, count)
     }
 
-    func bind(_ a: IPAddress) throws -> [Channel] {
+    func bind(_ a: IPAddress) throws -> Listener {
         let host = a.description
-        let udp = try DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Room for bursts (the kernel caps it at net.core.rmem_max).
-            .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
-            // recvmmsg: up to 32 datagrams a read.
-            .channelOption(.datagramVectorReadMessageCount, value: 32)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
-            .channelInitializer { ch in ch.pipeline.addHandler(UDPHandler(server: self, listener: a)) }
-            .bind(host: host, port: port).wait()
+        let udpFD = try UDPLoop.bind(a, port: port)
         do {
             let tcp = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -109,9 +125,9 @@ final class Server: @unchecked Sendable {
                     ])
                 }
                 .bind(host: host, port: port).wait()
-            return [udp, tcp]
+            return Listener(udp: udpFD, tcp: tcp)
         } catch {
-            try? udp.close().wait()
+            close(udpFD)
             throw error
         }
     }
@@ -148,7 +164,7 @@ final class Server: @unchecked Sendable {
     /// upstream's answer on the channel's event loop). Counted for the listener's network.
     func handle(
         _ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, on loop: EventLoop,
-        later: @escaping @Sendable ([UInt8]) -> Void
+        later makeLater: () -> @Sendable ([UInt8]) -> Void
     ) -> [UInt8]? {
         let z = zones
         let net = z.networkName(listening: listener) ?? "-"
@@ -178,6 +194,7 @@ final class Server: @unchecked Sendable {
                 $0.forwarded += 1
             }
             let ups = upstreams.isEmpty ? forwarder.hostUpstreams : upstreams
+            let later = makeLater()  // made only here: answering locally allocates no closure
             pool.runIfActive(eventLoop: loop) { [forwarder, stats] in
                 defer { forwarder.end() }
                 guard let answer = forwarder.exchange(message, id: q.id, upstreams: ups, overTCP: overTCP) else {
@@ -195,12 +212,15 @@ final class Server: @unchecked Sendable {
     }
 
     func closeAll() {
-        let all = state.withLockedValue { s -> [Channel] in
-            let cs = s.listeners.values.flatMap { $0 }
+        let all = state.withLockedValue { s -> [Listener] in
+            let ls = Array(s.listeners.values)
             s.listeners = [:]
-            return cs
+            return ls
         }
-        for c in all { try? c.close().wait() }
+        for l in all {
+            udp.remove(l.udp)
+            try? l.tcp.close().wait()
+        }
     }
 }
 
@@ -223,35 +243,6 @@ extension IPAddress {
             return nil
         }
     }
-}
-
-final class UDPHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
-    let server: Server
-    let listener: IPAddress
-    init(server: Server, listener: IPAddress) {
-        self.server = server
-        self.listener = listener
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let env = unwrapInboundIn(data)
-        guard let src = IPAddress(socket: env.remoteAddress), server.admitUDP(src, listener: listener) else { return }
-        let channel = context.channel
-        let remote = env.remoteAddress
-        let reply = server.handle(Array(env.data.readableBytesView), source: src, listener: listener, overTCP: false, on: context.eventLoop) { late in
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: late)), promise: nil)
-        }
-        if let reply {
-            // Flushed once per batch of reads (channelReadComplete): several answers, one sendmmsg.
-            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: context.channel.allocator.buffer(bytes: reply))), promise: nil)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {}  // ICMP errors of a UDP send: nothing to do
 }
 
 /// RFC 1035 4.2.2 framing: a two-byte length, then the message. A zero length closes.
@@ -292,8 +283,8 @@ final class TCPHandler: ChannelInboundHandler, @unchecked Sendable {
             b.writeBytes(reply)
             return b
         }
-        let reply = server.handle(msg, source: source, listener: listener, overTCP: true, on: context.eventLoop) { late in
-            channel.writeAndFlush(frame(late), promise: nil)
+        let reply = server.handle(msg, source: source, listener: listener, overTCP: true, on: context.eventLoop) {
+            { late in channel.writeAndFlush(frame(late), promise: nil) }
         }
         if let reply { context.write(wrapOutboundOut(frame(reply)), promise: nil) }
     }

@@ -18,6 +18,8 @@
 #include <linux/if_bridge.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 /// The corresponding C constant is `CLONE_NEWNET`.
 static const int CLINUX_CLONE_NEWNET = 0x40000000;
@@ -46,5 +48,13 @@ int clinux_link_fd(int fd, const char *path);
 /// The namespace type (`CLONE_NEW*`) of the nsfs file `fd` (`ioctl NS_GET_NSTYPE`), or -1 with
 /// errno set (ENOTTY: not a namespace file, or a kernel before 4.11).
 int clinux_ns_type(int fd);
+/// `struct mmsghdr` (declared by glibc only under _GNU_SOURCE), for the batched datagram calls.
+struct clinux_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+/// `recvmmsg(2)` and `sendmmsg(2)` (no timeout).
+int clinux_recvmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int flags);
+int clinux_sendmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int flags);
 
 #endif
