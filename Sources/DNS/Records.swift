@@ -151,14 +151,9 @@ public final class Zones: Sendable {
     /// The network served on `listener`.
     public func networkName(listening listener: IPAddress) -> String? { listenerNetwork[listener] }
 
-    /// Whether `source` is an address of a container of some network (only those get forwarding).
-    public func isMember(_ source: IPAddress) -> Bool { memberOf[source] != nil }
-
     /// The networks whose names `source` may see: those it is attached to; a source that is no
     /// container sees only the network of the address it asked.
-    public func visible(source: IPAddress, listener: IPAddress) -> [Network] { visibility(source: source, listener: listener).networks }
-
-    /// `visible`, and whether `source` is a container (one lookup for both).
+    /// Also whether `source` is a container of some network (only those get forwarding).
     public func visibility(source: IPAddress, listener: IPAddress) -> (networks: [Network], member: Bool) {
         if let m = memberOf[source] { return (m, true) }
         if let net = listenerNetworks[listener] { return ([net], false) }
