@@ -2,6 +2,7 @@ import BridgePlugin
 import CNI
 import DNSNamePlugin
 import HostLocalPlugin
+import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 
@@ -17,6 +18,7 @@ let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
     DNSNamePlugin.type: DNSNamePlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
+    LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
 ]

@@ -2,6 +2,7 @@ import BridgePlugin
 import CNI
 import DNSNamePlugin
 import HostLocalPlugin
+import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 
@@ -13,7 +14,7 @@ import PortmapPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, HostLocalPlugin.self, MacvlanPlugin.self, PortmapPlugin.self,
+    BridgePlugin.self, DNSNamePlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {
