@@ -47,13 +47,14 @@ let package = Package(
         .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
         .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Loopback"),
+        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Tuning"),
         .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
         .executableTarget(
@@ -72,7 +73,7 @@ let package = Package(
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -102,6 +103,9 @@ let package = Package(
         .testTarget(
             name: "LoopbackTests",
             dependencies: ["CNI", "Netlink", "LoopbackPlugin", "TestSupport"]),
+        .testTarget(
+            name: "TuningTests",
+            dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
         .testTarget(
             name: "DNSTests",
             dependencies: ["CNI", "DNS", "DNSNamePlugin", "TestSupport"]),

@@ -28,6 +28,9 @@ public struct Link: Sendable, Equatable {
 
     public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
     public var isPromiscuous: Bool { flags & UInt32(IFF_PROMISC) != 0 }
+    public var isAllMulticast: Bool { flags & UInt32(IFF_ALLMULTI) != 0 }
+    /// IFLA_TXQLEN.
+    public let txQueueLength: Int
 
     init(_ reply: NetlinkReply) {
         let hdr = reply.header(as: ifinfomsg.self)
@@ -42,6 +45,7 @@ public struct Link: Sendable, Equatable {
         parentIndex = a.i32(Int(IFLA_LINK))
         operState = a.u8(Int(IFLA_OPERSTATE)) ?? 0
         promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
+        txQueueLength = Int(a.u32(Int(IFLA_TXQLEN)) ?? 0)
         macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE))
     }
 }
@@ -198,6 +202,17 @@ extension NetlinkSocket {
     public func setPromiscuous(_ index: Int32, _ on: Bool) throws(NetlinkError) {
         let f = UInt32(IFF_PROMISC)
         try modifyLink(index, "promisc \(on)", ifFlags: on ? f : 0, change: f)
+    }
+
+    /// Equivalent to `ip link set <link> allmulticast on|off`.
+    public func setAllMulticast(_ index: Int32, _ on: Bool) throws(NetlinkError) {
+        let f = UInt32(IFF_ALLMULTI)
+        try modifyLink(index, "allmulticast \(on)", ifFlags: on ? f : 0, change: f)
+    }
+
+    /// Equivalent to `ip link set <link> txqueuelen <n>`.
+    public func setTxQueueLength(_ index: Int32, _ n: Int) throws(NetlinkError) {
+        try modifyLink(index, "txqueuelen \(n)") { $0.attribute(Int(IFLA_TXQLEN), u32: UInt32(n)) }
     }
 
     /// Equivalent to `ip link set <link> mtu <mtu>`.

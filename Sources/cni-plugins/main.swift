@@ -5,6 +5,7 @@ import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
+import TuningPlugin
 
 #if canImport(Glibc)
     import Glibc
@@ -21,6 +22,7 @@ let plugins: [String: any CNIPlugin] = [
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
+    TuningPlugin.type: TuningPlugin(),
 ]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"

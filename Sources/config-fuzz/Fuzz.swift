@@ -5,6 +5,7 @@ import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
+import TuningPlugin
 
 // Configuration decoding under libFuzzer (Scripts/fuzz-config builds this target with
 // -sanitize=fuzzer -DFUZZING). An input is `CNI_ARGS \0 stdin` (no NUL: all of it is stdin). It
@@ -14,7 +15,7 @@ import PortmapPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self,
+    BridgePlugin.self, DNSNamePlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {
