@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The reference client runs our plugins unchanged: cnitool (built from Debian's source package,
+# Scripts/lib/cnitool.sh) runs ADD, CHECK and DEL of every file in netconf-examples/ with our
+# binaries on CNI_PATH, in a throwaway host netns. libcni's result cache (/var/lib/cni) is a
+# private directory bind-mounted in a private mount namespace, so nothing lands on the machine.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/netns.sh"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+EXAMPLES="$here/../../netconf-examples"
+cd "$here/../.."
+. Scripts/lib/cnitool.sh
+if ! build_cnitool; then
+    echo "cnitool: 0 passed, 0 failed, 1 skipped (cnitool could not be built; reason above)"
+    exit 0
+fi
+had_var_lib_cni=$([ -d /var/lib/cni ] && echo yes || echo no)
+tb_tmpdir D
+mkdir -p "$D/net.d" "$D/bin" "$D/cache"
+for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_netns swcni-cth; H=$TB_LAST
+ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
+# cnitool CMD NETWORK NETNS: as a runtime calls it, with the cache directory private.
+cnitool() {
+    # Without /var/lib/cni on the machine, a tmpfs over /var/lib (in the private namespace only)
+    # gives a place to mount it: the machine's file system is not touched.
+    ip netns exec "$H" unshare --mount --propagation private bash -c '
+        if [ ! -d /var/lib/cni ]; then mount -t tmpfs -o size=1m swcni /var/lib && mkdir /var/lib/cni || exit 99; fi
+        mount --bind "$0" /var/lib/cni && exec "$@"' "$D/cache" \
+        env NETCONFPATH="$D/net.d" CNI_PATH="$D/bin" CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}' \
+        "$CNITOOL" "$@"
+}
+echo "cnitool $(basename "$CNITOOL") from golang-github-appc-cni 1.1.2, our plugins only"
+i=0
+for f in "$EXAMPLES"/*; do
+    i=$((i + 1))
+    name=$(jq -r .name "$f")
+    jq --arg d "$D/ipam" --arg br "swct$i-$TB_ID" --arg dns "$D/dns" '
+        (if .plugins then .plugins |= map(if .ipam then .ipam.dataDir = $d else . end | if .bridge then .bridge = $br else . end
+              | if .type == "dnsname" then .runDir = $dns else . end)
+           else (if .ipam then .ipam.dataDir = $d else . end) end)' "$f" > "$D/net.d/$(basename "$f")"
+    tb_netns "swcni-ct$i"; C=$TB_LAST
+    echo "$(basename "$f") (network $name)"
+    out=$(cnitool add "$name" "/run/netns/$C" 2>"$D/err"); rc=$?
+    check_eq "add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+    check "the result has an address" test -n "$(jq -r '.ips[0].address // empty' <<<"$out")"
+    if printf '%s\n' 0.4.0 "$(jq -r '.cniVersion // "0.1.0"' "$f")" | sort -V -C; then
+        cnitool check "$name" "/run/netns/$C" 2>"$D/err"; rc=$?
+        check_eq "check exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+    fi
+    cnitool del "$name" "/run/netns/$C" 2>"$D/err"; rc=$?
+    check_eq "del exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+    check_eq "no address left" "" "$(ls "$D/ipam/$name" 2>/dev/null | grep -Ev '^(lock|last_reserved_ip\..*)$')"
+    check_eq "no cached result left" "" "$(find "$D/cache" -type f)"
+done
+check_eq "no veth left on the host" 0 "$(ip -n "$H" -j link show type veth | jq '[.[] | select(.ifname != "eth0" and .ifname != "eth0-wire")] | length')"
+check "nothing written to the machine's /var/lib/cni" bash -c "[ ! -d /var/lib/cni ] || [ -z \"\$(ls -A /var/lib/cni)\" ]"
+check_eq "... which does not exist unless it did before" "$had_var_lib_cni" "$([ -d /var/lib/cni ] && echo yes || echo no)"
+tb_finish

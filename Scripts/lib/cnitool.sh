@@ -1,0 +1,29 @@
+# cnitool, the reference CNI client, built offline from Debian's source package
+# golang-github-appc-cni (1.1.2): its source through a private apt source list (deb-src, nothing
+# added to the machine's), golang-go from the archive, GOPATH mode (the module needs nothing
+# outside its own tree). Cached in .build-cnitool/. Sets CNITOOL; returns non-zero (with a
+# reason on stderr) when it cannot be had.
+build_cnitool() {
+    local root="$PWD/.build-cnitool" w
+    CNITOOL="$root/cnitool"
+    [ -x "$CNITOOL" ] && return 0
+    if ! command -v go >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null 2>&1 \
+            || { echo "cnitool: cannot install golang-go" >&2; return 1; }
+    fi
+    mkdir -p "$root/apt/lists/partial"
+    w="$root/work"
+    rm -rf "$w" && mkdir -p "$w"
+    echo "deb-src http://deb.debian.org/debian bookworm main" > "$root/apt/sources.list"
+    local apt=(-q -o "Dir::Etc::SourceList=$root/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$root/apt/lists")
+    apt-get "${apt[@]}" update >/dev/null 2>&1 || { echo "cnitool: apt-get update of the deb-src list failed" >&2; return 1; }
+    (cd "$w" && apt-get "${apt[@]}" source --download-only golang-github-appc-cni >/dev/null 2>&1) \
+        || { echo "cnitool: apt-get source golang-github-appc-cni failed" >&2; return 1; }
+    (cd "$w" && dpkg-source -x golang-github-appc-cni_*.dsc src >/dev/null 2>&1) || { echo "cnitool: dpkg-source failed" >&2; return 1; }
+    mkdir -p "$w/gopath/src/github.com/containernetworking"
+    ln -s "$w/src" "$w/gopath/src/github.com/containernetworking/cni"
+    (cd "$w/gopath/src/github.com/containernetworking/cni" \
+        && GO111MODULE=off GOPROXY=off GOPATH="$w/gopath:/usr/share/gocode" GOCACHE="$w/gocache" go build -o "$CNITOOL" ./cnitool) >&2 \
+        || { echo "cnitool: go build failed" >&2; return 1; }
+    rm -rf "$w"
+}
