@@ -48,13 +48,14 @@ let package = Package(
         .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Tuning"),
+        .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
         .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
         .executableTarget(
@@ -73,7 +74,7 @@ let package = Package(
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -106,6 +107,9 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
+        .testTarget(
+            name: "FirewallTests",
+            dependencies: ["CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),
         .testTarget(
             name: "DNSTests",
             dependencies: ["CNI", "DNS", "DNSNamePlugin", "TestSupport"]),

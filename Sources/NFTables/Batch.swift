@@ -61,9 +61,24 @@ public enum Rule: Sendable, Equatable {
     case dnatDestinationVerdictMap(IPFamily, map: String)
     /// `<ip|ip6> saddr <prefix> masquerade`.
     case sourceMasquerade(IPPrefix)
+    /// `ct state established,related <ip|ip6> daddr vmap @<map>`: replies to connections of an address.
+    case establishedDestinationVerdictMap(IPFamily, map: String)
+    /// `oifname vmap @<map>`.
+    case outputInterfaceVerdictMap(map: String)
+    /// `oifname "<name>" return`.
+    case outputInterfaceReturn(String)
+    /// `jump <chain>`.
+    case jump(String)
+    /// `accept`.
+    case accept
 
     public var text: String {
         switch self {
+        case .establishedDestinationVerdictMap(let f, let map): return "ct state established,related \(f == .v4 ? "ip" : "ip6") daddr vmap @\(map)"
+        case .outputInterfaceVerdictMap(let map): return "oifname vmap @\(map)"
+        case .outputInterfaceReturn(let name): return "oifname \"\(name)\" return"
+        case .jump(let c): return "jump \(c)"
+        case .accept: return "accept"
         case .inputInterfaceVerdictMap(let map): return "iifname vmap @\(map)"
         case .sourceMACReturn(let mac):
             return "ether saddr \(mac.map { b in let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")) return"
@@ -213,8 +228,35 @@ public enum Rule: Sendable, Equatable {
             verdict(NFT_RETURN.rawValue)
         case .drop:
             verdict(NF_DROP)
+        case .establishedDestinationVerdictMap(let f, let map):
+            expr("ct") { e in
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), NFT_CT_STATE.rawValue)
+                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
+            }
+            mask(u32(Rule.ctStateEstablished | Rule.ctStateRelated))
+            cmp(NFT_CMP_NEQ, u32(0))
+            nfproto(f)
+            address(f, source: false)
+            lookup(map, into: NFT_REG_VERDICT.rawValue)
+        case .outputInterfaceVerdictMap(let map):
+            meta(NFT_META_OIFNAME.rawValue)
+            lookup(map, into: NFT_REG_VERDICT.rawValue)
+        case .outputInterfaceReturn(let name):
+            meta(NFT_META_OIFNAME.rawValue)
+            cmp(NFT_CMP_EQ, ElementKey.interface(name).bytes)
+            verdict(NFT_RETURN.rawValue)
+        case .jump(let chain):
+            verdict(NFT_JUMP.rawValue, chain: chain)
+        case .accept:
+            verdict(NF_ACCEPT)
         }
     }
+}
+
+extension Rule {
+    /// `ct state` bits (NF_CT_STATE_BIT: 1 << (ctinfo + 1)): established (ctinfo 0), related (1).
+    static let ctStateEstablished: UInt32 = 1 << 1
+    static let ctStateRelated: UInt32 = 1 << 2
 }
 
 /// The key type of a verdict map.
@@ -355,6 +397,8 @@ public struct Batch: Sendable {
         case natPrerouting
         /// `type nat hook output priority -100; policy accept;`
         case natOutput
+        /// `type filter hook forward priority filter (0); policy accept;`
+        case filterForward
 
         var text: String {
             switch self {
@@ -362,15 +406,17 @@ public struct Batch: Sendable {
             case .natOutput: return "type nat hook output priority -100; policy accept;"
             case .natPostrouting: return "type nat hook postrouting priority srcnat; policy accept;"
             case .bridgePrerouting: return "type filter hook prerouting priority -300; policy accept;"
+            case .filterForward: return "type filter hook forward priority filter; policy accept;"
             }
         }
-        var chainType: String { self == .bridgePrerouting ? "filter" : "nat" }
+        var chainType: String { self == .bridgePrerouting || self == .filterForward ? "filter" : "nat" }
         var number: UInt32 {
             switch self {
             case .natPostrouting: return UInt32(NF_INET_POST_ROUTING.rawValue)
             case .natPrerouting: return UInt32(NF_INET_PRE_ROUTING.rawValue)
             case .natOutput: return UInt32(NF_INET_LOCAL_OUT.rawValue)
             case .bridgePrerouting: return 0  // NF_BR_PRE_ROUTING
+            case .filterForward: return UInt32(NF_INET_FORWARD.rawValue)
             }
         }
         var priority: Int32 {
@@ -378,6 +424,7 @@ public struct Batch: Sendable {
             case .natPostrouting: return 100
             case .natPrerouting, .natOutput: return -100
             case .bridgePrerouting: return -300
+            case .filterForward: return 0
             }
         }
     }

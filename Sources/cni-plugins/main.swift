@@ -1,6 +1,7 @@
 import BridgePlugin
 import CNI
 import DNSNamePlugin
+import FirewallPlugin
 import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
@@ -18,6 +19,7 @@ import TuningPlugin
 let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
     DNSNamePlugin.type: DNSNamePlugin(),
+    FirewallPlugin.type: FirewallPlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),

@@ -1,6 +1,7 @@
 import BridgePlugin
 import CNI
 import DNSNamePlugin
+import FirewallPlugin
 import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
@@ -15,7 +16,7 @@ import TuningPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self,
+    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

@@ -1,0 +1,150 @@
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The firewall plugin's rules: forwarded traffic of container addresses accepted (from them, and
+/// replies to them), an admin chain evaluated first, and bridges isolated from one another when a
+/// network asks for it. Container addresses are map elements, so the rules never grow:
+///
+/// ```
+/// table inet swift_cni_firewall {
+///     map from4 { type ipv4_addr : verdict; }       # container address -> jump accepted
+///     map from6 { type ipv6_addr : verdict; }
+///     map isolation_in  { type ifname : verdict; }  # isolated bridge -> jump iso-<hash>
+///     map isolation_out { type ifname : verdict; }  # isolated bridge -> jump dropped
+///     chain forward { type filter hook forward priority filter; policy accept;
+///         jump CNI-ADMIN                             # the administrator's own rules, never touched
+///         iifname vmap @isolation_in
+///         ip saddr vmap @from4
+///         ip6 saddr vmap @from6
+///         ct state established,related ip daddr vmap @from4
+///         ct state established,related ip6 daddr vmap @from6 }
+///     chain accepted { accept }
+///     chain dropped { drop }
+///     chain iso-<hash of bridge> { oifname "<bridge>" return; oifname vmap @isolation_out }
+/// }
+/// ```
+///
+/// An accept here ends this table's verdict only: a drop in another table's forward chain (a
+/// host firewall with policy drop) still drops, as nftables defines. Elements carry the owner tag
+/// of the attachment (as ipMasq's do); DEL and GC remove them by tag. Isolation is per bridge and
+/// stays, as the reference plugin's isolation chains do.
+public enum Firewall {
+    public static let table = TableRef(.inet, "swift_cni_firewall")
+    static let forward = "forward"
+    static let accepted = "accepted"
+    static let dropped = "dropped"
+    static let isolationIn = "isolation_in"
+    static let isolationOut = "isolation_out"
+
+    static func map(_ f: IPFamily) -> String { f == .v4 ? "from4" : "from6" }
+    static func isolationChain(_ bridge: String) -> String { "iso-" + Attachment.shortHash("isolation\u{0}" + bridge) }
+
+    /// The whole layout but for elements, in one transaction that fails with EEXIST when the
+    /// table exists. `adminChain` is made (empty) and jumped to first.
+    public static func skeleton(adminChain: String) -> Batch {
+        var b = Batch()
+        b.addTable(table, exclusive: true)
+        b.addChain(table, adminChain)
+        b.addChain(table, accepted)
+        b.addRule(table, accepted, .accept)
+        b.addChain(table, dropped)
+        b.addRule(table, dropped, .drop)
+        b.addChain(table, forward, hook: .filterForward)
+        b.addVerdictMap(table, map(.v4), key: .ipv4, id: 1)
+        b.addVerdictMap(table, map(.v6), key: .ipv6, id: 2)
+        b.addVerdictMap(table, isolationIn, key: .interfaceName, id: 3)
+        b.addVerdictMap(table, isolationOut, key: .interfaceName, id: 4)
+        b.addRule(table, forward, .jump(adminChain))
+        b.addRule(table, forward, .inputInterfaceVerdictMap(map: isolationIn), setID: 3)
+        b.addRule(table, forward, .sourceVerdictMap(.v4, map: map(.v4)), setID: 1)
+        b.addRule(table, forward, .sourceVerdictMap(.v6, map: map(.v6)), setID: 2)
+        b.addRule(table, forward, .establishedDestinationVerdictMap(.v4, map: map(.v4)), setID: 1)
+        b.addRule(table, forward, .establishedDestinationVerdictMap(.v6, map: map(.v6)), setID: 2)
+        return b
+    }
+
+    /// Accepts the forwarded traffic of `addresses` (attachment `a` of `network`); with
+    /// `isolate`, traffic between `bridge` and the other isolated bridges is dropped.
+    public static func add(
+        _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPAddress], adminChain: String, isolate bridge: String?,
+        attempt: Int = 0
+    ) throws(NFTError) {
+        try s.ensureTable(table) { skeleton(adminChain: adminChain) }
+        // The admin chain of this configuration (another network may name another one): made
+        // and jumped to once.
+        if try !s.chainExists(table, adminChain) {
+            var b = Batch()
+            b.addChain(table, adminChain)
+            b.addRule(table, forward, .jump(adminChain))
+            try s.apply(b)
+        }
+        var b = Batch()
+        if let bridge, try !s.elements(table, isolationIn, .interfaceName).contains(where: { $0.key == .interface(bridge) }) {
+            let c = isolationChain(bridge)
+            b.addChain(table, c)
+            b.flushChain(table, c)
+            b.addRule(table, c, .outputInterfaceReturn(bridge))
+            b.addRule(table, c, .outputInterfaceVerdictMap(map: isolationOut))
+            b.addElements(table, isolationIn, [VerdictElement(key: .interface(bridge), jump: c, comment: "bridge of \(network)")])
+            b.addElements(table, isolationOut, [VerdictElement(key: .interface(bridge), jump: dropped, comment: "bridge of \(network)")])
+        }
+        let tag = a.ownerTag(network: network)
+        for f in [IPFamily.v4, .v6] {
+            b.addElements(table, map(f), addresses.filter { $0.family == f }.map { VerdictElement(key: .address($0), jump: accepted, comment: tag) })
+        }
+        do {
+            try s.apply(b)
+        } catch {
+            guard (error.errno == EEXIST || error.errno == EBUSY) && attempt < 3 else { throw error }
+            // An address still listed for an attachment that leaked it (or a bridge another ADD
+            // isolated meanwhile): take the address over, then apply again.
+            try s.applyListing { () throws(NFTError) -> Batch in
+                var clean = Batch()
+                for f in [IPFamily.v4, .v6] {
+                    let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0) })
+                    clean.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).map(\.key).filter { keys.contains($0) })
+                }
+                return clean
+            }
+            try add(s, network: network, a, addresses: addresses, adminChain: adminChain, isolate: bridge, attempt: attempt + 1)
+        }
+    }
+
+    /// Removes the elements of one attachment. Nothing to remove is success.
+    public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) {
+        let tag = a.ownerTag(network: network)
+        try removeWhere(s) { $0 == tag }
+    }
+
+    /// GC: removes the elements of `network` whose attachment is not in `valid`.
+    public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) {
+        let prefix = Attachment.networkTag(network) + ":"
+        let keep = Set(valid.map { $0.ownerTag(network: network) })
+        try removeWhere(s) { $0.hasPrefix(prefix) && !keep.contains($0) }
+    }
+
+    static func removeWhere(_ s: NFTSocket, _ predicate: (String) -> Bool) throws(NFTError) {
+        try s.applyListing { () throws(NFTError) -> Batch in
+            var b = Batch()
+            for f in [IPFamily.v4, .v6] {
+                b.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
+            }
+            return b
+        }
+    }
+
+    /// The addresses listed for attachment `a` (CHECK).
+    public static func addresses(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [IPAddress] {
+        let tag = a.ownerTag(network: network)
+        var out: [IPAddress] = []
+        for f in [IPFamily.v4, .v6] {
+            for e in try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6) where e.comment == tag {
+                if case .address(let ip) = e.key { out.append(ip) }
+            }
+        }
+        return out
+    }
+}
