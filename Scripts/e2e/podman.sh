@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# podman 4.3 (Debian) with network_backend "cni" runs our plugins unchanged: a podman-style
+# conflist (bridge, portmap, firewall, tuning, dnsname; all ours) in a private CNI directory;
+# `podman run -d -p 8080:80` serves through 127.0.0.1:8080, a second container reaches the first
+# by name, and `podman rm -f` leaves no address, link, nft element, DNS record or netns.
+#
+# Everything happens in a private mount namespace (podman's caches under /var/lib land on a tmpfs
+# there; its netns files stay there) and podman runs inside a throwaway "host" netns, entered with
+# nsenter (ip netns exec would remount /sys and hide the cgroup mounts runc needs). runc, as crun
+# fails on this machine's hybrid cgroups; cgroupfs; events to a file.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${SWCNI_PODMAN_NS:-}" ]; then
+    missing=()
+    for p in podman runc conmon; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ] && ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+        echo "podman: 0 passed, 0 failed, 1 skipped (cannot install ${missing[*]})"
+        exit 0
+    fi
+    exec unshare --mount --propagation private env SWCNI_PODMAN_NS=1 bash "$0" "$@"
+fi
+mount -t tmpfs -o size=64m swcni-podman /var/lib || { echo "podman: 0 passed, 1 failed (cannot mount a private /var/lib)"; exit 1; }
+. "$here/../lib/netns.sh"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_tmpdir D
+mkdir -p "$D/net.d" "$D/bin" "$D/libpod" "$D/rootfs/bin" "$D/rootfs/www" "$D/rootfs/etc"
+for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+cat > "$D/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+tmp_dir = "$D/libpod"
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["$D/bin"]
+network_config_dir = "$D/net.d"
+CONF
+cat > "$D/storage.conf" <<CONF
+[storage]
+driver = "vfs"
+graphroot = "$D/storage"
+runroot = "$D/runroot"
+CONF
+cat > "$D/net.d/swpod.conflist" <<CONF
+{"cniVersion":"0.4.0","name":"swpod","plugins":[
+ {"type":"bridge","bridge":"swpd$TB_ID","isGateway":true,"ipMasq":true,"hairpinMode":true,
+  "ipam":{"type":"host-local","routes":[{"dst":"0.0.0.0/0"}],"ranges":[[{"subnet":"10.83.0.0/24","gateway":"10.83.0.1"}]],"dataDir":"$D/ipam"}},
+ {"type":"portmap","capabilities":{"portMappings":true}},
+ {"type":"firewall","backend":""},
+ {"type":"tuning"},
+ {"type":"dnsname","domainName":"dns.podman","runDir":"$D/dns","capabilities":{"aliases":true}}]}
+CONF
+export CONTAINERS_CONF="$D/containers.conf" CONTAINERS_STORAGE_CONF="$D/storage.conf"
+tb_netns swcni-poh; H=$TB_LAST
+pm() { nsenter --net="/run/netns/$H" podman "$@"; }
+cleanup_podman() { pm rm -af >/dev/null 2>&1; pm rmi -af >/dev/null 2>&1; }
+trap 'cleanup_podman; tb_cleanup' EXIT
+# The image: busybox-static as a root file system, imported.
+cp /bin/busybox "$D/rootfs/bin/busybox"
+for c in sh httpd nslookup wget sleep cat; do ln -s busybox "$D/rootfs/bin/$c"; done
+echo "hello from web" > "$D/rootfs/www/index.html"
+echo "root:x:0:0:root:/:/bin/sh" > "$D/rootfs/etc/passwd"
+tar -C "$D/rootfs" -c . | pm import - localhost/swcni-bb:latest >/dev/null 2>"$D/err"
+rc=$?
+check_eq "busybox image imported" 0 "$rc"
+[ "$rc" -eq 0 ] || head -c 500 "$D/err"
+netns_before=$(ls /run/netns | sort)
+
+echo "podman $(pm --version | awk '{print $3}'), network backend cni, our plugins only"
+pm run -d --name web --network swpod -p 8080:80 localhost/swcni-bb:latest httpd -f -p 80 -h /www >/dev/null 2>"$D/err"
+rc=$?
+check_eq "podman run -d --network swpod -p 8080:80 exits 0 $(grep -v 'level=warning\|PIDs limit' "$D/err" | head -c 300)" 0 "$rc"
+web=$(pm inspect web --format '{{.NetworkSettings.Networks.swpod.IPAddress}}')
+check "web has an address on the network ($web)" grep -qE '^10\.83\.0\.[0-9]+$' <<<"$web"
+for i in $(seq 1 50); do ip netns exec "$H" python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8080), 1)' 2>/dev/null && break; sleep 0.1; done
+check_eq "the host's 127.0.0.1:8080 serves web" "hello from web" \
+    "$(ip netns exec "$H" python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/", timeout=3).read().decode().strip())' 2>&1)"
+check_eq "a second container resolves web by name" "$web" \
+    "$(pm run --rm --network swpod localhost/swcni-bb:latest nslookup web 2>/dev/null | awk '/^Address/ {a=$2} END {print a}')"
+check_eq "... and fetches from it by name" "hello from web" \
+    "$(pm run --rm --network swpod localhost/swcni-bb:latest wget -q -O - http://web/ 2>/dev/null)"
+check "the firewall accepts web's address" bash -c "ip netns exec $H nft list map inet swift_cni_firewall from4 | grep -q '$web'"
+
+echo "podman rm -f"
+pm rm -f web >/dev/null 2>&1
+check_eq "podman rm -f web exits 0" 0 "$?"
+check_eq "no address left" "last_reserved_ip.0 lock" "$(ls "$D/ipam/swpod" | sort | tr '\n' ' ' | sed 's/ $//')"
+check_eq "no veth left in the host netns" 0 "$(ip -n "$H" -j link show type veth | jq length)"
+check_eq "no nftables element left" 0 \
+    "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+check_eq "no DNS records left" "" "$(ls "$D/dns" 2>/dev/null | grep '\.net$')"
+check_eq "no container netns left" "$netns_before" "$(ls /run/netns | sort)"
+tb_finish
