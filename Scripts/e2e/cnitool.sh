@@ -23,11 +23,7 @@ tb_netns swcni-cth; H=$TB_LAST
 ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
 # cnitool CMD NETWORK NETNS: as a runtime calls it, with the cache directory private.
 cnitool() {
-    # Without /var/lib/cni on the machine, a tmpfs over /var/lib (in the private namespace only)
-    # gives a place to mount it: the machine's file system is not touched.
-    ip netns exec "$H" unshare --mount --propagation private bash -c '
-        if [ ! -d /var/lib/cni ]; then mount -t tmpfs -o size=1m swcni /var/lib && mkdir /var/lib/cni || exit 99; fi
-        mount --bind "$0" /var/lib/cni && exec "$@"' "$D/cache" \
+    ip netns exec "$H" "$here/../lib/with-cni-cache" "$D/cache" \
         env NETCONFPATH="$D/net.d" CNI_PATH="$D/bin" CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}' \
         "$CNITOOL" "$@"
 }

@@ -17,9 +17,16 @@ public struct Fields: Sendable {
     /// The path of `key` in this object.
     public func pathOf(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    /// The raw value of `key`, nil when absent or null.
+    /// The raw value of `key`, nil when absent or null. As Go's encoding/json (which the
+    /// reference plugins and every Go runtime use) a key matches case-insensitively when no key
+    /// matches exactly: go-cni sends port mappings as `{"HostPort":8080,"ContainerPort":80}`.
     public subscript(key: String) -> JSONValue? {
-        if let v = object[key], v != .null { return v }
+        var v = object[key]
+        if v == nil {
+            let folded = key.lowercased()
+            v = object.entries.first { $0.key.lowercased() == folded }?.value
+        }
+        if let v, v != .null { return v }
         return nil
     }
 

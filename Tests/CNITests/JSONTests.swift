@@ -2,6 +2,17 @@ import CNI
 import Testing
 
 @Suite struct JSONTests {
+    /// Keys match as Go's encoding/json matches them: exactly first, else ignoring case (go-cni
+    /// sends `{"HostPort":8080,"ContainerPort":80,"Protocol":"tcp","HostIP":""}`).
+    @Test func fieldKeysFallBackToACaseInsensitiveMatchAsGoDoes() throws {
+        let o = try #require(try JSONValue.parse(Array(#"{"HostPort":8080,"hostIP":"x","HostIP":"y","Protocol":null}"#.utf8)).objectValue)
+        let f = Fields(o, path: "m")
+        #expect(try f.int("hostPort", in: 1...65535) == 8080)
+        #expect(try f.string("hostIP") == "x", "an exact match wins")
+        #expect(try f.string("protocol") == nil, "null reads as absent")
+        #expect(try f.string("containerPort") == nil)
+    }
+
     @Test func roundTripKeepsKeyOrderAndNumbers() throws {
         let text = #"{"z":1,"a":[true,false,null],"n":-1.5e+300,"s":"a\"b\\c\n\u0001é","o":{}}"#
         let v = try JSONValue.parse(text)
