@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# containerd 1.6 (Debian): `ctr run --cni` runs our plugins unchanged. ctr reads only
+# /etc/cni/net.d and /opt/cni/bin, so the test runs in a private mount namespace where those are
+# ours (a bind mount, an overlay over /opt; the machine's stay as they are); containerd runs there
+# with a private root, state and socket, started and stopped by the script; ctr runs inside a
+# throwaway "host" netns (nsenter, so the cgroup mounts stay visible to runc). The image is
+# busybox-static, imported as a docker archive. ctr deletes the network with an empty netns path
+# once the task is gone: our DEL must still leave nothing.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
+    missing=()
+    for p in containerd runc; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ] && ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+        echo "containerd: 0 passed, 0 failed, 1 skipped (cannot install ${missing[*]})"
+        exit 0
+    fi
+    exec unshare --mount --propagation private env SWCNI_CONTAINERD_NS=1 bash "$0" "$@"
+fi
+. "$here/../lib/netns.sh"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_tmpdir D
+mkdir -p "$D/net.d" "$D/optup" "$D/optwork" "$D/root" "$D/state" "$D/image/rootfs/bin" "$D/image/rootfs/etc"
+# /opt/cni/bin and /etc/cni/net.d, ours, in this mount namespace only; libcni's cache on a tmpfs.
+mount -t overlay swcni-opt -o "lowerdir=/opt,upperdir=$D/optup,workdir=$D/optwork" /opt || { echo "containerd: 0 passed, 1 failed (overlay on /opt)"; exit 1; }
+mkdir -p /opt/cni/bin /etc/cni/net.d 2>/dev/null
+mount --bind "$D/net.d" /etc/cni/net.d || { echo "containerd: 0 passed, 1 failed (bind on /etc/cni/net.d)"; exit 1; }
+mount -t tmpfs -o size=16m swcni-varlib /var/lib
+for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "/opt/cni/bin/$p"; done
+ln -s "$BIN/cni-dnsd" /opt/cni/bin/cni-dnsd
+cat > "$D/net.d/10-ctr.conflist" <<CONF
+{"cniVersion":"1.0.0","name":"ctr","plugins":[
+ {"type":"bridge","bridge":"swcd$TB_ID","isGateway":true,"isDefaultGateway":true,"ipMasq":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.81.0.0/24"}]],"dataDir":"$D/ipam"}},
+ {"type":"portmap","capabilities":{"portMappings":true}},
+ {"type":"firewall"},
+ {"type":"dnsname","domainName":"ctr.test","runDir":"$D/dns"}]}
+CONF
+cat > "$D/config.toml" <<CONF
+version = 2
+root = "$D/root"
+state = "$D/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$D/containerd.sock"
+CONF
+tb_netns swcni-cdh; H=$TB_LAST
+containerd --config "$D/config.toml" > "$D/containerd.log" 2>&1 &
+TB_PIDS+=("$!")
+ctr() { command ctr --address "$D/containerd.sock" "$@"; }
+hctr() { nsenter --net="/run/netns/$H" ctr --address "$D/containerd.sock" "$@"; }   # ctr in the host netns: the plugins run there
+for i in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+check "containerd $(containerd --version | awk '{print $3}') answers on its private socket" bash -c "ctr --address $D/containerd.sock version >/dev/null"
+
+# busybox-static as a docker archive.
+cp /bin/busybox "$D/image/rootfs/bin/busybox"
+for c in sh ip cat sleep; do ln -s busybox "$D/image/rootfs/bin/$c"; done
+echo "root:x:0:0:root:/:/bin/sh" > "$D/image/rootfs/etc/passwd"
+tar -C "$D/image/rootfs" -cf "$D/image/layer.tar" .
+diff=$(sha256sum "$D/image/layer.tar" | cut -d' ' -f1)
+cat > "$D/image/config.json" <<CONF
+{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:$diff"]}}
+CONF
+echo '[{"Config":"config.json","RepoTags":["localhost/swcni-bb:latest"],"Layers":["layer.tar"]}]' > "$D/image/manifest.json"
+tar -C "$D/image" -cf "$D/image.tar" manifest.json config.json layer.tar
+ctr images import "$D/image.tar" >/dev/null 2>"$D/err"
+rc=$?
+check_eq "busybox image imported $(head -c 200 "$D/err")" 0 "$rc"
+
+echo "ctr run --cni"
+out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c1-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
+rc=$?
+check_eq "ctr run --cni exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+check "the container's eth0 got an address from our IPAM ($(head -c 120 <<<"$out"))" grep -qE 'inet 10\.81\.0\.[0-9]+/24' <<<"$out"
+out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c2-$TB_ID" ip -o link show lo 2>&1)
+check "lo is up inside (the loopback plugin)" grep -q 'UP' <<<"$out"
+echo "after ctr removed the containers (DEL with an empty netns path)"
+check_eq "no address left" "last_reserved_ip.0 lock" "$(ls "$D/ipam/ctr" | sort | tr '\n' ' ' | sed 's/ $//')"
+check_eq "no veth left on the host" 0 "$(ip -n "$H" -j link show type veth | jq length)"
+check_eq "no nftables element left" 0 \
+    "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+check_eq "no DNS records left" "" "$(ls "$D/dns" 2>/dev/null | grep '\.net$')"
+check_eq "no cached result left" "" "$(find /var/lib/cni -type f 2>/dev/null)"
+check_eq "no container netns left" "" "$(ls /run/netns | grep '^cni-' || true)"
+tb_finish
