@@ -15,7 +15,13 @@ if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
         echo "containerd: 0 passed, 0 failed, 1 skipped (cannot install ${missing[*]})"
         exit 0
     fi
-    exec unshare --mount --propagation private env SWCNI_CONTAINERD_NS=1 bash "$0" "$@"
+    # containerd 1.6 keeps shim sockets and fifos under /run/containerd whatever its config says:
+    # when the machine has none, the one this run makes goes afterwards (containerd is stopped).
+    had=$([ -e /run/containerd ] && echo yes || echo no)
+    unshare --mount --propagation private env SWCNI_CONTAINERD_NS=1 bash "$0" "$@"
+    rc=$?
+    [ "$had" = no ] && rm -rf /run/containerd
+    exit "$rc"
 fi
 . "$here/../lib/netns.sh"
 BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
@@ -46,7 +52,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 CONF
 tb_netns swcni-cdh; H=$TB_LAST
 containerd --config "$D/config.toml" > "$D/containerd.log" 2>&1 &
-TB_PIDS+=("$!")
+cpid=$!
+trap 'kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; tb_cleanup' EXIT
 ctr() { command ctr --address "$D/containerd.sock" "$@"; }
 hctr() { nsenter --net="/run/netns/$H" ctr --address "$D/containerd.sock" "$@"; }   # ctr in the host netns: the plugins run there
 for i in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
