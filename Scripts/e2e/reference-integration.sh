@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The reference plugins' own integration suite (integration/ of Debian's source package
+# golang-github-containernetworking-plugins 1.1.1), compiled offline with Debian's ginkgo and
+# gomega in GOPATH mode, run with a plugin directory where bridge and host-local are ours (ptp and
+# bandwidth stay the reference's) and cnitool (Scripts/lib/cnitool.sh) on PATH. libcni's cache is
+# private; the suite's namespaces (cni-test-*) and data directories (/tmp/foo, /tmp/bar) are
+# removed afterwards.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$here/../.." && pwd)
+. "$here/../lib/netns.sh"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+cd "$ROOT"
+. Scripts/lib/cnitool.sh
+skip() { echo "reference-integration: 0 passed, 0 failed, 1 skipped ($*)"; exit 0; }
+build_cnitool || skip "cnitool could not be built"
+
+C="$ROOT/.build-integration"
+SRC="$C/gopath/src/github.com/containernetworking/plugins"
+export GO111MODULE=off GOPROXY=off GOPATH="$C/gopath:/usr/share/gocode" GOCACHE="$C/gocache"
+if [ ! -x "$C/integration.test" ]; then
+    for p in golang-go golang-github-onsi-ginkgo-dev golang-gomega-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 || skip "cannot install $p"
+    done
+    mkdir -p "$C/apt/lists/partial" "$C/src" "$(dirname "$SRC")"
+    echo "deb-src http://deb.debian.org/debian bookworm main" > "$C/apt/sources.list"
+    apt=(-q -o "Dir::Etc::SourceList=$C/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$C/apt/lists")
+    apt-get "${apt[@]}" update >/dev/null 2>&1 || skip "apt-get update of the deb-src list failed"
+    (cd "$C/src" && apt-get "${apt[@]}" source --download-only golang-github-containernetworking-plugins >/dev/null 2>&1) \
+        || skip "apt-get source golang-github-containernetworking-plugins failed"
+    rm -rf "$SRC" && (cd "$C/src" && dpkg-source -x golang-github-containernetworking-plugins_*.dsc "$SRC" >/dev/null 2>&1) \
+        || skip "dpkg-source failed"
+    (cd "$SRC/integration" && go test -c -o "$C/integration.test" .) || { echo "reference-integration: 0 passed, 1 failed (the suite does not compile)"; exit 1; }
+fi
+
+# integration/../bin is the suite's CNI_PATH.
+rm -rf "$SRC/bin" && mkdir -p "$SRC/bin"
+for p in bridge host-local; do ln -s "$BIN/cni-plugins" "$SRC/bin/$p"; done
+for p in ptp bandwidth; do ln -s "/usr/lib/cni/$p" "$SRC/bin/$p"; done
+had_foo=$([ -e /tmp/foo ] && echo yes || echo no); had_bar=$([ -e /tmp/bar ] && echo yes || echo no)
+tb_tmpdir D
+mkdir -p "$D/cache"
+suite_cleanup() {
+    for n in $(ls /run/netns 2>/dev/null | grep '^cni-test-'); do ip netns del "$n" 2>/dev/null || rm -f "/run/netns/$n"; done
+    [ "$had_foo" = no ] && rm -rf /tmp/foo
+    [ "$had_bar" = no ] && rm -rf /tmp/bar
+}
+trap 'suite_cleanup; tb_cleanup' EXIT
+
+echo "containernetworking-plugins 1.1.1 integration suite: bridge and host-local ours, ptp and bandwidth the reference's"
+out=$(cd "$SRC/integration" && PATH="$(dirname "$CNITOOL"):$PATH" "$here/../lib/with-cni-cache" "$D/cache" "$C/integration.test" -ginkgo.noColor 2>&1)
+rc=$?
+summary=$(grep -E '^(SUCCESS|FAIL)!' <<<"$out" | tail -1)
+ran=$(grep -Eo 'Ran [0-9]+ of [0-9]+ Specs' <<<"$out" | tail -1)
+check_eq "the suite passes ($ran: $summary)" 0 "$rc"
+[ "$rc" -eq 0 ] || tail -40 <<<"$out"
+check "every spec ran" grep -qE 'Ran ([0-9]+) of \1 Specs' <<<"$ran"
+check "the bridge specs are among them" grep -q 'limits traffic only on the restricted bandwith veth device' <<<"$out"
+check_eq "no cached result left" "" "$(find "$D/cache/results" -type f 2>/dev/null)"
+# The ptp cases use host-local's default dataDir, /var/lib/cni/networks: the private one here.
+check_eq "no address left reserved" "" "$(find "$D/cache/networks" -type f 2>/dev/null | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
+tb_finish
