@@ -244,8 +244,12 @@ public struct ResponseWriter {
         if recursionAvailable { f |= 0x0080 }
         f |= UInt16(rcode & 0xF)
         bytes.reserveCapacity(128)
-        bytes += [UInt8(id >> 8), UInt8(id & 0xFF), UInt8(f >> 8), UInt8(f & 0xFF)]
-        bytes += [0, question == nil ? 0 : 1, 0, 0, 0, 0, 0, 0]
+        put16(id)
+        put16(f)
+        put16(question == nil ? 0 : 1)
+        put16(0)
+        put16(0)
+        put16(0)
         if let question { bytes += question }
     }
 
@@ -255,7 +259,8 @@ public struct ResponseWriter {
 
     /// A record whose owner is the question's name (a pointer to offset 12).
     public mutating func answer(type: UInt16, ttl: UInt32, rdata: [UInt8]) {
-        bytes += [0xC0, 12]
+        bytes.append(0xC0)
+        bytes.append(12)
         header(type: type, ttl: ttl, rdlen: rdata.count)
         bytes += rdata
         counts.an += 1
@@ -307,8 +312,13 @@ public struct ResponseWriter {
 
     /// The OPT record: our UDP size, the extended rcode's upper bits, version 0.
     public mutating func opt(udpSize: UInt16, extendedRCode: UInt16 = 0) {
-        bytes += [0, UInt8(RRType.opt >> 8), UInt8(RRType.opt & 0xFF), UInt8(udpSize >> 8), UInt8(udpSize & 0xFF)]
-        bytes += [UInt8((extendedRCode >> 4) & 0xFF), 0, 0, 0, 0, 0]
+        bytes.append(0)
+        put16(RRType.opt)
+        put16(udpSize)
+        bytes.append(UInt8((extendedRCode >> 4) & 0xFF))
+        bytes.append(0)
+        put16(0)
+        put16(0)
         counts.ar += 1
         set(10, counts.ar)
     }
@@ -332,9 +342,17 @@ public struct ResponseWriter {
     }
 
     mutating func header(type: UInt16, ttl: UInt32, rdlen: Int) {
-        bytes += [UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
-        bytes += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 0xFF), UInt8(ttl >> 8 & 0xFF), UInt8(ttl & 0xFF)]
-        bytes += [UInt8(rdlen >> 8), UInt8(rdlen & 0xFF)]
+        put16(type)
+        put16(1)
+        put16(UInt16(ttl >> 16))
+        put16(UInt16(ttl & 0xFFFF))
+        put16(UInt16(rdlen))
+    }
+
+    /// Appends a big-endian 16-bit value (no temporary array).
+    @inline(__always) mutating func put16(_ v: UInt16) {
+        bytes.append(UInt8(v >> 8))
+        bytes.append(UInt8(v & 0xFF))
     }
 
     mutating func set(_ offset: Int, _ v: UInt16) {
