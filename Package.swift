@@ -70,11 +70,12 @@ let package = Package(
             ]),
 
         // libFuzzer target for the DNS parser and answers (Scripts/fuzz-dns); plainly built, a replayer.
-        .executableTarget(name: "dns-fuzz", dependencies: ["CNI", "DNS"]),
+        .target(name: "FuzzSupport", dependencies: ["CNI"]),
+        .executableTarget(name: "dns-fuzz", dependencies: ["CNI", "DNS", "FuzzSupport"]),
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
+            dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(

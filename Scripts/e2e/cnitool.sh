@@ -48,8 +48,7 @@ for f in "$EXAMPLES"/*; do
     cnitool del "$name" "/run/netns/$C" 2>"$D/err"; rc=$?
     check_eq "del exits 0 $(head -c 300 "$D/err")" 0 "$rc"
     check_eq "no address left" "" "$(ls "$D/ipam/$name" 2>/dev/null | grep -Ev '^(lock|last_reserved_ip\..*)$')"
-    check_eq "no nftables element left" 0 \
-        "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+    check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
     check_eq "no cached result left" "" "$(find "$D/cache" -type f)"
 done
 check_eq "no veth left on the host" 0 "$(ip -n "$H" -j link show type veth | jq '[.[] | select(.ifname != "eth0" and .ifname != "eth0-wire")] | length')"

@@ -71,8 +71,7 @@ gc remove "pod-b-$TB_ID" "" client 2>"$D/err"; rc=$?
 check_eq "Remove of pod B after its netns is gone exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 check_eq "no address left" "last_reserved_ip.0 lock" "$(ls "$D/ipam/pods" | sort | tr '\n' ' ' | sed 's/ $//')"
 check_eq "no veth left on the host" 0 "$(ip -n "$H" -j link show type veth | jq length)"
-check_eq "no nftables element left" 0 \
-    "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
 check_eq "no DNS records left" "" "$(ls "$D/dns" 2>/dev/null | grep '\.net$')"
 check_eq "no cached result left" "" "$(find "$D/cache" -type f)"
 tb_finish

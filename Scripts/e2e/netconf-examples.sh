@@ -39,7 +39,6 @@ for f in "$EXAMPLES"/*; do
     rc=$?
     check_eq "del exits 0 $(head -c 300 "$D/err")" 0 "$rc"
     check_eq "no address left" "" "$(ls "$D/ipam/$name" 2>/dev/null | grep -Ev '^(lock|last_reserved_ip\..*)$')"
-    check_eq "no nftables element left" 0 \
-        "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+    check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
 done
 tb_finish

@@ -90,8 +90,7 @@ pm rm -f web >/dev/null 2>&1
 check_eq "podman rm -f web exits 0" 0 "$?"
 check_eq "no address left" "last_reserved_ip.0 lock" "$(ls "$D/ipam/swpod" | sort | tr '\n' ' ' | sed 's/ $//')"
 check_eq "no veth left in the host netns" 0 "$(ip -n "$H" -j link show type veth | jq length)"
-check_eq "no nftables element left" 0 \
-    "$(ip netns exec "$H" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0')"
+check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
 check_eq "no DNS records left" "" "$(ls "$D/dns" 2>/dev/null | grep '\.net$')"
 check_eq "no container netns left" "$netns_before" "$(ls /run/netns | sort)"
 tb_finish

@@ -74,6 +74,11 @@ tb_wait_tcp() {
     return 1
 }
 
+# tb_nft_elements NETNS: how many elements all maps and sets of NETNS's ruleset hold (leak audits).
+tb_nft_elements() {
+    ip netns exec "$1" nft -j list ruleset | jq '[.nftables[] | (.map // .set) | select(.) | (.elem // []) | length] | add // 0'
+}
+
 ok()   { TB_PASS=$((TB_PASS + 1)); echo "  ok   $*"; }
 bad()  { TB_FAIL=$((TB_FAIL + 1)); echo "  FAIL $*"; }
 # check DESCRIPTION CMD...: ok when CMD succeeds.

@@ -279,3 +279,17 @@ public enum IPProtocol {
     /// `tcp`, `udp`, `sctp`, else the number.
     public static func name(_ p: UInt8) -> String { numbers.first { $0.value == p }?.key ?? String(p) }
 }
+
+extension IPAddress {
+    /// `1.2.3.4:9153` or `[::1]:9153` (port 1-65535); nil otherwise.
+    public static func parseHostPort(_ s: String) -> (host: IPAddress, port: Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = s[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            return nil
+        }
+        return IPAddress(String(host)).map { ($0, port) }
+    }
+}

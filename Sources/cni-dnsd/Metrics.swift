@@ -6,17 +6,9 @@ import NIOPosix
 /// The opt-in Prometheus endpoint: `GET /metrics` on one address (`--metrics`), the counters of
 /// ``Stats`` in the text format; anything else is 404 (405 for other methods).
 enum MetricsServer {
-    /// `1.2.3.4:9153` or `[::1]:9153`.
+    /// `1.2.3.4:9153` or `[::1]:9153` -> host text and port.
     static func parse(_ s: String) -> (host: String, port: Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = s[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = host.dropFirst().dropLast()
-        } else if host.contains(":") {
-            return nil
-        }
-        guard IPAddress(String(host)) != nil else { return nil }
-        return (String(host), port)
+        IPAddress.parseHostPort(s).map { ($0.host.description, $0.port) }
     }
 
     static func start(host: String, port: Int, group: EventLoopGroup, stats: Stats) throws -> Channel {

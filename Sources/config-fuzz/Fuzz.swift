@@ -1,5 +1,6 @@
 import BridgePlugin
 import CNI
+import FuzzSupport
 import DNSNamePlugin
 import FirewallPlugin
 import HostLocalPlugin
@@ -64,25 +65,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 }
 
 #if FUZZING
-    @_silgen_name("LLVMFuzzerRunDriver")
-    func LLVMFuzzerRunDriver(
-        _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-        _ cb: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
-
     @_cdecl("config_fuzz_main")
     public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-        var c = argc
-        var v = argv
-        return LLVMFuzzerRunDriver(&c, &v, fuzzOne)
+        runFuzzer(argc, argv, fuzzOne)
     }
 #else
     @main
     struct Replay {
-        static func main() {
-            for path in CommandLine.arguments.dropFirst() {
-                guard let bytes = try? System.readFile(path) else { continue }
-                check(bytes)
-            }
-        }
+        static func main() { replayArguments(fuzzOne) }
     }
 #endif

@@ -1,4 +1,5 @@
 import CNI
+import FuzzSupport
 import DNS
 
 #if canImport(Glibc)
@@ -35,25 +36,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 }
 
 #if FUZZING
-    @_silgen_name("LLVMFuzzerRunDriver")
-    func LLVMFuzzerRunDriver(
-        _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-        _ cb: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
-
     @_cdecl("dns_fuzz_main")
     public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-        var c = argc
-        var v = argv
-        return LLVMFuzzerRunDriver(&c, &v, fuzzOne)
+        runFuzzer(argc, argv, fuzzOne)
     }
 #else
     @main
     struct Replay {
-        static func main() {
-            for path in CommandLine.arguments.dropFirst() {
-                guard let bytes = try? System.readFile(path) else { continue }
-                _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress, $0.count) }
-            }
-        }
+        static func main() { replayArguments(fuzzOne) }
     }
 #endif

@@ -35,7 +35,7 @@ struct DNSNameConfig {
         }
         rateLimit = try f.int("rateLimit", in: 0...10_000_000)
         if let m = try f.string("metricsAddress"), !m.isEmpty {
-            guard let a = DNSNameConfig.hostPort(m) else {
+            guard let a = IPAddress.parseHostPort(m) else {
                 throw Fields.invalid("metricsAddress", .string(m), "must be ADDRESS:PORT, e.g. 127.0.0.1:9153 or [::1]:9153")
             }
             metricsAddress = a
@@ -44,18 +44,6 @@ struct DNSNameConfig {
             aliases = try map.stringArray(conf.name) ?? []
         }
         if forAdd { try args.checkCNIArgs(known: ["K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID", "IP", "MAC"]) }
-    }
-
-    /// `1.2.3.4:9153` or `[::1]:9153`.
-    static func hostPort(_ s: String) -> (host: IPAddress, port: Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = s[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = host.dropFirst().dropLast()
-        } else if host.contains(":") {
-            return nil
-        }
-        return IPAddress(String(host)).map { ($0, port) }
     }
 
     /// The responder's command-line options for what this configuration sets.
