@@ -1,0 +1,143 @@
+import CNI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The shared state of a VXLAN overlay (groundwork of the vxlan plugin and cni-overlayd, #8):
+/// which host holds which subnet of the overlay network, and where its VTEP is.
+public struct NodeLease: Sendable, Equatable {
+    /// The host's identity (stable across underlay address changes: a host keeps its subnet).
+    public var node: String
+    public var subnet: IPPrefix
+    /// The underlay address of the host's VTEP.
+    public var vtep: IPAddress
+    /// The VTEP's MAC, derived from the subnet (a re-created VTEP gets the same one).
+    public var mac: [UInt8] { NodeLease.mac(for: subnet) }
+
+    public init(node: String, subnet: IPPrefix, vtep: IPAddress) {
+        self.node = node
+        self.subnet = subnet.network
+        self.vtep = vtep
+    }
+
+    /// The VTEP's overlay address: the subnet's first address (.0), as flannel's vxlan backend.
+    public var vtepOverlayAddress: IPAddress { subnet.network.address }
+
+    /// `0e:00:` + the 4 bytes of an IPv4 subnet's network address (locally administered,
+    /// unicast); IPv6: `0e:` + the last 5 bytes of the network address.
+    public static func mac(for subnet: IPPrefix) -> [UInt8] {
+        let b = subnet.network.address.networkBytes
+        return b.count == 4 ? [0x0E, 0x00] + b : [0x0E] + b.suffix(5)
+    }
+
+    var json: JSONValue {
+        .object(["node": .string(node), "subnet": .string(subnet.description), "vtep": .string(vtep.description)])
+    }
+
+    init?(json: JSONValue) {
+        guard case .object(let o) = json, let n = o["node"]?.stringValue, let s = o["subnet"]?.stringValue.flatMap(IPPrefix.init),
+            let v = o["vtep"]?.stringValue.flatMap(IPAddress.init)
+        else { return nil }
+        self.init(node: n, subnet: s, vtep: v)
+    }
+}
+
+/// The overlay network and the size of each host's subnet.
+public struct OverlayNetwork: Sendable, Equatable {
+    public let network: IPPrefix
+    public let subnetLength: Int
+
+    /// Code 7 when the subnets would not fit (a subnet length shorter than the network's, or
+    /// longer than leaves room for hosts and the VTEP address).
+    public init(network: IPPrefix, subnetLength: Int) throws(CNIError) {
+        let width = network.family.bitWidth
+        guard subnetLength > network.length, subnetLength <= width - 2 else {
+            throw CNIError(
+                .invalidNetworkConfig, "invalid subnetLen \(subnetLength) for network \(network)",
+                details: "must be longer than /\(network.length) and at most /\(width - 2)")
+        }
+        self.network = network.network
+        self.subnetLength = subnetLength
+    }
+
+    /// How many host subnets the network holds (capped: a lease is searched linearly).
+    public var subnetCount: Int { min(1 << min(subnetLength - network.length, 20), 1 << 20) }
+
+    public func subnet(_ i: Int) -> IPPrefix {
+        let step = UInt128(1) << UInt128(network.family.bitWidth - subnetLength)
+        let base = network.network.address.bits
+        return IPPrefix(address: IPAddress(family: network.family, bits: base + UInt128(i) * step), length: subnetLength)!
+    }
+
+    /// This node's lease among `leases`: the one it holds (its VTEP address updated), else the
+    /// first subnet no other node holds. Nil when every subnet is taken.
+    public func claim(node: String, vtep: IPAddress, among leases: [NodeLease]) -> NodeLease? {
+        if var mine = leases.first(where: { $0.node == node && network.contains($0.subnet.address) }) {
+            mine.vtep = vtep
+            return mine
+        }
+        let taken = Set(leases.map(\.subnet))
+        for i in 0..<subnetCount where !taken.contains(subnet(i)) {
+            return NodeLease(node: node, subnet: subnet(i), vtep: vtep)
+        }
+        return nil
+    }
+}
+
+/// The file store: one JSON file of leases, changed under a lock by atomic rename, for an
+/// overlay whose hosts share a file system (or one host). etcd replaces it past one machine.
+public struct FileLeaseStore: Sendable {
+    public let path: String
+    public init(path: String) { self.path = path }
+
+    public func leases() throws(CNIError) -> [NodeLease] {
+        guard System.exists(path) else { return [] }
+        let bytes: [UInt8]
+        do { bytes = try System.readFile(path, limit: 16 << 20) } catch {
+            throw CNIError(.stateStoreFailure, "cannot read the lease file \(path)", details: "\(error)")
+        }
+        guard case .object(let o)? = try? JSONValue.parse(bytes), case .array(let list)? = o["leases"] else {
+            throw CNIError(.stateStoreFailure, "the lease file \(path) is not a lease list")
+        }
+        return list.compactMap(NodeLease.init(json:))
+    }
+
+    /// Claims (or keeps, with the new VTEP address) `node`'s subnet; atomic with respect to
+    /// other claims through the lock. Code 106 when the network has no free subnet.
+    public func claim(_ net: OverlayNetwork, node: String, vtep: IPAddress) throws(CNIError) -> NodeLease {
+        try locked { leases throws(CNIError) in
+            guard let lease = net.claim(node: node, vtep: vtep, among: leases) else {
+                throw CNIError(.addressUnavailable, "no free /\(net.subnetLength) left in \(net.network)")
+            }
+            leases.removeAll { $0.node == node && net.network.contains($0.subnet.address) }
+            leases.append(lease)
+            return lease
+        }
+    }
+
+    /// Gives `node`'s subnets back.
+    public func release(node: String) throws(CNIError) {
+        try locked { leases throws(CNIError) in leases.removeAll { $0.node == node } }
+    }
+
+    func locked<T>(_ change: (inout [NodeLease]) throws(CNIError) -> T) throws(CNIError) -> T {
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CNIError(.stateStoreFailure, "cannot open \(lockPath)", details: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw CNIError(.stateStoreFailure, "cannot lock \(lockPath)", details: String(cString: strerror(errno))) }
+        }
+        var leases = try leases()
+        let before = leases
+        let out = try change(&leases)
+        if leases != before {
+            let text = JSONValue.object(["leases": .array(leases.map(\.json))]).serialized() + "\n"
+            do { try System.writeFileAtomically(path, Array(text.utf8), mode: 0o644, temporary: path + ".tmp") } catch {
+                throw CNIError(.stateStoreFailure, "cannot write the lease file \(path)", details: "\(error)")
+            }
+        }
+        return out
+    }
+}

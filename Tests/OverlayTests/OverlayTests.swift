@@ -1,0 +1,93 @@
+import CNI
+import Foundation
+import Overlay
+import Testing
+
+let net = try! OverlayNetwork(network: IPPrefix("10.244.0.0/16")!, subnetLength: 24)
+func lease(_ node: String, _ subnet: String, _ vtep: String) -> NodeLease { NodeLease(node: node, subnet: IPPrefix(subnet)!, vtep: IPAddress(vtep)!) }
+
+@Suite struct LeaseTests {
+    @Test func claimKeepsANodesSubnetAcrossAnUnderlayChangeAndSkipsTakenOnes() throws {
+        let leases = [lease("a", "10.244.0.0/24", "192.168.1.1"), lease("b", "10.244.1.0/24", "192.168.1.2")]
+        #expect(net.claim(node: "c", vtep: IPAddress("192.168.1.3")!, among: leases) == lease("c", "10.244.2.0/24", "192.168.1.3"))
+        // Host b's underlay address changes: same subnet, new VTEP address (flannel gave a new subnet).
+        #expect(net.claim(node: "b", vtep: IPAddress("192.168.9.9")!, among: leases) == lease("b", "10.244.1.0/24", "192.168.9.9"))
+        let full = (0..<4).map { lease("n\($0)", "10.9.0.\($0 * 64)/26", "192.168.0.\($0)") }
+        let small = try OverlayNetwork(network: IPPrefix("10.9.0.0/24")!, subnetLength: 26)
+        #expect(small.claim(node: "x", vtep: IPAddress("192.168.0.9")!, among: full) == nil, "every subnet taken")
+    }
+
+    @Test func macIsDerivedFromTheSubnetSoARecreatedVTEPKeepsIt() {
+        #expect(lease("a", "10.244.3.0/24", "192.168.1.1").mac == [0x0E, 0x00, 10, 244, 3, 0])
+        #expect(lease("a", "10.244.3.0/24", "192.168.1.1").vtepOverlayAddress == IPAddress("10.244.3.0"))
+    }
+
+    @Test func subnetLengthsThatDoNotFitAreCode7() {
+        for len in [16, 12, 31] {
+            #expect(throws: CNIError.self) { _ = try OverlayNetwork(network: IPPrefix("10.244.0.0/16")!, subnetLength: len) }
+        }
+    }
+
+    @Test func fileStoreClaimsUnderALockAndReleases() throws {
+        let dir = NSTemporaryDirectory() + "swift-cni-overlay-\(getpid())-\(Int.random(in: 0...99999))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = FileLeaseStore(path: dir + "/leases.json")
+        // Concurrent claims from many "hosts": distinct subnets, no lost update.
+        DispatchQueue.concurrentPerform(iterations: 16) { i in _ = try? store.claim(net, node: "h\(i)", vtep: IPAddress("192.168.0.\(i + 1)")!) }
+        let all = try store.leases()
+        #expect(all.count == 16 && Set(all.map(\.subnet)).count == 16)
+        let again = try store.claim(net, node: "h3", vtep: IPAddress("192.168.50.3")!)
+        #expect(again.subnet == all.first { $0.node == "h3" }!.subnet && again.vtep == IPAddress("192.168.50.3"))
+        try store.release(node: "h3")
+        #expect(try store.leases().count == 15)
+    }
+}
+
+@Suite struct ReconcileTests {
+    let leases = [lease("self", "10.244.0.0/24", "192.168.1.1"), lease("b", "10.244.1.0/24", "192.168.1.2"), lease("c", "10.244.2.0/24", "192.168.1.3")]
+    func programmed(_ ls: [NodeLease]) -> Reconcile.Actual {
+        let peers = ls.filter { $0.node != "self" }
+        return Reconcile.Actual(
+            fdb: peers.map { ($0.mac, $0.vtep) }, neighbors: peers.map { ($0.vtepOverlayAddress, $0.mac) },
+            routes: peers.map { ($0.subnet, $0.vtepOverlayAddress) })
+    }
+
+    @Test func anEmptyVTEPGetsEveryPeerRouteLast() {
+        let ops = Reconcile.plan(node: "self", network: net, leases: leases, actual: .init())
+        #expect(ops.map(\.description) == [
+            "fdb replace 0e:00:0a:f4:01:00 dst 192.168.1.2", "neigh replace 10.244.1.0 lladdr 0e:00:0a:f4:01:00", "route replace 10.244.1.0/24 via 10.244.1.0 onlink",
+            "fdb replace 0e:00:0a:f4:02:00 dst 192.168.1.3", "neigh replace 10.244.2.0 lladdr 0e:00:0a:f4:02:00", "route replace 10.244.2.0/24 via 10.244.2.0 onlink",
+        ])
+        #expect(Reconcile.plan(node: "self", network: net, leases: leases, actual: programmed(leases)).isEmpty, "converged: nothing to do")
+    }
+
+    @Test func aHostThatLeftIsRemovedRouteFirst() {
+        let ops = Reconcile.plan(node: "self", network: net, leases: leases.filter { $0.node != "c" }, actual: programmed(leases))
+        #expect(ops.map(\.description) == ["route del 10.244.2.0/24", "neigh del 10.244.2.0", "fdb del 0e:00:0a:f4:02:00 dst 192.168.1.3"])
+    }
+
+    @Test func aChangedUnderlayAddressReplacesTheFDBEntryOnly() {
+        var moved = leases
+        moved[1].vtep = IPAddress("192.168.9.2")!
+        let ops = Reconcile.plan(node: "self", network: net, leases: moved, actual: programmed(leases))
+        #expect(ops.map(\.description) == ["fdb del 0e:00:0a:f4:01:00 dst 192.168.1.2", "fdb replace 0e:00:0a:f4:01:00 dst 192.168.9.2"])
+    }
+
+    @Test func aStaleMACIsDeletedNotLeftBehind() {
+        // The kernel still has an entry for a MAC no lease has (flannel#1788: a VTEP re-created
+        // with another MAC, the old entry kept).
+        var actual = programmed(leases)
+        actual.fdb.append((mac: [0x0E, 0, 1, 2, 3, 4], remote: IPAddress("192.168.1.2")!))
+        actual.neighbors[0].mac = [0x0E, 0, 1, 2, 3, 4]
+        let ops = Reconcile.plan(node: "self", network: net, leases: leases, actual: actual)
+        #expect(ops.map(\.description) == ["fdb del 0e:00:01:02:03:04 dst 192.168.1.2", "neigh replace 10.244.1.0 lladdr 0e:00:0a:f4:01:00"])
+    }
+
+    @Test func entriesWipedByAFlapAreProgrammedAgainAndForeignOnesLeftAlone() {
+        var actual = Reconcile.Actual()
+        actual.routes = [(IPPrefix("192.168.50.0/24")!, IPAddress("192.168.1.254")!)]  // not the overlay's
+        let ops = Reconcile.plan(node: "self", network: net, leases: leases, actual: actual)
+        #expect(ops.count == 6 && !ops.contains { if case .deleteRoute = $0 { return true } else { return false } })
+    }
+}
