@@ -38,9 +38,9 @@ let package = Package(
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
 
-        // The VXLAN overlay's shared state and reconciliation (groundwork of #8): leases, the
-        // file store, the desired-vs-actual planner. No kernel access.
-        .target(name: "Overlay", dependencies: ["CNI"]),
+        // The VXLAN overlay (groundwork of #8): leases, the file store, the desired-vs-actual
+        // planner (pure), and the VTEP it programs through Netlink.
+        .target(name: "Overlay", dependencies: ["CNI", "Netlink"]),
 
         // DNS: the wire format (a hardened parser), the records files, the answering logic.
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
-        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Overlay"]),
+        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",
             dependencies: ["CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),
