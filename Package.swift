@@ -53,13 +53,14 @@ let package = Package(
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Tuning"),
         .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
+        .target(name: "VxlanPlugin", dependencies: ["CNI", "Netlink", "Overlay"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
-            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
+            dependencies: ["CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
         .executableTarget(
@@ -79,7 +80,7 @@ let package = Package(
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
-            dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin"]),
+            dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
 
         // cnitool-compatible client.
         .executableTarget(

@@ -257,6 +257,15 @@ CASES = [
     ("portmap same host port twice", "portmap",
      dict(conf=portmap([{"hostPort": 8080, "containerPort": 80}, {"hostPort": 8080, "containerPort": 81}])), 7, "8080/tcp"),
     ("portmap host port taken", "portmap", dict(conf=portmap([{"hostPort": 9090, "containerPort": 80}])), 107, "9090/tcp"),
+    # vxlan (file store).
+    ("vxlan network missing", "vxlan", dict(conf={"cniVersion": "1.1.0", "name": "ov", "type": "vxlan"}), 7, "network"),
+    ("vxlan subnetLen shorter than the network", "vxlan",
+     dict(conf={"cniVersion": "1.1.0", "name": "ov", "type": "vxlan", "network": "10.248.0.0/16", "subnetLen": 8}), 7, "subnetLen"),
+    ("vxlan store etcd (not yet)", "vxlan",
+     dict(conf={"cniVersion": "1.1.0", "name": "ov", "type": "vxlan", "network": "10.248.0.0/16", "store": {"type": "etcd"}}), 2, "etcd"),
+    ("vxlan underlay that does not exist", "vxlan",
+     dict(conf={"cniVersion": "1.1.0", "name": "ov", "type": "vxlan", "network": "10.248.0.0/16", "underlay": "nosuchdev1",
+                "store": {"type": "file", "path": D + "/ov.leases"}}), 7, "nosuchdev1"),
     # dnsname.
     ("dnsname without prevResult", "dnsname", dict(conf=dnsname(prev=None)), 7, "prevResult"),
     ("dnsname domainName with an empty label", "dnsname", dict(conf=dnsname(domainName="a..b")), 7, "a..b"),

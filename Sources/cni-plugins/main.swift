@@ -7,6 +7,7 @@ import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 import TuningPlugin
+import VxlanPlugin
 
 #if canImport(Glibc)
     import Glibc
@@ -25,6 +26,7 @@ let plugins: [String: any CNIPlugin] = [
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
     TuningPlugin.type: TuningPlugin(),
+    VxlanPlugin.type: VxlanPlugin(),
 ]
 
 var argv0 = CommandLine.arguments.first ?? "cni-plugins"

@@ -8,6 +8,7 @@ import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 import TuningPlugin
+import VxlanPlugin
 
 // Configuration decoding under libFuzzer (Scripts/fuzz-config builds this target with
 // -sanitize=fuzzer -DFUZZING). An input is `CNI_ARGS \0 stdin` (no NUL: all of it is stdin). It
@@ -17,7 +18,7 @@ import TuningPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self,
+    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self, VxlanPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

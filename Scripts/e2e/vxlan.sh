@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The vxlan plugin (#8, file store, in progress) across "hosts": three namespaces on an underlay
+# bridge (a namespace of its own), a container in each, one lease file they share; containers
+# reach each other across hosts through the VTEPs; DEL leaves each host's addresses free. Peers are
+# programmed at ADD (the watching agent is not there yet), so the hosts are attached in an order
+# that lets each learn the others: a second container on the first host re-programs it.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/netns.sh"
+BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_tmpdir D
+mkdir -p "$D/bin" "$D/cache"
+for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+tb_netns swcni-vxu; U=$TB_LAST
+ip -n "$U" link add ubr0 type bridge && ip -n "$U" link set ubr0 up
+H=(); C=()
+for i in 1 2 3; do
+    tb_netns "swcni-vxh$i"; H+=("$TB_LAST")
+    tb_netns "swcni-vxc$i"; C+=("$TB_LAST")
+    ip -n "$U" link add "h$i" type veth peer name eth0 netns "${H[-1]}"
+    ip -n "$U" link set "h$i" master ubr0 up
+    ip -n "${H[-1]}" addr add "192.168.71.$i/24" dev eth0
+    ip -n "${H[-1]}" link set eth0 up
+    mkdir -p "$D/net.d$i"
+    cat > "$D/net.d$i/10-overlay.conflist" <<CONF
+{"cniVersion":"1.1.0","name":"overlay","plugins":[
+ {"type":"vxlan","network":"10.247.0.0/16","subnetLen":24,"vni":7,"underlay":"eth0","nodeName":"host$i",
+  "store":{"type":"file","path":"$D/leases.json"},"dataDir":"$D/ipam$i"}]}
+CONF
+done
+ctl() {  # ctl HOST-INDEX args...
+    local i=$1; shift
+    ip netns exec "${H[$((i - 1))]}" env NETCONFPATH="$D/net.d$i" CNI_PATH="$D/bin" "$BIN/cnictl" "$@" --cache-dir "$D/cache$i"
+}
+addr() { ip -n "$1" -j addr show dev eth0 | jq -r '.[0].addr_info[] | select(.family == "inet") | .local'; }
+
+echo "vxlan: three hosts, one container each"
+for i in 1 2 3; do
+    ctl "$i" add overlay "/run/netns/${C[$((i - 1))]}" >/dev/null 2>"$D/err"; rc=$?
+    check_eq "host$i: add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+done
+# Host 1 and 2 learn of the later hosts at their next ADD.
+tb_netns swcni-vxc1b; C1b=$TB_LAST
+ctl 1 add overlay "/run/netns/$C1b" >/dev/null 2>&1; check_eq "host1: a second container (re-programs its peers)" 0 "$?"
+tb_netns swcni-vxc2b; C2b=$TB_LAST
+ctl 2 add overlay "/run/netns/$C2b" >/dev/null 2>&1; check_eq "host2: a second container" 0 "$?"
+check_eq "three leases, three subnets" 3 "$(jq '[.leases[].subnet] | unique | length' "$D/leases.json")"
+check_eq "the VTEP: learning off, VNI 7, MTU 1450 (1500 - 50)" "false 7 1450" \
+    "$(ip -n "${H[0]}" -d -j link show vxlan.7 | jq -r '.[0] | "\(.linkinfo.info_data.learning) \(.linkinfo.info_data.id) \(.mtu)"')"
+a1=$(addr "${C[0]}"); a2=$(addr "${C[1]}"); a3=$(addr "${C[2]}")
+for pair in "0 $a2" "0 $a3" "1 $a1" "1 $a3" "2 $a1" "2 $a2"; do
+    set -- $pair
+    check "container on host$(($1 + 1)) pings $2 across the overlay" bash -c "ip netns exec ${C[$1]} ping -c1 -W2 $2 >/dev/null"
+done
+check "a 1422-byte don't-fragment ping passes (1500 underlay, MTU 1450)" bash -c "ip netns exec ${C[0]} ping -c1 -W2 -M do -s 1422 $a2 >/dev/null"
+check "a 1423-byte one does not" bash -c "! ip netns exec ${C[0]} ping -c1 -W2 -M do -s 1423 $a2 >/dev/null 2>&1"
+ctl 1 check overlay "/run/netns/${C[0]}" 2>"$D/err"; rc=$?
+check_eq "check exits 0 $(head -c 200 "$D/err")" 0 "$rc"
+
+echo "vxlan: DEL"
+for i in 1 2 3; do ctl "$i" del overlay "/run/netns/${C[$((i - 1))]}" 2>/dev/null; done
+ctl 1 del overlay "/run/netns/$C1b"; ctl 2 del overlay "/run/netns/$C2b"
+check_eq "every address released" "" "$(find "$D"/ipam* -type f | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
+check_eq "no veth left on the hosts" 0 "$(for h in "${H[@]}"; do ip -n "$h" -j link show type veth | jq '[.[] | select(.ifname != "eth0")] | length'; done | paste -sd+ | bc)"
+tb_finish
