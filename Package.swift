@@ -82,6 +82,9 @@ let package = Package(
             name: "config-fuzz",
             dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
 
+        // The overlay's agent (file store so far): keeps the VTEP and the peers reconciled.
+        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay"]),
+
         // cnitool-compatible client.
         .executableTarget(
             name: "cnictl",

@@ -11,23 +11,25 @@ BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
 tb_tmpdir D
 mkdir -p "$D/bin" "$D/cache"
 for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-tb_netns swcni-vxu; U=$TB_LAST
-ip -n "$U" link add ubr0 type bridge && ip -n "$U" link set ubr0 up
-H=(); C=()
-for i in 1 2 3; do
-    tb_netns "swcni-vxh$i"; H+=("$TB_LAST")
-    tb_netns "swcni-vxc$i"; C+=("$TB_LAST")
-    ip -n "$U" link add "h$i" type veth peer name eth0 netns "${H[-1]}"
+host() {  # host I: a host namespace on the underlay bridge at 192.168.71.I, with its conflist
+    local i=$1
+    tb_netns "swcni-vxh$i"; H[$((i - 1))]=$TB_LAST
+    tb_netns "swcni-vxc$i"; C[$((i - 1))]=$TB_LAST
+    ip -n "$U" link add "h$i" type veth peer name eth0 netns "${H[$((i - 1))]}"
     ip -n "$U" link set "h$i" master ubr0 up
-    ip -n "${H[-1]}" addr add "192.168.71.$i/24" dev eth0
-    ip -n "${H[-1]}" link set eth0 up
+    ip -n "${H[$((i - 1))]}" addr add "192.168.71.$i/24" dev eth0
+    ip -n "${H[$((i - 1))]}" link set eth0 up
     mkdir -p "$D/net.d$i"
     cat > "$D/net.d$i/10-overlay.conflist" <<CONF
 {"cniVersion":"1.1.0","name":"overlay","plugins":[
  {"type":"vxlan","network":"10.247.0.0/16","subnetLen":24,"vni":7,"underlay":"eth0","nodeName":"host$i",
   "store":{"type":"file","path":"$D/leases.json"},"dataDir":"$D/ipam$i"}]}
 CONF
-done
+}
+tb_netns swcni-vxu; U=$TB_LAST
+ip -n "$U" link add ubr0 type bridge && ip -n "$U" link set ubr0 up
+H=(); C=()
+for i in 1 2 3; do host "$i"; done
 ctl() {  # ctl HOST-INDEX args...
     local i=$1; shift
     ip netns exec "${H[$((i - 1))]}" env NETCONFPATH="$D/net.d$i" CNI_PATH="$D/bin" "$BIN/cnictl" "$@" --cache-dir "$D/cache$i"
@@ -56,6 +58,30 @@ check "a 1422-byte don't-fragment ping passes (1500 underlay, MTU 1450)" bash -c
 check "a 1423-byte one does not" bash -c "! ip netns exec ${C[0]} ping -c1 -W2 -M do -s 1423 $a2 >/dev/null 2>&1"
 ctl 1 check overlay "/run/netns/${C[0]}" 2>"$D/err"; rc=$?
 check_eq "check exits 0 $(head -c 200 "$D/err")" 0 "$rc"
+
+echo "vxlan: cni-overlayd (file store): a host joins and leaves, a VTEP is re-made, without another ADD"
+agent() {  # agent I: cni-overlayd on host I, resync every second
+    tb_bg "${H[$(($1 - 1))]}" "$BIN/cni-overlayd" --store "$D/leases.json" --network 10.247.0.0/16 --node "host$1" \
+        --vni 7 --underlay eth0 --resync 1 --release-on-exit 2>>"$D/agent$1.log"
+}
+until_ok() { local i; for i in $(seq 1 50); do "$@" && return 0; sleep 0.1; done; return 1; }  # bounded wait for a state
+for i in 1 2 3; do agent "$i"; done
+host 4
+agent 4
+ctl 4 add overlay "/run/netns/${C[3]}" >/dev/null 2>"$D/err"; rc=$?
+check_eq "host4 (new): add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+a4=$(addr "${C[3]}")
+check "host1's container reaches host4's, no ADD on host1 (the agent saw the lease)" \
+    until_ok bash -c "ip netns exec ${C[0]} ping -c1 -W1 $a4 >/dev/null 2>&1"
+check "host4's container reaches host3's" until_ok bash -c "ip netns exec ${C[3]} ping -c1 -W1 $a3 >/dev/null 2>&1"
+ip -n "${H[1]}" link del vxlan.7
+check "host2's deleted VTEP is made again by its agent, and carries traffic" \
+    until_ok bash -c "ip netns exec ${C[0]} ping -c1 -W1 $a2 >/dev/null 2>&1"
+mac4=$(jq -r '.leases[] | select(.node == "host4") | .subnet' "$D/leases.json")
+ctl 4 del overlay "/run/netns/${C[3]}" 2>/dev/null
+kill "${TB_PIDS[-1]}"   # host4's agent leaves, releasing the lease
+check "host4's lease released" until_ok bash -c "[ \"\$(jq '[.leases[] | select(.node == \"host4\")] | length' $D/leases.json)\" = 0 ]"
+check "host1 forgets host4 (route to $mac4 gone)" until_ok bash -c "! ip -n ${H[0]} route show $mac4 | grep -q ."
 
 echo "vxlan: DEL"
 for i in 1 2 3; do ctl "$i" del overlay "/run/netns/${C[$((i - 1))]}" 2>/dev/null; done

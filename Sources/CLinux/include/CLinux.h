@@ -19,6 +19,8 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <sys/eventfd.h>
 
 /// The corresponding C constant is `CLONE_NEWNET`.
