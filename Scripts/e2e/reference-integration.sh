@@ -23,14 +23,9 @@ if [ ! -x "$C/integration.test" ]; then
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 || skip "cannot install $p"
     done
-    mkdir -p "$C/apt/lists/partial" "$C/src" "$(dirname "$SRC")"
-    echo "deb-src http://deb.debian.org/debian bookworm main" > "$C/apt/sources.list"
-    apt=(-q -o "Dir::Etc::SourceList=$C/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$C/apt/lists")
-    apt-get "${apt[@]}" update >/dev/null 2>&1 || skip "apt-get update of the deb-src list failed"
-    (cd "$C/src" && apt-get "${apt[@]}" source --download-only golang-github-containernetworking-plugins >/dev/null 2>&1) \
-        || skip "apt-get source golang-github-containernetworking-plugins failed"
-    rm -rf "$SRC" && (cd "$C/src" && dpkg-source -x golang-github-containernetworking-plugins_*.dsc "$SRC" >/dev/null 2>&1) \
-        || skip "dpkg-source failed"
+    mkdir -p "$(dirname "$SRC")"
+    . "$here/../lib/debian-source.sh"
+    debian_source golang-github-containernetworking-plugins "$C" "$SRC" || skip "no source of golang-github-containernetworking-plugins"
     (cd "$SRC/integration" && go test -c -o "$C/integration.test" .) || { echo "reference-integration: 0 passed, 1 failed (the suite does not compile)"; exit 1; }
 fi
 

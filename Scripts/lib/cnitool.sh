@@ -11,15 +11,10 @@ build_cnitool() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null 2>&1 \
             || { echo "cnitool: cannot install golang-go" >&2; return 1; }
     fi
-    mkdir -p "$root/apt/lists/partial"
     w="$root/work"
     rm -rf "$w" && mkdir -p "$w"
-    echo "deb-src http://deb.debian.org/debian bookworm main" > "$root/apt/sources.list"
-    local apt=(-q -o "Dir::Etc::SourceList=$root/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$root/apt/lists")
-    apt-get "${apt[@]}" update >/dev/null 2>&1 || { echo "cnitool: apt-get update of the deb-src list failed" >&2; return 1; }
-    (cd "$w" && apt-get "${apt[@]}" source --download-only golang-github-appc-cni >/dev/null 2>&1) \
-        || { echo "cnitool: apt-get source golang-github-appc-cni failed" >&2; return 1; }
-    (cd "$w" && dpkg-source -x golang-github-appc-cni_*.dsc src >/dev/null 2>&1) || { echo "cnitool: dpkg-source failed" >&2; return 1; }
+    . "$(dirname "${BASH_SOURCE[0]}")/debian-source.sh"
+    debian_source golang-github-appc-cni "$root" "$w/src" || { echo "cnitool: no source" >&2; return 1; }
     mkdir -p "$w/gopath/src/github.com/containernetworking"
     ln -s "$w/src" "$w/gopath/src/github.com/containernetworking/cni"
     (cd "$w/gopath/src/github.com/containernetworking/cni" \

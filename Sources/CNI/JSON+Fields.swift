@@ -22,12 +22,17 @@ public struct Fields: Sendable {
     /// matches exactly: go-cni sends port mappings as `{"HostPort":8080,"ContainerPort":80}`.
     public subscript(key: String) -> JSONValue? {
         var v = object[key]
-        if v == nil {
-            let folded = key.lowercased()
-            v = object.entries.first { $0.key.lowercased() == folded }?.value
-        }
+        if v == nil { v = object.entries.first { Fields.equalFoldingASCII($0.key, key) }?.value }
         if let v, v != .null { return v }
         return nil
+    }
+
+    /// ASCII case-insensitive equality without making lowercased copies (the lookup of every
+    /// absent optional key takes this path, on every plugin's start).
+    static func equalFoldingASCII(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A)
+        }
     }
 
     public func string(_ key: String) throws(CNIError) -> String? {

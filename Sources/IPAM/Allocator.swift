@@ -36,12 +36,12 @@ public enum Allocator {
         return wanted
     }
 
-    /// Addresses for `a`: each requested address goes to the set that contains it; every other set
+    /// Addresses for `a`: each requested address (placed by `placeRequested`) goes to its set; every other set
     /// hands out the next free address round-robin after its `last_reserved_ip`. Throws code 107
     /// when `a` already has addresses, 106 when a requested address cannot be had or a set is
     /// exhausted (naming the set); whatever was reserved before the failure is released.
     public static func allocate(
-        _ a: Attachment, sets: [RangeSet], requested: [IPAddress], store: AllocationStore
+        _ a: Attachment, sets: [RangeSet], requested wanted: [Int: IPAddress], store: AllocationStore
     ) throws(CNIError) -> [Allocation] {
         if let known = store.indexed(a), !known.isEmpty {
             let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
@@ -52,8 +52,6 @@ public enum Allocator {
             }
             store.removeIndex(a)  // stale hint
         }
-        let wanted = try placeRequested(requested, in: sets)
-
         var done: [(IPAddress, Allocation)] = []
         do throws(CNIError) {
             for (i, set) in sets.enumerated() {

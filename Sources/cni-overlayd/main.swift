@@ -46,21 +46,9 @@ let store = FileLeaseStore(path: storePath)
 /// One pass: the underlay address, the lease (kept, address updated), the VTEP, the peers.
 @MainActor func pass() throws -> [Reconcile.Operation] {
     let nl = try NetlinkSocket()
-    let under: Link
-    if let name = opts["underlay"] {
-        guard let l = try nl.link(named: name) else { throw CNIError(.invalidNetworkConfig, "no underlay \(name)") }
-        under = l
-    } else {
-        guard let i = try nl.routeInterface(to: IPAddress("192.0.2.1")!), let l = try nl.link(index: i) else {
-            throw CNIError(.invalidNetworkConfig, "no underlay: no --underlay and no default route")
-        }
-        under = l
-    }
-    guard let local = try nl.addresses(under.index, family: .v4).first(where: { $0.scope == 0 })?.prefix.address else {
-        throw CNIError(.invalidNetworkConfig, "underlay \(under.name) has no global IPv4 address")
-    }
+    let (under, local) = try VTEP.underlay(nl, named: opts["underlay"])
     let lease = try store.claim(network, node: node, vtep: local)
-    let mtu = Int(opts["mtu"] ?? "") ?? under.mtu - 50
+    let mtu = Int(opts["mtu"] ?? "") ?? under.mtu - (local.family == .v4 ? 50 : 70)
     let index = try VTEP.ensure(nl, vni: vni, port: port, underlay: under.index, lease: lease, mtu: mtu)
     return try VTEP.reconcile(nl, index, node: node, network: network, leases: try store.leases())
 }

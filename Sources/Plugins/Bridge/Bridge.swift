@@ -33,8 +33,10 @@ public struct BridgePlugin: CNIPlugin {
         // What can be refused is refused before IPAM runs, so such an ADD changes nothing: a
         // bridge name taken by another kind of link, an interface name in use in the container,
         // an IPAM plugin that is not on CNI_PATH.
+        let existingBridge: Link?
         do {
-            if let l = try host.link(named: conf.bridge), l.kind != "bridge" { throw Bridge.notABridge(conf, l) }
+            existingBridge = try host.link(named: conf.bridge)
+            if let l = existingBridge, l.kind != "bridge" { throw Bridge.notABridge(conf, l) }
             if try cnl.link(named: ctx.args.ifName) != nil { throw Bridge.interfaceExists(ctx.args.ifName, container) }
         } catch {
             throw Bridge.kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
@@ -47,7 +49,7 @@ public struct BridgePlugin: CNIPlugin {
         if let ipamTask {
             rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
         }
-        let (br, madeBridge) = try Bridge.ensureBridge(conf, host)
+        let (br, madeBridge) = try Bridge.ensureBridge(conf, host, existing: existingBridge)
         if madeBridge {
             // A bridge this ADD made goes with it, unless another container got a port meanwhile.
             rollback.add("delete bridge \(conf.bridge)") {
@@ -210,9 +212,10 @@ enum Bridge {
     /// The bridge, made (up, MTU, its own MAC, no RAs) when missing; `made` when this call made it.
     /// A link of that name that is no bridge is an error (107). Equivalent to
     /// `ip link add <br> type bridge; ip link set <br> up`.
-    static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket) throws -> (link: Link, made: Bool) {
+    /// `existing`: the link of that name as ADD already looked it up (nil: there was none).
+    static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket, existing: Link?) throws -> (link: Link, made: Bool) {
         do {
-            var br = try nl.link(named: conf.bridge)
+            var br = existing
             var made = false
             if br == nil {
                 do {
@@ -261,7 +264,6 @@ enum Bridge {
         bridge: Link
     ) throws -> VethPair {
         do {
-            if try cnl.link(named: ifName) != nil { throw interfaceExists(ifName, container) }
             let hostNS = try NetworkNamespace.current()
             var name = ""
             var attempt = 0

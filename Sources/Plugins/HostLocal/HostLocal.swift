@@ -13,12 +13,12 @@ public struct HostLocalPlugin: CNIPlugin {
 
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args)
-        _ = try Allocator.placeRequested(conf.requested, in: conf.rangeSets)  // refused before the store is made
+        let requested = try Allocator.placeRequested(conf.requested, in: conf.rangeSets)  // refused before the store is made
         let store = try AllocationStore(dataDir: conf.dataDir, network: ctx.config.name)
         defer { store.close() }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         let allocations = try Allocator.allocate(
-            attachment, sets: conf.rangeSets, requested: conf.requested, store: store)
+            attachment, sets: conf.rangeSets, requested: requested, store: store)
         return CNIResult(
             ips: allocations.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway) },
             routes: conf.routes, dns: conf.dns)

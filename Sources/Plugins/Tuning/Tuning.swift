@@ -58,8 +58,8 @@ public struct TuningPlugin: CNIPlugin {
         }
 
         if conf.changesLink {
-            let saved = Saved(link, conf)
-            let path = Saved.path(conf, ctx.args)
+            let saved = LinkAttributes(link, conf)
+            let path = LinkAttributes.path(conf, ctx.args)
             do {
                 try System.makeDirectories(conf.dataDir, mode: 0o700)
                 try System.writeFileAtomically(path, Array(saved.json(ctx.args, network: ctx.config.name).serialized().utf8))
@@ -67,20 +67,12 @@ public struct TuningPlugin: CNIPlugin {
                 throw CNIError(.stateStoreFailure, "cannot save the attributes of \(ctx.args.ifName)", details: "\(error)")
             }
             rollback.add("put \(ctx.args.ifName) back") {
-                try? saved.restore(nl, link.index)
+                try? saved.apply(nl, link.index)
                 try? System.removeFile(path)
             }
             do {
-                if let m = conf.mtu { try nl.setMTU(link.index, m) }
-                if let m = conf.mac {
-                    // A MAC changes on a link that is down (some drivers refuse otherwise).
-                    if link.isUp { try nl.setUp(link.index, false) }
-                    try nl.setMAC(link.index, m)
-                    if link.isUp { try nl.setUp(link.index) }
-                }
-                if let p = conf.promisc { try nl.setPromiscuous(link.index, p) }
-                if let a = conf.allmulti { try nl.setAllMulticast(link.index, a) }
-                if let q = conf.txQLen { try nl.setTxQueueLength(link.index, q) }
+                try LinkAttributes(mac: conf.mac.map(MAC.format), mtu: conf.mtu, promisc: conf.promisc, allmulti: conf.allmulti, txQLen: conf.txQLen)
+                    .apply(nl, link.index)
             } catch {
                 throw CNIError(.kernelOperationFailed, "cannot tune \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
             }
@@ -98,14 +90,14 @@ public struct TuningPlugin: CNIPlugin {
     /// there) and forgets it. Nothing saved is success.
     public func del(_ ctx: PluginContext) throws {
         let conf = try TuningConfig(ctx.config, args: ctx.args, forAdd: false)
-        let path = Saved.path(conf, ctx.args)
+        let path = LinkAttributes.path(conf, ctx.args)
         guard System.exists(path) else { return }
         if !ctx.args.netns.isEmpty, let bytes = try? System.readFile(path, limit: 65536), let v = try? JSONValue.parse(bytes),
-            let saved = Saved(json: v), let ns = try? NetworkNamespace(path: ctx.args.netns)
+            let saved = LinkAttributes(json: v), let ns = try? NetworkNamespace(path: ctx.args.netns)
         {
             do {
                 let nl = try ns.netlink()
-                if let link = try nl.link(named: ctx.args.ifName) { try saved.restore(nl, link.index) }
+                if let link = try nl.link(named: ctx.args.ifName) { try saved.apply(nl, link.index) }
             } catch {
                 throw CNIError(.kernelOperationFailed, "cannot put back \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
             }
@@ -155,13 +147,17 @@ public struct TuningPlugin: CNIPlugin {
     public func status(_ ctx: PluginContext) throws {}
 }
 
-/// What ADD changed on the interface, as it was before.
-struct Saved {
+/// Link attributes to set (each only when given): what ADD sets, and what it saved to put back.
+struct LinkAttributes {
     var mac: String?
     var mtu: Int?
     var promisc: Bool?
     var allmulti: Bool?
     var txQLen: Int?
+
+    init(mac: String?, mtu: Int?, promisc: Bool?, allmulti: Bool?, txQLen: Int?) {
+        (self.mac, self.mtu, self.promisc, self.allmulti, self.txQLen) = (mac, mtu, promisc, allmulti, txQLen)
+    }
 
     static func path(_ conf: TuningConfig, _ args: CommandArgs) -> String { "\(conf.dataDir)/\(args.containerID)-\(args.ifName).json" }
 
@@ -195,7 +191,7 @@ struct Saved {
         return .object(o)
     }
 
-    func restore(_ nl: NetlinkSocket, _ index: Int32) throws {
+    func apply(_ nl: NetlinkSocket, _ index: Int32) throws {
         if let mtu { try nl.setMTU(index, mtu) }
         if let mac, let m = MAC.parse(mac) {
             let up = try nl.link(index: index)?.isUp ?? false

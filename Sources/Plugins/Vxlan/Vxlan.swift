@@ -23,12 +23,12 @@ public struct VxlanPlugin: CNIPlugin {
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try VxlanConfig(ctx.config, args: ctx.args)
         let nl = try NetlinkSocket()
-        let (underlay, local, underlayMTU) = try Vxlan.underlay(conf, nl)
-        let mtu = conf.mtu ?? underlayMTU - (local.family == .v4 ? 50 : 70)
+        let (under, local) = try VTEP.underlay(nl, named: conf.underlay)
+        let mtu = conf.mtu ?? under.mtu - (local.family == .v4 ? 50 : 70)
         let store = FileLeaseStore(path: conf.storePath)
         let lease = try store.claim(conf.overlay, node: conf.node, vtep: local)
         do {
-            let index = try VTEP.ensure(nl, vni: conf.vni, port: conf.port, underlay: underlay, lease: lease, mtu: mtu)
+            let index = try VTEP.ensure(nl, vni: conf.vni, port: conf.port, underlay: under.index, lease: lease, mtu: mtu)
             try VTEP.reconcile(nl, index, node: conf.node, network: conf.overlay, leases: try store.leases())
         } catch let e as CNIError {
             throw e
@@ -81,32 +81,6 @@ public struct VxlanPlugin: CNIPlugin {
 }
 
 enum Vxlan {
-    /// The underlay link (named, or the one of the default route), its first address and MTU.
-    static func underlay(_ conf: VxlanConfig, _ nl: NetlinkSocket) throws -> (Int32, IPAddress, Int) {
-        let link: Link
-        do {
-            if let name = conf.underlay {
-                guard let l = try nl.link(named: name) else { throw Fields.invalid("underlay", .string(name), "no such interface") }
-                link = l
-            } else {
-                guard let i = try nl.routeInterface(to: IPAddress("192.0.2.1")!), let l = try nl.link(index: i) else {
-                    throw CNIError(.invalidNetworkConfig, "no underlay: no \"underlay\" key and no default route")
-                }
-                link = l
-            }
-            guard let a = try nl.addresses(link.index, family: .v4).first(where: { $0.scope == 0 })?.prefix.address
-                ?? (try nl.addresses(link.index, family: .v6).first(where: { $0.scope == 0 })?.prefix.address)
-            else {
-                throw CNIError(.invalidNetworkConfig, "underlay \(link.name) has no global address for the VTEP")
-            }
-            return (link.index, a, link.mtu)
-        } catch let e as CNIError {
-            throw e
-        } catch {
-            throw CNIError(.kernelOperationFailed, "cannot look at the underlay", details: "\(error)")
-        }
-    }
-
     /// The bridge plugin's configuration for this host: the lease's subnet to host-local, a route
     /// to the whole overlay, the VTEP's MTU.
     static func bridgeConfig(_ ctx: PluginContext, _ conf: VxlanConfig, lease: NodeLease?, mtu: Int?) -> [UInt8] {
