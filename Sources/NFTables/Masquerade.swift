@@ -39,9 +39,11 @@ public enum Masquerade {
     /// `<network hash>:<attachment hash>`.
     public static func tag(network: String, _ a: Attachment) -> String { a.ownerTag(network: network) }
 
-    /// The chain for one subnet of a network.
-    public static func chain(network: String, subnet: IPPrefix) -> String {
-        "masq-" + hash(network, subnet.network.description)
+    /// The chain for one subnet of a network (and the destinations it leaves alone, if any).
+    public static func chain(network: String, subnet: IPPrefix, exclude: [IPPrefix] = []) -> String {
+        exclude.isEmpty
+            ? "masq-" + hash(network, subnet.network.description)
+            : "masq-" + hash(network, subnet.network.description, exclude.map(\.network.description).joined(separator: ","))
     }
 
     /// The table, maps, base chain and lookup rules, created in one transaction that fails with
@@ -58,22 +60,26 @@ public enum Masquerade {
     }
 
     /// The subnet chains (re-made with the same content, idempotent) unless `existing` has them,
-    /// and the elements of `addresses`.
-    public static func addBatch(network: String, _ a: Attachment, addresses: [IPPrefix], existing: Set<String> = []) -> Batch {
+    /// and the elements of `addresses`. `exclude`: more destinations that keep the source address
+    /// (a vxlan overlay's whole network: traffic between its hosts is not masqueraded).
+    public static func addBatch(
+        network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = [], existing: Set<String> = []
+    ) -> Batch {
         var b = Batch()
         var done = Set<IPPrefix>()
-        for p in addresses where !done.contains(p.network) && !existing.contains(chain(network: network, subnet: p)) {
+        for p in addresses where !done.contains(p.network) && !existing.contains(chain(network: network, subnet: p, exclude: exclude)) {
             done.insert(p.network)
-            let c = chain(network: network, subnet: p)
+            let c = chain(network: network, subnet: p, exclude: exclude)
             b.addChain(table, c)
             b.flushChain(table, c)
             b.addRule(table, c, .destinationReturn(p.network))
+            for x in exclude where x.family == p.family { b.addRule(table, c, .destinationReturn(x.network)) }
             b.addRule(table, c, .destinationReturn(p.family == .v4 ? IPPrefix("224.0.0.0/4")! : IPPrefix("ff00::/8")!))
             b.addRule(table, c, .masquerade)
         }
         for f in [IPFamily.v4, .v6] {
             let els = addresses.filter { $0.family == f }.map {
-                VerdictElement(key: .address($0.address), jump: chain(network: network, subnet: $0), comment: tag(network: network, a))
+                VerdictElement(key: .address($0.address), jump: chain(network: network, subnet: $0, exclude: exclude), comment: tag(network: network, a))
             }
             b.addElements(table, map(f), els)
         }
@@ -81,16 +87,16 @@ public enum Masquerade {
     }
 
     /// Masquerades traffic from `addresses` leaving their subnets (multicast excepted).
-    public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix]) throws(NFTError) {
+    public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = []) throws(NFTError) {
         try s.ensureTable(table, skeleton)
         // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
         // a chain deletes rules, and deletions make the kernel wait for a grace period).
         var existing = Set<String>()
         for p in addresses {
-            let c = chain(network: network, subnet: p)
+            let c = chain(network: network, subnet: p, exclude: exclude)
             if try chainExists(s, c) { existing.insert(c) }
         }
-        let batch = addBatch(network: network, a, addresses: addresses, existing: existing)
+        let batch = addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing)
         do {
             try s.apply(batch)
         } catch {

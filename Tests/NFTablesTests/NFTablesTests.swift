@@ -43,6 +43,24 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
             """)
         #expect(c4 != c6 && c4 != Masquerade.chain(network: "net2", subnet: IPPrefix("10.88.0.0/16")!))
     }
+
+    @Test func masqueradeExcludesAnOverlayNetworkInItsOwnChain() {
+        // The vxlan plugin's ipMasq: the host's subnet and the whole overlay keep their source.
+        let a = Attachment(containerID: "c1", ifName: "eth0")
+        let overlay = [IPPrefix("10.244.0.0/16")!, IPPrefix("fd00:244::/48")!]
+        let c = Masquerade.chain(network: "ov", subnet: IPPrefix("10.244.3.0/24")!, exclude: overlay)
+        #expect(c != Masquerade.chain(network: "ov", subnet: IPPrefix("10.244.3.0/24")!), "its own chain, not the plain one")
+        let text = Masquerade.addBatch(network: "ov", a, addresses: [IPPrefix("10.244.3.5/24")!], exclude: overlay).text
+        #expect(text == """
+            add chain inet swift_cni \(c)
+            flush chain inet swift_cni \(c)
+            add rule inet swift_cni \(c) ip daddr 10.244.3.0/24 return
+            add rule inet swift_cni \(c) ip daddr 10.244.0.0/16 return
+            add rule inet swift_cni \(c) ip daddr 224.0.0.0/4 return
+            add rule inet swift_cni \(c) masquerade
+            create element inet swift_cni masq4 { 10.244.3.5 comment "\(Masquerade.tag(network: "ov", a))" : jump \(c) }
+            """)
+    }
 }
 
 /// The same batches against the kernel, inside a throwaway namespace; read back with `nft -j`.

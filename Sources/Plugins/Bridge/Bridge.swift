@@ -86,7 +86,7 @@ public struct BridgePlugin: CNIPlugin {
             if conf.ipMasq {
                 let nft = try NFTSocket.open()
                 do {
-                    try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address))
+                    try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address), exclude: conf.ipMasqExclude)
                 } catch {
                     throw CNIError(.firewallFailed, "failed to set up ipMasq for \(attachment)", details: error.description)
                 }

@@ -7,6 +7,8 @@ struct BridgeConfig {
     var isDefaultGateway = false
     var forceAddress = false
     var ipMasq = false
+    /// Destinations ipMasq leaves alone besides the container's subnet (an overlay's network).
+    var ipMasqExclude: [IPPrefix] = []
     var mtu: Int?
     var hairpinMode = false
     var promiscMode = false
@@ -42,6 +44,10 @@ struct BridgeConfig {
         if isDefaultGateway { isGateway = true }
         forceAddress = try f.bool("forceAddress") ?? false
         ipMasq = try f.bool("ipMasq") ?? false
+        for (i, v) in (try f.array("ipMasqExclude") ?? []).enumerated() {
+            guard let p = v.stringValue.flatMap(IPPrefix.init) else { throw Fields.invalid("ipMasqExclude[\(i)]", v, "must be a CIDR") }
+            ipMasqExclude.append(p)
+        }
         mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
         if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
         hairpinMode = try f.bool("hairpinMode") ?? false
