@@ -14,6 +14,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        // The overlay agent's etcd v3 client (JSON gateway); cni-overlayd only, never the plugins.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // C shims: system libraries and kernel headers only.
@@ -82,8 +85,22 @@ let package = Package(
             name: "config-fuzz",
             dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
 
-        // The overlay's agent (file store so far): keeps the VTEP and the peers reconciled.
-        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay"]),
+        // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
+        // and the overlay's lease store on it.
+        .target(
+            name: "Etcd",
+            dependencies: [
+                "CNI", "Overlay",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+
+        // The overlay's agent: holds the lease (file store or etcd), writes the node file, keeps
+        // the VTEP and the peers reconciled.
+        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay", "Etcd"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -116,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
-        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "Etcd", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",
             dependencies: ["CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),

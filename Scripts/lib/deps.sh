@@ -7,6 +7,8 @@ SWIFT_CNI_APT_PACKAGES=(
     bind9-dnsutils                       # dig: the DNS checks of the e2e scripts
     hyperfine bc                         # benchmarks
     patchelf                             # release build: drop the RUNPATH
+    etcd-server openssl                  # the overlay's etcd store (e2e, tests), its TLS certificates
+    iperf3                               # the overlay benchmark
 )
 
 install_deps() {
