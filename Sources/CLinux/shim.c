@@ -1,3 +1,4 @@
+#include <string.h>
 #include <sched.h>
 #include <unistd.h>
 #include "CLinux.h"
@@ -34,4 +35,30 @@ int clinux_recvmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int fla
 }
 int clinux_sendmmsg(int fd, struct clinux_mmsghdr *msgs, unsigned int n, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
+}
+
+#include <signal.h>
+#include <errno.h>
+
+static int clinux_stop_fd = -1;
+
+static void clinux_stop_handler(int sig) {
+    int saved = errno;
+    char b = (char)sig;
+    ssize_t r = write(clinux_stop_fd, &b, 1);
+    (void)r;
+    errno = saved;
+}
+
+int clinux_stop_signal_pipe(void) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -1;
+    clinux_stop_fd = p[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = clinux_stop_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) return -1;
+    return p[0];
 }

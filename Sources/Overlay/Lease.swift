@@ -31,11 +31,11 @@ public struct NodeLease: Sendable, Equatable {
         return b.count == 4 ? [0x0E, 0x00] + b : [0x0E] + b.suffix(5)
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         .object(["node": .string(node), "subnet": .string(subnet.description), "vtep": .string(vtep.description)])
     }
 
-    init?(json: JSONValue) {
+    public init?(json: JSONValue) {
         guard case .object(let o) = json, let n = o["node"]?.stringValue, let s = o["subnet"]?.stringValue.flatMap(IPPrefix.init),
             let v = o["vtep"]?.stringValue.flatMap(IPAddress.init)
         else { return nil }
@@ -140,4 +140,66 @@ public struct FileLeaseStore: Sendable {
         }
         return out
     }
+}
+
+/// What the agent tells the plugin on this host (`store: {"type": "etcd"}`): the lease it holds,
+/// the VTEP's MTU, the overlay. Written atomically by cni-overlayd after each claim and whenever
+/// the lease changes; the plugin reads it and never talks to etcd itself.
+public struct NodeFile: Sendable, Equatable {
+    public var network: OverlayNetwork
+    public var vni: UInt32
+    public var lease: NodeLease
+    public var mtu: Int
+
+    public init(network: OverlayNetwork, vni: UInt32, lease: NodeLease, mtu: Int) {
+        self.network = network
+        self.vni = vni
+        self.lease = lease
+        self.mtu = mtu
+    }
+
+    /// `/run/swift-cni/overlay/vxlan.<vni>.json`.
+    public static func defaultPath(vni: UInt32) -> String { "/run/swift-cni/overlay/vxlan.\(vni).json" }
+
+    public var json: JSONValue {
+        .object([
+            "network": .string(network.network.description), "subnetLen": .int(network.subnetLength), "vni": .int(Int(vni)),
+            "node": .string(lease.node), "subnet": .string(lease.subnet.description), "vtep": .string(lease.vtep.description),
+            "mtu": .int(mtu),
+        ])
+    }
+
+    public init?(json: JSONValue) {
+        guard case .object(let o) = json, let lease = NodeLease(json: json),
+            let n = o["network"]?.stringValue.flatMap(IPPrefix.init), case .number(let len)? = o["subnetLen"],
+            case .number(let v)? = o["vni"], case .number(let m)? = o["mtu"],
+            let l = len.intValue, let vi = v.intValue.flatMap(UInt32.init(exactly:)), let mi = m.intValue,
+            let net = try? OverlayNetwork(network: n, subnetLength: l)
+        else { return nil }
+        self.init(network: net, vni: vi, lease: lease, mtu: mi)
+    }
+
+    /// Nil when there is no file yet; code 11 (try again later) when it cannot be read.
+    public static func read(_ path: String) throws(CNIError) -> NodeFile? {
+        guard System.exists(path) else { return nil }
+        let bytes: [UInt8]
+        do { bytes = try System.readFile(path, limit: 1 << 20) } catch {
+            throw CNIError(.tryAgainLater, "cannot read the node file \(path)", details: "\(error)")
+        }
+        guard let j = try? JSONValue.parse(bytes), let f = NodeFile(json: j) else {
+            throw CNIError(.tryAgainLater, "the node file \(path) is not a node file")
+        }
+        return f
+    }
+
+    public func write(_ path: String) throws(CNIError) {
+        if let slash = path.lastIndex(of: "/") { try? System.makeDirectories(String(path[..<slash])) }
+        do {
+            try System.writeFileAtomically(path, Array((json.serialized() + "\n").utf8), mode: 0o644, temporary: path + ".tmp")
+        } catch {
+            throw CNIError(.stateStoreFailure, "cannot write the node file \(path)", details: "\(error)")
+        }
+    }
+
+    public static func remove(_ path: String) { unlink(path) }
 }

@@ -38,6 +38,11 @@ pid_t clinux_gettid(void);
 /// `pipe2(2)`.
 int clinux_pipe2(int fds[2], int flags);
 
+/// SIGTERM and SIGINT write their number to a pipe (the handler does nothing else, in C, so it is
+/// async-signal-safe whatever thread takes the signal); returns the pipe's read end, -1 on error.
+/// For daemons with threads they do not create themselves (an async main, NIO).
+int clinux_stop_signal_pipe(void);
+
 /// The filesystem magic of the file `fd` refers to (`fstatfs(2)` f_type), or -1 with errno set.
 long clinux_fs_magic(int fd);
 

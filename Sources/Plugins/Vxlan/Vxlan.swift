@@ -6,15 +6,16 @@ import Overlay
     import Glibc
 #endif
 
-/// The `vxlan` main plugin, file store only (#8 in progress): this host's subnet lease, the VTEP
+/// The `vxlan` main plugin: this host's subnet lease, the VTEP
 /// `vxlan.<vni>` (learning off, the lease's MAC and `.0/32`), the other hosts programmed as peers
 /// (FDB and neighbour by replace, onlink route last), then the container on a bridge with the
 /// `.1` gateway and addresses from host-local inside the lease, delegated to the bridge plugin as
-/// flannel does. Peers are programmed at each ADD; the agent that watches the store is not here
-/// yet, so a host learns of a later host at its next ADD.
+/// flannel does. With the file store the plugin claims and programs peers at each ADD itself
+/// (cni-overlayd keeps them current between ADDs); with etcd the agent does both and the plugin
+/// reads its node file.
 public struct VxlanPlugin: CNIPlugin {
     public static let type = "vxlan"
-    public static let summary = "vxlan plugin (swift-cni): a VXLAN overlay across hosts (file store)"
+    public static let summary = "vxlan plugin (swift-cni): a VXLAN overlay across hosts (file store or etcd via cni-overlayd)"
 
     public init() {}
 
@@ -22,18 +23,32 @@ public struct VxlanPlugin: CNIPlugin {
 
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try VxlanConfig(ctx.config, args: ctx.args)
-        let nl = try NetlinkSocket()
-        let (under, local) = try VTEP.underlay(nl, named: conf.underlay)
-        let mtu = conf.mtu ?? under.mtu - (local.family == .v4 ? 50 : 70)
-        let store = FileLeaseStore(path: conf.storePath)
-        let lease = try store.claim(conf.overlay, node: conf.node, vtep: local)
-        do {
-            let index = try VTEP.ensure(nl, vni: conf.vni, port: conf.port, underlay: under.index, lease: lease, mtu: mtu)
-            try VTEP.reconcile(nl, index, node: conf.node, network: conf.overlay, leases: try store.leases())
-        } catch let e as CNIError {
-            throw e
-        } catch {
-            throw CNIError(.kernelOperationFailed, "cannot set up the VTEP \(VTEP.name(vni: conf.vni))", details: "\(error)")
+        let lease: NodeLease
+        let mtu: Int
+        switch conf.store {
+        case .file(let path):
+            let nl = try NetlinkSocket()
+            let (under, local) = try VTEP.underlay(nl, named: conf.underlay)
+            mtu = conf.mtu ?? under.mtu - (local.family == .v4 ? 50 : 70)
+            let store = FileLeaseStore(path: path)
+            lease = try store.claim(conf.overlay, node: conf.node, vtep: local)
+            do {
+                let index = try VTEP.ensure(nl, vni: conf.vni, port: conf.port, underlay: under.index, lease: lease, mtu: mtu)
+                try VTEP.reconcile(nl, index, node: conf.node, network: conf.overlay, leases: try store.leases())
+            } catch let e as CNIError {
+                throw e
+            } catch {
+                throw CNIError(.kernelOperationFailed, "cannot set up the VTEP \(VTEP.name(vni: conf.vni))", details: "\(error)")
+            }
+        case .agent(let path):
+            // cni-overlayd holds the lease in etcd and keeps the VTEP and the peers: this host's
+            // part is read from its node file; not there yet = try again later (code 11).
+            let file = try Vxlan.nodeFile(conf, path)
+            guard try NetlinkSocket().link(named: VTEP.name(vni: conf.vni)) != nil else {
+                throw CNIError(.tryAgainLater, "no VTEP \(VTEP.name(vni: conf.vni)) yet", details: "cni-overlayd makes it; is it running?")
+            }
+            lease = file.lease
+            mtu = conf.mtu ?? file.mtu
         }
         let out = try Delegate.exec("bridge", .add, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: lease, mtu: mtu))
         do {
@@ -47,15 +62,12 @@ public struct VxlanPlugin: CNIPlugin {
     /// they are the host's.
     public func del(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        let lease = try? FileLeaseStore(path: conf.storePath).leases().first { $0.node == conf.node }
-        _ = try Delegate.exec("bridge", .del, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: lease, mtu: conf.mtu))
+        _ = try Delegate.exec("bridge", .del, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: try? Vxlan.lease(conf), mtu: conf.mtu))
     }
 
     public func check(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard let lease = try FileLeaseStore(path: conf.storePath).leases().first(where: { $0.node == conf.node }) else {
-            throw CNIError(.checkFailed, "no lease of \(conf.node) in \(conf.storePath)")
-        }
+        guard let lease = try Vxlan.lease(conf) else { throw CNIError(.checkFailed, "no lease of \(conf.node) in \(conf.store)") }
         guard try NetlinkSocket().link(named: VTEP.name(vni: conf.vni)) != nil else {
             throw CNIError(.checkFailed, "no VTEP \(VTEP.name(vni: conf.vni))")
         }
@@ -64,15 +76,14 @@ public struct VxlanPlugin: CNIPlugin {
 
     public func gc(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        let lease = try? FileLeaseStore(path: conf.storePath).leases().first { $0.node == conf.node }
-        _ = try Delegate.exec("bridge", .gc, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: lease, mtu: conf.mtu))
+        _ = try Delegate.exec("bridge", .gc, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: try? Vxlan.lease(conf), mtu: conf.mtu))
     }
 
     /// 50 until this host has a lease and its VTEP.
     public func status(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard (try? FileLeaseStore(path: conf.storePath).leases().contains { $0.node == conf.node }) == true else {
-            throw CNIError(.notAvailable, "vxlan: \(conf.node) has no lease in \(conf.storePath) yet")
+        guard (try? Vxlan.lease(conf)) ?? nil != nil else {
+            throw CNIError(.notAvailable, "vxlan: \(conf.node) has no lease in \(conf.store) yet")
         }
         guard (try? NetlinkSocket().link(named: VTEP.name(vni: conf.vni))) != nil else {
             throw CNIError(.notAvailable, "vxlan: no VTEP \(VTEP.name(vni: conf.vni)) yet")
@@ -81,6 +92,28 @@ public struct VxlanPlugin: CNIPlugin {
 }
 
 enum Vxlan {
+    /// This host's lease: from the lease file, or from the agent's node file.
+    static func lease(_ conf: VxlanConfig) throws(CNIError) -> NodeLease? {
+        switch conf.store {
+        case .file(let path): return try FileLeaseStore(path: path).leases().first { $0.node == conf.node }
+        case .agent(let path): return try NodeFile.read(path)?.lease
+        }
+    }
+
+    /// The agent's node file, which must be there and be for this overlay.
+    static func nodeFile(_ conf: VxlanConfig, _ path: String) throws(CNIError) -> NodeFile {
+        guard let file = try NodeFile.read(path) else {
+            throw CNIError(.tryAgainLater, "no node file \(path) yet", details: "cni-overlayd writes it once it holds a lease; is it running?")
+        }
+        guard file.network == conf.overlay, file.vni == conf.vni else {
+            throw CNIError(
+                .invalidNetworkConfig,
+                "the node file \(path) is for network \(file.network.network) (subnetLen \(file.network.subnetLength), vni \(file.vni))",
+                details: "this configuration says \(conf.overlay.network) (subnetLen \(conf.overlay.subnetLength), vni \(conf.vni))")
+        }
+        return file
+    }
+
     /// The bridge plugin's configuration for this host: the lease's subnet to host-local, a route
     /// to the whole overlay, the VTEP's MTU.
     static func bridgeConfig(_ ctx: PluginContext, _ conf: VxlanConfig, lease: NodeLease?, mtu: Int?) -> [UInt8] {
@@ -94,6 +127,10 @@ enum Vxlan {
             "bridge": .string(conf.bridge), "isGateway": .bool(true), "ipam": .object(ipam),
         ]
         if let mtu { o["mtu"] = .int(mtu) }
+        if conf.ipMasq {
+            o["ipMasq"] = .bool(true)
+            o["ipMasqExclude"] = .array([.string(conf.overlay.network.description)])
+        }
         // CHECK (and a chained DEL) carry the runtime's prevResult: the bridge plugin needs it.
         if case .object(let original)? = try? JSONValue.parse(ctx.stdin), let prev = original["prevResult"] { o["prevResult"] = prev }
         return Array(JSONValue.object(o).serialized().utf8)
@@ -106,7 +143,21 @@ struct VxlanConfig {
     var port: UInt16 = 4789
     var underlay: String?
     var mtu: Int?
-    var storePath: String
+    /// Traffic from the containers leaving the overlay is masqueraded; within it, never.
+    var ipMasq = false
+    /// Where the lease comes from: the lease file the plugin claims in, or cni-overlayd's node file
+    /// (`store.type` etcd: the agent holds the lease in etcd).
+    enum Store: CustomStringConvertible {
+        case file(String)
+        case agent(nodeFile: String)
+        var description: String {
+            switch self {
+            case .file(let p): return p
+            case .agent(let p): return "the node file \(p)"
+            }
+        }
+    }
+    var store: Store
     var node: String
     var bridge: String
     var dataDir = "/var/lib/cni/networks"
@@ -122,24 +173,26 @@ struct VxlanConfig {
         underlay = try f.string("underlay")
         if let u = underlay { try VxlanConfig.interfaceName(u, "underlay") }
         mtu = try f.int("mtu", in: 576...65535)
-        if try f.bool("ipMasq") == true {
-            throw CNIError(.unsupportedField, "ipMasq is not supported by the vxlan plugin yet", details: "remove it; overlay traffic is not masqueraded")
-        }
-        var path = "/var/lib/cni/vxlan/\(conf.name).leases"
+        ipMasq = try f.bool("ipMasq") ?? false
+        var store = Store.file("/var/lib/cni/vxlan/\(conf.name).leases")
         if let s = try f.object("store") {
             switch try s.string("type") ?? "file" {
             case "file":
                 if let p = try s.string("path") {
                     guard p.hasPrefix("/") else { throw Fields.invalid("store.path", .string(p), "must be an absolute path") }
-                    path = p
+                    store = .file(p)
                 }
             case "etcd":
-                throw CNIError(.unsupportedField, "store \"etcd\" is not supported yet", details: "it needs cni-overlayd; use {\"type\":\"file\"}")
+                // The endpoints, TLS files and prefix are cni-overlayd's options: the plugin only
+                // reads the node file the agent writes.
+                let p = try s.string("nodeFile") ?? NodeFile.defaultPath(vni: vni)
+                guard p.hasPrefix("/") else { throw Fields.invalid("store.nodeFile", .string(p), "must be an absolute path") }
+                store = .agent(nodeFile: p)
             case let t:
                 throw Fields.invalid("store.type", .string(t), "must be \"file\" or \"etcd\"")
             }
         }
-        storePath = path
+        self.store = store
         if let d = try f.string("dataDir"), !d.isEmpty {
             guard d.hasPrefix("/") else { throw Fields.invalid("dataDir", .string(d), "must be an absolute path") }
             dataDir = d
