@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The vxlan plugin (#8, file store, in progress) across "hosts": three namespaces on an underlay
-# bridge (a namespace of its own), a container in each, one lease file they share; containers
-# reach each other across hosts through the VTEPs; DEL leaves each host's addresses free. Peers are
-# programmed at ADD (the watching agent is not there yet), so the hosts are attached in an order
-# that lets each learn the others: a second container on the first host re-programs it.
+# The vxlan plugin with the file store across "hosts": three namespaces on an underlay bridge (a
+# namespace of its own), a container in each, one lease file they share; containers reach each
+# other across hosts through the VTEPs; DEL leaves each host's addresses free. First without the
+# agent (peers programmed at ADD: a second container on the first host re-programs it), then with
+# cni-overlayd watching the file; last, two hosts on an IPv6 underlay. The etcd store:
+# vxlan-etcd.sh.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
@@ -88,4 +89,36 @@ for i in 1 2 3; do ctl "$i" del overlay "/run/netns/${C[$((i - 1))]}" 2>/dev/nul
 ctl 1 del overlay "/run/netns/$C1b"; ctl 2 del overlay "/run/netns/$C2b"
 check_eq "every address released" "" "$(find "$D"/ipam* -type f | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
 check_eq "no veth left on the hosts" 0 "$(for h in "${H[@]}"; do ip -n "$h" -j link show type veth | jq '[.[] | select(.ifname != "eth0")] | length'; done | paste -sd+ | bc)"
+
+echo "vxlan: an IPv6 underlay (IPv4 overlay over it, MTU 1500 - 70)"
+. "$here/../lib/overlay.sh"
+ov_underlay 76
+for i in 1 2; do
+    tb_netns "swcni-vx6h$i"; H6[$i]=$TB_LAST
+    tb_netns "swcni-vx6c$i"; C6[$i]=$TB_LAST
+    ip -n "$OV_U" link add "h6$i" type veth peer name eth0 netns "${H6[$i]}"
+    ip -n "$OV_U" link set "h6$i" master ubr0 up
+    ip -n "${H6[$i]}" addr add "fd00:76::$i/64" dev eth0 nodad
+    ip -n "${H6[$i]}" link set eth0 up
+    cat > "$D/v6-$i.json" <<CONF
+{"cniVersion":"1.1.0","name":"overlay6","type":"vxlan","network":"10.248.0.0/16","vni":8,"underlay":"eth0",
+ "nodeName":"v6host$i","store":{"type":"file","path":"$D/leases6.json"},"dataDir":"$D/ipam6-$i"}
+CONF
+    ip netns exec "${H6[$i]}" env CNI_COMMAND=ADD CNI_CONTAINERID=v6c CNI_NETNS="/run/netns/${C6[$i]}" CNI_IFNAME=eth0 \
+        CNI_PATH="$D/bin" "$D/bin/vxlan" < "$D/v6-$i.json" > "$D/v6res$i.json" 2>"$D/err"; rc=$?
+    check_eq "v6host$i: add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+done
+ip netns exec "${H6[1]}" "$BIN/cni-overlayd" --store "$D/leases6.json" --network 10.248.0.0/16 --vni 8 --node v6host1 --underlay eth0 --once
+check_eq "the VTEP sends from the IPv6 underlay address, MTU 1430" "fd00:76::1 1430" \
+    "$(ip -n "${H6[1]}" -d -j link show vxlan.8 | jq -r '.[0] | "\(.linkinfo.info_data.local6) \(.mtu)"')"
+check_eq "the container's MTU is 1430 too" 1430 "$(ip -n "${C6[1]}" -j link show eth0 | jq '.[0].mtu')"
+b6=$(jq -r '.ips[0].address | split("/")[0]' "$D/v6res2.json")
+check "a container pings the other host's across the IPv6 underlay" bash -c "ip netns exec ${C6[1]} ping -c1 -W2 $b6 >/dev/null"
+check "a 1402-byte don't-fragment ping passes" bash -c "ip netns exec ${C6[1]} ping -c1 -W2 -M do -s 1402 $b6 >/dev/null"
+check "a 1403-byte one does not" bash -c "! ip netns exec ${C6[1]} ping -c1 -W2 -M do -s 1403 $b6 >/dev/null 2>&1"
+for i in 1 2; do
+    ip netns exec "${H6[$i]}" env CNI_COMMAND=DEL CNI_CONTAINERID=v6c CNI_NETNS="/run/netns/${C6[$i]}" CNI_IFNAME=eth0 \
+        CNI_PATH="$D/bin" "$D/bin/vxlan" < "$D/v6-$i.json"
+done
+check_eq "IPv6 underlay: every address released" "" "$(find "$D"/ipam6-* -type f | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
 tb_finish

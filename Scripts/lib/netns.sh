@@ -88,6 +88,6 @@ check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got 
 
 # tb_finish: prints the script's tally (read by Scripts/test) and exits non-zero on any failure.
 tb_finish() {
-    echo "${TB_NAME}: ${TB_PASS} passed, ${TB_FAIL} failed"
+    echo "${TB_NAME}: ${TB_PASS} passed, ${TB_FAIL} failed${TB_SKIP:+, ${TB_SKIP} skipped}"
     [ "$TB_FAIL" -eq 0 ]
 }

@@ -32,12 +32,17 @@ let known: Set<String> = [
 ]
 while let a = argv.popFirst() {
     guard a.hasPrefix("--") else { fail("unexpected argument \(a)") }
-    let key = String(a.dropFirst(2))
+    var key = String(a.dropFirst(2))
+    var inline: String?
+    if let eq = key.firstIndex(of: "=") {  // --key=value, as Kubernetes args are often written
+        inline = String(key[key.index(after: eq)...])
+        key = String(key[..<eq])
+    }
     if ["once", "release-on-exit"].contains(key) {
         flags.insert(key)
     } else if !known.contains(key) {
         fail("unknown option \(a)")
-    } else if let v = argv.popFirst() {
+    } else if let v = inline ?? argv.popFirst() {
         opts[key] = v
     } else {
         fail("--\(key) needs a value")
