@@ -33,7 +33,7 @@ ctl() {  # ctl HOST-INDEX args...
     local i=$1; shift
     ip netns exec "${OV_H[$i]}" env NETCONFPATH="$D/net.d$i" CNI_PATH="$D/bin" "$BIN/cnictl" "$@" --cache-dir "$D/cache$i"
 }
-agent() { ov_agent "$1" --network 10.246.0.0/16 --vni 9 --underlay eth0 --resync 1 --lease-ttl "$TTL" --release-on-exit; }
+agent() { ov_agent "$1" --network 10.246.0.0/16 --vni 9 --underlay eth0 --resync 60 --lease-ttl "$TTL" --release-on-exit; }
 addr() { ip -n "$1" -j addr show dev eth0 | jq -r '.[0].addr_info[] | select(.family == "inet") | .local'; }
 pings() { ip netns exec "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
 subnet_of() { jq -r .subnet "$D/node$1.json"; }

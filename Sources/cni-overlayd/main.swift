@@ -7,8 +7,9 @@ import Overlay
 
 // cni-overlayd: holds this host's lease of an overlay network, writes the node file the vxlan
 // plugin reads, keeps the VTEP, and reconciles the other hosts' entries (FDB, neighbour, route)
-// with the store: on every change (etcd watch; inotify for the file store), and on a periodic
-// resync that also heals a deleted or flapped VTEP and follows an underlay address change.
+// with the store: on every change (etcd watch; inotify for the file store), on every link or
+// address change of the host (rtnetlink: a deleted or flapped VTEP, a new underlay address), and
+// on a periodic resync.
 //
 //   cni-overlayd --store FILE|etcd --network CIDR --node NAME [--subnet-len 24] [--vni 1]
 //                [--port 4789] [--underlay IFNAME] [--mtu N] [--resync SECONDS] [--node-file PATH]
@@ -125,11 +126,23 @@ if storeOption == "etcd" {
     func runPass() {
         do { try pass() } catch { log("\(error)") }
     }
+    let monitor: NetlinkMonitor
+    do { monitor = try NetlinkMonitor() } catch { fail("\(error)") }
     runPass()
     var buf = [UInt8](repeating: 0, count: 4096)
     while true {
-        var p = [pollfd(fd: ifd, events: Int16(POLLIN), revents: 0), pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
-        let n = poll(&p, 2, resync * 1000)
+        var p = [
+            pollfd(fd: ifd, events: Int16(POLLIN), revents: 0), pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: monitor.fd, events: Int16(POLLIN), revents: 0),
+        ]
+        let n = poll(&p, 3, resync * 1000)
+        if n > 0 && p[2].revents != 0 {
+            // A link or address changed (the VTEP deleted or flapped, the underlay's address):
+            // gather what comes within 100 ms, then one pass.
+            while monitor.drain() && monitor.wait(milliseconds: 100) {}
+            runPass()
+            continue
+        }
         if n > 0 && p[1].revents != 0 {
             if flags.contains("release-on-exit") {
                 try? store.release(node: node)
@@ -260,6 +273,17 @@ enum Wake: Sendable {
             wake.yield(.keepAlive)
         }
     }
+    // Links and addresses: a change (the VTEP deleted or flapped, the underlay's address) is
+    // looked at at once; what comes within 100 ms is gathered into one resync.
+    let monitor: NetlinkMonitor
+    do { monitor = try NetlinkMonitor() } catch { fail("\(error)") }
+    Thread {
+        while true {
+            guard monitor.wait(milliseconds: -1) else { continue }
+            while monitor.drain() && monitor.wait(milliseconds: 100) {}
+            wake.yield(.resync)
+        }
+    }.start()
     let resyncSeconds = Int(resync)
     Task.detached {
         while true {
