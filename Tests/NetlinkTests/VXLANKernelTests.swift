@@ -70,3 +70,28 @@ struct VXLANKernelTests {
         #expect(try nlA.neighbors(vxA, family: .v4).allSatisfy { $0.address != IPAddress("10.80.0.2") || !$0.isPermanent })
     }
 }
+
+/// The agent's trigger: link and address changes in a namespace, seen as they happen.
+@Suite(.serialized, .enabled(if: Privileges.canCreateNetns, "needs root to create network namespaces"))
+struct NetlinkMonitorKernelTests {
+    @Test func seesALinkComeUpAnAddressChangeAndALinkDeletedButNotAnotherNamespace() throws {
+        let a = try TestNetns("mon"), b = try TestNetns("monb")
+        defer { a.remove(); b.remove() }
+        sh("ip", "-n", a.name, "link", "add", "m0", "type", "veth", "peer", "name", "m1")
+        let monitor = try a.open().perform { try NetlinkMonitor() }
+        #expect(!monitor.drain(), "nothing yet")
+        #expect(!monitor.wait(milliseconds: 0))
+        // A change in another namespace is not this one's.
+        sh("ip", "-n", b.name, "link", "add", "x0", "type", "veth", "peer", "name", "x1")
+        #expect(!monitor.wait(milliseconds: 200), "another namespace's link")
+        for change in [
+            ["link", "set", "m0", "up"], ["addr", "add", "192.168.78.1/24", "dev", "m0"], ["addr", "del", "192.168.78.1/24", "dev", "m0"],
+            ["link", "del", "m0"],
+        ] {
+            sh(["ip", "-n", a.name] + change)
+            #expect(monitor.wait(milliseconds: 2000), "seen: ip \(change.joined(separator: " "))")
+            #expect(monitor.drain())
+            #expect(!monitor.drain(), "drained")
+        }
+    }
+}
