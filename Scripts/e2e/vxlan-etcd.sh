@@ -51,9 +51,11 @@ for i in 1 2 3; do agent "$i"; done
 for i in 1 2 3; do check "host$i: the agent wrote its node file" until_ok test -s "$D/node$i.json" || cat "$D/agent$i.log"; done
 check_eq "three keys in etcd, three subnets" "3 3" "$(keys) $(for i in 1 2 3; do subnet_of "$i"; done | sort -u | wc -l)"
 for i in 1 2 3; do
-    ctl "$i" add overlay "/run/netns/${OV_C[$i]}" >/dev/null 2>"$D/err"; rc=$?
+    ctl "$i" add overlay "/run/netns/${OV_C[$i]}" >"$D/res$i.json" 2>"$D/err"; rc=$?
     check_eq "host$i: add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 done
+check_eq "the result: the container's interface with MTU 1450, a route to the whole overlay" "1450 10.246.0.0/16" \
+    "$(jq -r '"\(.interfaces[] | select(.sandbox) | .mtu) \(.routes[0].dst)"' "$D/res1.json")"
 A=(); for i in 1 2 3; do A[$i]=$(addr "${OV_C[$i]}"); done
 check_eq "the VTEP: learning off, VNI 9, MTU 1450" "false 9 1450" \
     "$(ip -n "${OV_H[1]}" -d -j link show vxlan.9 | jq -r '.[0] | "\(.linkinfo.info_data.learning) \(.linkinfo.info_data.id) \(.mtu)"')"
