@@ -63,7 +63,7 @@ check_eq "check exits 0 $(head -c 200 "$D/err")" 0 "$rc"
 echo "vxlan: cni-overlayd (file store): a host joins and leaves, a VTEP is re-made, without another ADD"
 agent() {  # agent I: cni-overlayd on host I (resync every 60 s: the heals below come from events)
     tb_bg "${H[$(($1 - 1))]}" "$BIN/cni-overlayd" --store "$D/leases.json" --network 10.247.0.0/16 --node "host$1" \
-        --vni 7 --underlay eth0 --resync 60 --release-on-exit 2>>"$D/agent$1.log"
+        --vni 7 --underlay eth0 --resync 60 --release-on-exit --node-file "$D/node$1.json" 2>>"$D/agent$1.log"
 }
 until_ok() { local i; for i in $(seq 1 50); do "$@" && return 0; sleep 0.1; done; return 1; }  # bounded wait for a state
 for i in 1 2 3; do agent "$i"; done
@@ -116,7 +116,7 @@ CONF
         CNI_PATH="$D/bin" "$D/bin/vxlan" < "$D/v6-$i.json" > "$D/v6res$i.json" 2>"$D/err"; rc=$?
     check_eq "v6host$i: add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 done
-ip netns exec "${H6[1]}" "$BIN/cni-overlayd" --store "$D/leases6.json" --network 10.248.0.0/16 --vni 8 --node v6host1 --underlay eth0 --once
+ip netns exec "${H6[1]}" "$BIN/cni-overlayd" --store "$D/leases6.json" --network 10.248.0.0/16 --vni 8 --node v6host1 --underlay eth0 --once --node-file "$D/node6.json"
 check_eq "the VTEP sends from the IPv6 underlay address, MTU 1430" "fd00:76::1 1430" \
     "$(ip -n "${H6[1]}" -d -j link show vxlan.8 | jq -r '.[0] | "\(.linkinfo.info_data.local6) \(.mtu)"')"
 check_eq "the container's MTU is 1430 too" 1430 "$(ip -n "${C6[1]}" -j link show eth0 | jq '.[0].mtu')"
