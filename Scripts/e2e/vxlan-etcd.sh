@@ -123,13 +123,14 @@ back3() { [ "$(ov_etcdctl get --prefix /swift-cni/overlay/subnets/ --print-value
 check "host3 back with the same subnet ($s3), host1 routes to it again" until_ok back3
 check "host1's container reaches host3's again" until_ok pings "${OV_C[1]}" "${A[3]}"
 
-echo "vxlan-etcd: etcd restarted: the agents list again and watch on"
+echo "vxlan-etcd: etcd restarted: the agents list again and watch on; one started while it was down claims"
 kill "$OV_ETCD_PID"; wait "$OV_ETCD_PID" 2>/dev/null
+ov_host 5; conf 5; agent 5
+check "host5's agent, etcd down: no node file" test ! -e "$D/node5.json"
 ov_start_etcd
 etcd_healthy() { ov_etcdctl endpoint health >/dev/null 2>&1; }
 check "etcd is back" etcd_healthy
-ov_host 5; conf 5; agent 5
-check "host5 joins after the restart" until_ok test -s "$D/node5.json"
+check "host5 claims once etcd is back (no restart of anything)" until_ok test -s "$D/node5.json"
 ctl 5 add overlay "/run/netns/${OV_C[5]}" >/dev/null 2>&1
 A[5]=$(addr "${OV_C[5]}")
 check "host1's container reaches host5's (host1's agent watches again)" until_ok pings "${OV_C[1]}" "${A[5]}"

@@ -314,7 +314,11 @@ enum Wake: Sendable {
             }
             if lease == nil { await claim() } else { program() }
         case .keepAlive:
-            guard lease != nil else { continue }  // not claimed yet: the resync claims
+            // Not claimed yet (etcd was out of reach): try again at this pace, not the resync's.
+            guard lease != nil else {
+                await claim()
+                continue
+            }
             do {
                 if try await !store.keepAlive() {
                     log("the etcd lease is gone (expired or revoked): claiming again")
