@@ -193,6 +193,7 @@ enum Wake: Sendable {
     var lease: NodeLease?
     var peers: [String: NodeLease] = [:]  // etcd key → lease, from the listing and the watch
     var keepAliveFailed = false
+    var lastKeepAlive: ContinuousClock.Instant?
 
     /// Claims (or keeps) the subnet with the underlay's address now; programs the host.
     func claim() async {
@@ -224,7 +225,6 @@ enum Wake: Sendable {
     }
 
     let (wakes, wake) = AsyncStream.makeStream(of: Wake.self)
-    // The stop signals, from a thread of their own.
     // The stop: on a thread of its own, so a loop waiting on an unreachable etcd does not hold it
     // up; the release gets 3 seconds, then the agent exits anyway (the lease then expires).
     let fd = stopFD
@@ -314,6 +314,10 @@ enum Wake: Sendable {
             }
             if lease == nil { await claim() } else { program() }
         case .keepAlive:
+            // Ticks that queued up while a request waited for an unreachable etcd count once:
+            // one soon after the end of the last renewal is skipped.
+            if let last = lastKeepAlive, ContinuousClock.now - last < .milliseconds(ttl * 1000 / 3) / 2 { continue }
+            defer { lastKeepAlive = ContinuousClock.now }
             // Not claimed yet (etcd was out of reach): try again at this pace, not the resync's.
             guard lease != nil else {
                 await claim()
