@@ -143,8 +143,19 @@ check_eq "host5 left after a compaction and a crash of etcd: 3 keys" 3 "$s5"
 two_peers() { [ "$(ip -n "${OV_H[1]}" -j route show dev vxlan.9 2>/dev/null | jq length)" = 2 ]; }
 check "host1 forgets host5 too (routes to host2 and host3 only)" until_ok two_peers
 
-echo "vxlan-etcd: DEL"
+echo "vxlan-etcd: GC and DEL"
+tb_netns swcni-ovgc; G=$TB_LAST
+ctl 1 add overlay "/run/netns/$G" --container-id gone >/dev/null 2>&1
+check_eq "host1: two containers' addresses before GC" 2 "$(ls "$D/ipam1/overlay" | grep -c '^10\.')"
+masq1() { ip netns exec "${OV_H[1]}" nft -j list map inet swift_cni masq4 | jq '[.nftables[] | .map? | select(.) | (.elem // []) | length] | add'; }
+check_eq "host1: two masquerade elements before GC" 2 "$(masq1)"
+ip netns del "$G"   # the container vanishes without a DEL
+ctl 1 gc overlay; check_eq "gc exits 0" 0 "$?"
+check_eq "gc freed the vanished container's address, kept the live one's" 1 "$(ls "$D/ipam1/overlay" | grep -c '^10\.')"
+check_eq "gc removed its masquerade element" 1 "$(masq1)"
+check "the live container still reaches host2's" pings "${OV_C[1]}" "${A[2]}"
 for i in 1 2 3; do ctl "$i" del overlay "/run/netns/${OV_C[$i]}" 2>/dev/null; done
+ctl 1 del overlay "/run/netns/${OV_C[1]}" 2>/dev/null; check_eq "a repeated DEL exits 0" 0 "$?"
 check_eq "every address released" "" "$(find "$D"/ipam* -type f | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
 check_eq "no veth left on the hosts" 0 "$(for i in 1 2 3; do ip -n "${OV_H[$i]}" -j link show type veth | jq '[.[] | select(.ifname != "eth0")] | length'; done | paste -sd+ | bc)"
 for i in 1 2 3; do kill "${OV_AGENT[$i]}" 2>/dev/null; wait "${OV_AGENT[$i]}" 2>/dev/null; done

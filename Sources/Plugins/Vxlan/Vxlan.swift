@@ -131,8 +131,14 @@ enum Vxlan {
             o["ipMasq"] = .bool(true)
             o["ipMasqExclude"] = .array([.string(conf.overlay.network.description)])
         }
-        // CHECK (and a chained DEL) carry the runtime's prevResult: the bridge plugin needs it.
-        if case .object(let original)? = try? JSONValue.parse(ctx.stdin), let prev = original["prevResult"] { o["prevResult"] = prev }
+        // What the runtime sent for the attachment goes on: prevResult (CHECK, a chained DEL), the
+        // valid attachments (GC: without them the bridge plugin would collect every one), and
+        // runtimeConfig/args.
+        if case .object(let original)? = try? JSONValue.parse(ctx.stdin) {
+            for key in ["prevResult", "cni.dev/valid-attachments", "runtimeConfig", "args"] {
+                if let v = original[key] { o[key] = v }
+            }
+        }
         return Array(JSONValue.object(o).serialized().utf8)
     }
 }
