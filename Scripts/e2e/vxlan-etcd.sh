@@ -34,7 +34,6 @@ ctl() {  # ctl HOST-INDEX args...
     ip netns exec "${OV_H[$i]}" env NETCONFPATH="$D/net.d$i" CNI_PATH="$D/bin" "$BIN/cnictl" "$@" --cache-dir "$D/cache$i"
 }
 agent() { ov_agent "$1" --network 10.246.0.0/16 --vni 9 --underlay eth0 --resync 60 --lease-ttl "$TTL" --release-on-exit; }
-addr() { ip -n "$1" -j addr show dev eth0 | jq -r '.[0].addr_info[] | select(.family == "inet") | .local'; }
 pings() { ip netns exec "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; }
 subnet_of() { jq -r .subnet "$D/node$1.json"; }
 keys() { ov_etcdctl get --prefix /swift-cni/overlay/subnets/ --keys-only | grep -c . ; }
@@ -56,7 +55,7 @@ for i in 1 2 3; do
 done
 check_eq "the result: the container's interface with MTU 1450, a route to the whole overlay" "1450 10.246.0.0/16" \
     "$(jq -r '"\(.interfaces[] | select(.sandbox) | .mtu) \(.routes[0].dst)"' "$D/res1.json")"
-A=(); for i in 1 2 3; do A[$i]=$(addr "${OV_C[$i]}"); done
+A=(); for i in 1 2 3; do A[$i]=$(ov_addr "${OV_C[$i]}"); done
 check_eq "the VTEP: learning off, VNI 9, MTU 1450" "false 9 1450" \
     "$(ip -n "${OV_H[1]}" -d -j link show vxlan.9 | jq -r '.[0] | "\(.linkinfo.info_data.learning) \(.linkinfo.info_data.id) \(.mtu)"')"
 for s in 1 2 3; do for t in 1 2 3; do
@@ -83,7 +82,7 @@ ov_host 4; conf 4; agent 4
 check "host4: node file" until_ok test -s "$D/node4.json"
 ctl 4 add overlay "/run/netns/${OV_C[4]}" >/dev/null 2>"$D/err"; rc=$?
 check_eq "host4: add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
-A[4]=$(addr "${OV_C[4]}")
+A[4]=$(ov_addr "${OV_C[4]}")
 check "host1's container reaches host4's" until_ok pings "${OV_C[1]}" "${A[4]}"
 check "host4's container reaches host3's" until_ok pings "${OV_C[4]}" "${A[3]}"
 
@@ -132,7 +131,7 @@ etcd_healthy() { ov_etcdctl endpoint health >/dev/null 2>&1; }
 check "etcd is back" etcd_healthy
 check "host5 claims once etcd is back (no restart of anything)" until_ok test -s "$D/node5.json"
 ctl 5 add overlay "/run/netns/${OV_C[5]}" >/dev/null 2>&1
-A[5]=$(addr "${OV_C[5]}")
+A[5]=$(ov_addr "${OV_C[5]}")
 check "host1's container reaches host5's (host1's agent watches again)" until_ok pings "${OV_C[1]}" "${A[5]}"
 ov_etcdctl compact "$(ov_etcdctl endpoint status -w json | jq '.[0].Status.header.revision')" >/dev/null
 kill -9 "$OV_ETCD_PID"; wait "$OV_ETCD_PID" 2>/dev/null; ov_start_etcd

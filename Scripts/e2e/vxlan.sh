@@ -8,6 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
+. "$here/../lib/overlay.sh"
 BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
 tb_tmpdir D
 mkdir -p "$D/bin" "$D/cache"
@@ -35,7 +36,6 @@ ctl() {  # ctl HOST-INDEX args...
     local i=$1; shift
     ip netns exec "${H[$((i - 1))]}" env NETCONFPATH="$D/net.d$i" CNI_PATH="$D/bin" "$BIN/cnictl" "$@" --cache-dir "$D/cache$i"
 }
-addr() { ip -n "$1" -j addr show dev eth0 | jq -r '.[0].addr_info[] | select(.family == "inet") | .local'; }
 
 echo "vxlan: three hosts, one container each"
 for i in 1 2 3; do
@@ -50,7 +50,7 @@ ctl 2 add overlay "/run/netns/$C2b" >/dev/null 2>&1; check_eq "host2: a second c
 check_eq "three leases, three subnets" 3 "$(jq '[.leases[].subnet] | unique | length' "$D/leases.json")"
 check_eq "the VTEP: learning off, VNI 7, MTU 1450 (1500 - 50)" "false 7 1450" \
     "$(ip -n "${H[0]}" -d -j link show vxlan.7 | jq -r '.[0] | "\(.linkinfo.info_data.learning) \(.linkinfo.info_data.id) \(.mtu)"')"
-a1=$(addr "${C[0]}"); a2=$(addr "${C[1]}"); a3=$(addr "${C[2]}")
+a1=$(ov_addr "${C[0]}"); a2=$(ov_addr "${C[1]}"); a3=$(ov_addr "${C[2]}")
 for pair in "0 $a2" "0 $a3" "1 $a1" "1 $a3" "2 $a1" "2 $a2"; do
     set -- $pair
     check "container on host$(($1 + 1)) pings $2 across the overlay" bash -c "ip netns exec ${C[$1]} ping -c1 -W2 $2 >/dev/null"
@@ -65,13 +65,12 @@ agent() {  # agent I: cni-overlayd on host I (resync every 60 s: the heals below
     tb_bg "${H[$(($1 - 1))]}" "$BIN/cni-overlayd" --store "$D/leases.json" --network 10.247.0.0/16 --node "host$1" \
         --vni 7 --underlay eth0 --resync 60 --release-on-exit --node-file "$D/node$1.json" 2>>"$D/agent$1.log"
 }
-until_ok() { local i; for i in $(seq 1 50); do "$@" && return 0; sleep 0.1; done; return 1; }  # bounded wait for a state
 for i in 1 2 3; do agent "$i"; done
 host 4
 agent 4
 ctl 4 add overlay "/run/netns/${C[3]}" >/dev/null 2>"$D/err"; rc=$?
 check_eq "host4 (new): add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
-a4=$(addr "${C[3]}")
+a4=$(ov_addr "${C[3]}")
 check "host1's container reaches host4's, no ADD on host1 (the agent saw the lease)" \
     until_ok bash -c "ip netns exec ${C[0]} ping -c1 -W1 $a4 >/dev/null 2>&1"
 check "host4's container reaches host3's" until_ok bash -c "ip netns exec ${C[3]} ping -c1 -W1 $a3 >/dev/null 2>&1"
@@ -99,7 +98,6 @@ check_eq "every address released" "" "$(find "$D"/ipam* -type f | grep -Ev '/(lo
 check_eq "no veth left on the hosts" 0 "$(for h in "${H[@]}"; do ip -n "$h" -j link show type veth | jq '[.[] | select(.ifname != "eth0")] | length'; done | paste -sd+ | bc)"
 
 echo "vxlan: an IPv6 underlay (IPv4 overlay over it, MTU 1500 - 70)"
-. "$here/../lib/overlay.sh"
 ov_underlay 76
 for i in 1 2; do
     tb_netns "swcni-vx6h$i"; H6[$i]=$TB_LAST

@@ -8,6 +8,7 @@
 #   ov_etcd                      etcd on https://192.168.NET.254:2379 (namespace $OV_E): $OV_ETCD
 #   ov_etcdctl ARGS...           etcdctl with the client certificate, from inside $OV_E
 #   ov_agent I ARGS...           cni-overlayd on host I (etcd, the harness's certs), log $D/agentI.log
+#   ov_addr NS                   the IPv4 address of NS's eth0 (a container's, after ADD)
 #   until_ok CMD...              waits (bounded, 10 s) for CMD to succeed: a state, not a time
 
 OV_H=(); OV_C=(); OV_AGENT=()
@@ -81,5 +82,7 @@ ov_agent() {
     OV_AGENT[$i]=$!
     TB_PIDS+=("$!")
 }
+
+ov_addr() { ip -n "$1" -j addr show dev eth0 | jq -r '.[0].addr_info[] | select(.family == "inet") | .local'; }
 
 until_ok() { local i; for i in $(seq 1 100); do "$@" && return 0; sleep 0.1; done; return 1; }

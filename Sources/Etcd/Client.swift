@@ -130,21 +130,12 @@ public final class EtcdClient: Sendable {
         return (kvs, Self.revision(r))
     }
 
-    public func get(_ key: [UInt8]) async throws -> EtcdKeyValue? {
-        let r = try await call("/v3/kv/range", ["key": b64(key)])
-        return try r["kvs"]?.arrayValue?.first.map(Self.keyValue)
-    }
-
     /// Puts `value` at `key` (attached to `lease` when given). Returns the new revision.
     @discardableResult
     public func put(_ key: [UInt8], _ value: [UInt8], lease: Int64? = nil) async throws -> Int64 {
         var body: JSONObject = ["key": b64(key), "value": b64(value)]
         if let lease { body["lease"] = .string(String(lease)) }
         return Self.revision(try await call("/v3/kv/put", body))
-    }
-
-    public func delete(_ key: [UInt8]) async throws {
-        _ = try await call("/v3/kv/deleterange", ["key": b64(key)])
     }
 
     /// Puts `value` at `key` only if every comparison holds, atomically. True when it did.

@@ -29,20 +29,19 @@ public actor EtcdLeaseStore {
         subnetsPrefix + Array("\(subnet.network.address)-\(subnet.length)".utf8)
     }
 
-    /// The leases of this overlay from a listing (keys outside the network, or not leases, skipped).
-    public nonisolated func leases(_ kvs: [EtcdKeyValue]) -> [NodeLease] {
-        kvs.compactMap { kv in
-            guard let j = try? JSONValue.parse(kv.value), let l = NodeLease(json: j), network.network.contains(l.subnet.address),
-                l.subnet.length == network.subnetLength
-            else { return nil }
-            return l
-        }
+    /// The lease a key holds; nil for a value that is no lease of this overlay (outside the
+    /// network, another subnet length, not a lease).
+    public nonisolated func lease(_ kv: EtcdKeyValue) -> NodeLease? {
+        guard let j = try? JSONValue.parse(kv.value), let l = NodeLease(json: j), network.network.contains(l.subnet.address),
+            l.subnet.length == network.subnetLength
+        else { return nil }
+        return l
     }
 
     /// Every lease now, and the revision of the read (where a watch starts: revision + 1).
     public func list() async throws -> (leases: [NodeLease], revision: Int64) {
         let (kvs, rev) = try await client.range(prefix: subnetsPrefix)
-        return (leases(kvs), rev)
+        return (kvs.compactMap(lease), rev)
     }
 
     /// This node's lease: the subnet it holds (VTEP address updated), else `preferred` when free
@@ -54,7 +53,7 @@ public actor EtcdLeaseStore {
             if leaseID == nil { leaseID = try await client.grant(ttl: ttl) }
             for _ in 0..<32 {
                 let (kvs, _) = try await client.range(prefix: subnetsPrefix)
-                let entries = kvs.compactMap { kv in leases([kv]).first.map { (kv: kv, lease: $0) } }
+                let entries = kvs.compactMap { kv in self.lease(kv).map { (kv: kv, lease: $0) } }
                 if let mine = entries.first(where: { $0.lease.node == node }) {
                     // Duplicates of this node (an interrupted earlier claim) go; the first stays.
                     for extra in entries.dropFirst().filter({ $0.lease.node == node && $0.kv.key != mine.kv.key }) {

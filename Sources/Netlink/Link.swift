@@ -84,6 +84,16 @@ extension NetlinkRequest {
         r.append(header: h)
         return r
     }
+
+    /// RTM_NEWLINK creating `name` (EEXIST if it exists), with its MTU and MAC when given: the
+    /// head every `create*` shares; the kind's IFLA_LINKINFO follows.
+    static func newLink(_ name: String, mtu: Int?, mac: [UInt8]? = nil) -> NetlinkRequest {
+        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        r.attribute(Int(IFLA_IFNAME), string: name)
+        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
+        return r
+    }
 }
 
 extension NetlinkSocket {
@@ -124,10 +134,7 @@ extension NetlinkSocket {
     public func createVeth(
         name: String, peer: String, peerNamespace: NetworkNamespace? = nil, mtu: Int? = nil, mac: [UInt8]? = nil
     ) throws(NetlinkError) {
-        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-        r.attribute(Int(IFLA_IFNAME), string: name)
-        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
-        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
+        var r = NetlinkRequest.newLink(name, mtu: mtu, mac: mac)
         r.nest(Int(IFLA_LINKINFO)) { r in
             r.attribute(Int(IFLA_INFO_KIND), string: "veth")
             r.nest(Int(IFLA_INFO_DATA)) { r in
@@ -149,12 +156,9 @@ extension NetlinkSocket {
         name: String, master: Int32, mode: UInt32, in namespace: NetworkNamespace? = nil, mtu: Int? = nil,
         mac: [UInt8]? = nil, broadcastQueueLength: UInt32? = nil
     ) throws(NetlinkError) {
-        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-        r.attribute(Int(IFLA_IFNAME), string: name)
+        var r = NetlinkRequest.newLink(name, mtu: mtu, mac: mac)
         r.attribute(Int(IFLA_LINK), u32: UInt32(bitPattern: master))
         if let namespace { r.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(namespace.descriptor)) }
-        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
-        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
         r.nest(Int(IFLA_LINKINFO)) { r in
             r.attribute(Int(IFLA_INFO_KIND), string: "macvlan")
             r.nest(Int(IFLA_INFO_DATA)) { r in
@@ -167,9 +171,7 @@ extension NetlinkSocket {
 
     /// Creates a bridge. Equivalent to `ip link add <name> [mtu <mtu>] type bridge`.
     public func createBridge(name: String, mtu: Int? = nil) throws(NetlinkError) {
-        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-        r.attribute(Int(IFLA_IFNAME), string: name)
-        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
+        var r = NetlinkRequest.newLink(name, mtu: mtu)
         r.nest(Int(IFLA_LINKINFO)) { r in r.attribute(Int(IFLA_INFO_KIND), string: "bridge") }
         try execute(r, "RTM_NEWLINK bridge \(name)")
     }

@@ -37,10 +37,7 @@ extension NetlinkSocket {
     public func createVXLAN(
         name: String, vni: UInt32, port: UInt16, local: IPAddress, underlay: Int32?, mtu: Int? = nil, mac: [UInt8]? = nil
     ) throws(NetlinkError) {
-        var r = NetlinkRequest.link(Int(RTM_NEWLINK), flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-        r.attribute(Int(IFLA_IFNAME), string: name)
-        if let mtu { r.attribute(Int(IFLA_MTU), u32: UInt32(mtu)) }
-        if let mac { r.attribute(Int(IFLA_ADDRESS), mac) }
+        var r = NetlinkRequest.newLink(name, mtu: mtu, mac: mac)
         r.nest(Int(IFLA_LINKINFO)) { r in
             r.attribute(Int(IFLA_INFO_KIND), string: "vxlan")
             r.nest(Int(IFLA_INFO_DATA)) { r in

@@ -75,10 +75,13 @@ let nodeFilePath = opts["node-file"] ?? NodeFile.defaultPath(vni: vni)
     }
 
     /// The VTEP for `lease` (made again if deleted), the node file, the peers from `leases`.
+    /// `underlay`: the one the caller just looked up (else looked up here).
     @discardableResult
-    static func program(_ lease: NodeLease, leases: [NodeLease]) throws -> [Reconcile.Operation] {
+    static func program(_ lease: NodeLease, leases: [NodeLease], underlay: (link: Link, address: IPAddress)? = nil) throws
+        -> [Reconcile.Operation]
+    {
         let nl = try NetlinkSocket()
-        let (under, local) = try VTEP.underlay(nl, named: opts["underlay"])
+        let (under, local) = try underlay ?? VTEP.underlay(nl, named: opts["underlay"])
         let mtu = fixedMTU ?? under.mtu - (local.family == .v4 ? 50 : 70)
         let index = try VTEP.ensure(nl, vni: vni, port: port, underlay: under.index, lease: lease, mtu: mtu)
         let file = NodeFile(network: network, vni: vni, lease: lease, mtu: mtu)
@@ -108,9 +111,9 @@ if storeOption == "etcd" {
 @MainActor func runFile(_ path: String) -> Never {
     let store = FileLeaseStore(path: path)
     func pass() throws {
-        let (_, local) = try HostSide.underlay()
-        let lease = try store.claim(network, node: node, vtep: local)
-        try HostSide.program(lease, leases: try store.leases())
+        let under = try HostSide.underlay()
+        let lease = try store.claim(network, node: node, vtep: under.address)
+        try HostSide.program(lease, leases: try store.leases(), underlay: under)
     }
     if flags.contains("once") {
         do { try pass() } catch { fail("\(error)") }
@@ -122,7 +125,6 @@ if storeOption == "etcd" {
     try? System.makeDirectories(dir)
     let ifd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
     guard ifd >= 0, inotify_add_watch(ifd, dir, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE)) >= 0 else { fail("inotify on \(dir)") }
-    let sfd = stopFD
     func runPass() {
         do { try pass() } catch { log("\(error)") }
     }
@@ -132,7 +134,7 @@ if storeOption == "etcd" {
     var buf = [UInt8](repeating: 0, count: 4096)
     while true {
         var p = [
-            pollfd(fd: ifd, events: Int16(POLLIN), revents: 0), pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: ifd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
             pollfd(fd: monitor.fd, events: Int16(POLLIN), revents: 0),
         ]
         let n = poll(&p, 3, resync * 1000)
@@ -198,12 +200,12 @@ enum Wake: Sendable {
     /// Claims (or keeps) the subnet with the underlay's address now; programs the host.
     func claim() async {
         do {
-            let (_, local) = try HostSide.underlay()
+            let under = try HostSide.underlay()
             let preferred = lease?.subnet ?? (try? NodeFile.read(nodeFilePath))?.flatMap { $0.lease.node == node ? $0.lease.subnet : nil }
-            let l = try await store.claim(vtep: local, preferred: preferred)
+            let l = try await store.claim(vtep: under.address, preferred: preferred)
             if l != lease { log("lease \(l.subnet) vtep \(l.vtep)") }
             lease = l
-            try HostSide.program(l, leases: Array(peers.values))
+            try HostSide.program(l, leases: Array(peers.values), underlay: under)
         } catch {
             log("claim: \(error)")
         }
@@ -297,14 +299,14 @@ enum Wake: Sendable {
         switch w {
         case .listed(let kvs):
             peers = [:]
-            for kv in kvs { peers[kv.keyString] = store.leases([kv]).first }
+            for kv in kvs { peers[kv.keyString] = store.lease(kv) }
             // This host's own key missing (it expired while etcd was out of reach): claim again.
             if lease == nil || !peers.values.contains(where: { $0.node == node }) { await claim() } else { program() }
         case .watched(let r):
             for e in r.events {
                 switch e {
                 case .put(let kv):
-                    peers[kv.keyString] = store.leases([kv]).first
+                    peers[kv.keyString] = store.lease(kv)
                 case .delete(let key, _):
                     let k = String(decoding: key, as: UTF8.self)
                     // This host's own key gone (revoked or expired): claim again.

@@ -134,10 +134,8 @@ enum Vxlan {
         // What the runtime sent for the attachment goes on: prevResult (CHECK, a chained DEL), the
         // valid attachments (GC: without them the bridge plugin would collect every one), and
         // runtimeConfig/args.
-        if case .object(let original)? = try? JSONValue.parse(ctx.stdin) {
-            for key in ["prevResult", "cni.dev/valid-attachments", "runtimeConfig", "args"] {
-                if let v = original[key] { o[key] = v }
-            }
+        for key in ["prevResult", "cni.dev/valid-attachments", "runtimeConfig", "args"] {
+            if let v = ctx.config.raw[key] { o[key] = v }
         }
         return Array(JSONValue.object(o).serialized().utf8)
     }
