@@ -11,8 +11,8 @@ EXAMPLES="$here/../../netconf-examples"
 cd "$here/../.."
 . Scripts/lib/cnitool.sh
 if ! build_cnitool; then
-    echo "cnitool: 0 passed, 0 failed, 1 skipped (cnitool could not be built; reason above)"
-    exit 0
+    echo "cnitool: 0 passed, 1 failed (cnitool could not be built; reason above)"
+    exit 1
 fi
 had_var_lib_cni=$([ -d /var/lib/cni ] && echo yes || echo no)
 tb_tmpdir D

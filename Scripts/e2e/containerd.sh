@@ -9,12 +9,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
-    missing=()
-    for p in containerd runc; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-    if [ ${#missing[@]} -gt 0 ] && ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-        echo "containerd: 0 passed, 0 failed, 1 skipped (cannot install ${missing[*]})"
-        exit 0
-    fi
+    . "$here/../lib/deps.sh"   # containerd, runc, busybox: installed by Scripts/lib/deps.sh
+    check_tools || { echo "containerd: 0 passed, 1 failed (tools missing, above)"; exit 1; }
     # containerd 1.6 keeps shim sockets and fifos under /run/containerd whatever its config says:
     # when the machine has none, the one this run makes goes afterwards (containerd is stopped).
     had=$([ -e /run/containerd ] && echo yes || echo no)

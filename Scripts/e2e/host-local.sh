@@ -51,7 +51,7 @@ if [ -x "$REF" ]; then
     OUT=$(CNI_COMMAND=GC CNI_PATH="$D/bin" "$OURS" <<<"$gc"); check_eq "GC" 0 "$?"
     check_eq "after GC the directory is as the reference leaves it" "last_reserved_ip.0 lock" "$(ls -A "$D/data/compat" | sort | tr '\n' ' ' | sed 's/ $//')"
 else
-    echo "compatibility: skipped: $REF not installed (containernetworking-plugins)"
+    bad "compatibility: $REF missing (containernetworking-plugins, installed by Scripts/lib/deps.sh)"
 fi
 
 echo "64 parallel ADD processes on one /24, then 64 parallel DELs"

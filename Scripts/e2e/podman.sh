@@ -11,12 +11,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${SWCNI_PODMAN_NS:-}" ]; then
-    missing=()
-    for p in podman runc conmon; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-    if [ ${#missing[@]} -gt 0 ] && ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-        echo "podman: 0 passed, 0 failed, 1 skipped (cannot install ${missing[*]})"
-        exit 0
-    fi
+    . "$here/../lib/deps.sh"   # podman, runc, conmon, busybox: installed by Scripts/lib/deps.sh
+    check_tools || { echo "podman: 0 passed, 1 failed (tools missing, above)"; exit 1; }
     exec unshare --mount --propagation private env SWCNI_PODMAN_NS=1 bash "$0" "$@"
 fi
 mount -t tmpfs -o size=64m swcni-podman /var/lib || { echo "podman: 0 passed, 1 failed (cannot mount a private /var/lib)"; exit 1; }

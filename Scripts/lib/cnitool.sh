@@ -7,10 +7,7 @@ build_cnitool() {
     local root="$PWD/.build-cnitool" w
     CNITOOL="$root/cnitool"
     [ -x "$CNITOOL" ] && return 0
-    if ! command -v go >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null 2>&1 \
-            || { echo "cnitool: cannot install golang-go" >&2; return 1; }
-    fi
+    command -v go >/dev/null || { echo "cnitool: go missing (golang-go, Scripts/lib/deps.sh installs it)" >&2; return 1; }
     w="$root/work"
     rm -rf "$w" && mkdir -p "$w"
     . "$(dirname "${BASH_SOURCE[0]}")/debian-source.sh"

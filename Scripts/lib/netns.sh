@@ -15,6 +15,14 @@ TB_PASS=0
 TB_FAIL=0
 TB_NAME="${TB_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}"
 
+# Every tool of Scripts/lib/tools.tsv is there (Scripts/lib/deps.sh installs them): a script never
+# runs on with a tool missing, and never reads a figure through one.
+. "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+if ! check_tools; then
+    echo "${TB_NAME}: 0 passed, 1 failed (tools missing, above: run Scripts/test or install_deps of Scripts/lib/deps.sh)"
+    exit 1
+fi
+
 tb_cleanup() {
     local p n d
     for p in "${TB_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done

@@ -241,7 +241,10 @@ struct BridgeKernelTests {
     }
 
     @Test func ourBridgeWithTheReferenceHostLocal() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/host-local") else { return }
+        // Debian's containernetworking-plugins (Scripts/lib/deps.sh installs it): missing is a failure.
+        try #require(
+            FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/host-local"),
+            "/usr/lib/cni/host-local missing: install containernetworking-plugins")
         let bed = try Bed()
         defer { bed.remove() }
         let ctr = bed.container("m")
