@@ -9,16 +9,18 @@ build_release() {
         -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs
         -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
     cxx=$(gcc -print-file-name=libstdc++.a 2>/dev/null)
-    if [ -f "$cxx" ]; then
-        # -lstdc++ (which the Swift driver always passes) then finds this script, not the .so.
-        mkdir -p "$root/static-cxx"
-        echo "INPUT($cxx)" > "$root/static-cxx/libstdc++.so"
-        flags+=(-Xlinker "-L$root/static-cxx")
-    fi
+    # Without it the link would silently fall back to libstdc++.so (a slower start): fail instead.
+    [ -f "$cxx" ] || { echo "release build: no libstdc++.a (gcc/g++ missing: Scripts/lib/deps.sh installs them)" >&2; return 1; }
+    # -lstdc++ (which the Swift driver always passes) then finds this script, not the .so.
+    mkdir -p "$root/static-cxx"
+    echo "INPUT($cxx)" > "$root/static-cxx/libstdc++.so"
+    flags+=(-Xlinker "-L$root/static-cxx")
     swift build "${flags[@]}" 2>&1 | grep -aEv '^\[[0-9]+/[0-9]+\]|^Building|^Compiling' || true
     RELEASE_BIN=$(swift build "${flags[@]}" --show-bin-path)
     [ -x "$RELEASE_BIN/cni-plugins" ] || { echo "release build failed" >&2; return 1; }
-    if command -v patchelf >/dev/null; then
-        patchelf --remove-rpath "$RELEASE_BIN/cni-plugins"
+    patchelf --remove-rpath "$RELEASE_BIN/cni-plugins" || { echo "release build: patchelf failed" >&2; return 1; }
+    if readelf -d "$RELEASE_BIN/cni-plugins" | grep -q 'libstdc++'; then
+        echo "release build: cni-plugins links libstdc++.so, not the static library" >&2
+        return 1
     fi
 }
