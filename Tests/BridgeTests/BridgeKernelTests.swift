@@ -350,6 +350,51 @@ struct BridgeKernelTests {
         #expect(sh("ip", "netns", "exec", ctr, "ping", "-c1", "-W2", "10.80.0.1").status == 0, "no check, no drop")
     }
 
+    /// `"ipam": {}`: a pure layer-2 port, no address, the interface up (two containers addressed
+    /// by hand reach each other); `disableContainerInterface` leaves it down; both with macspoofchk.
+    @Test func layer2PortComesUpUnlessDisabled() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        func l2(_ extra: String) -> String {
+            #"{"cniVersion":"1.1.0","name":"bnet","type":"bridge","bridge":"swbr\#(bed.id)"\#(extra),"ipam":{}}"#
+        }
+        func isUp(_ ns: String) -> Bool {
+            ((ipJSON(ns, "link", "show", "eth0").first?["flags"] as? [String]) ?? []).contains("UP")
+        }
+        let a = bed.container("la"), b = bed.container("lb")
+        let addA = try bed.run("ADD", a, cid: "la", conf: l2(""))
+        #expect(addA.exitCode == 0, "\(msg(addA))")
+        #expect(isUp(a), "the layer-2 interface is up")
+        #expect(ipJSON(a, "-4", "addr", "show", "dev", "eth0").allSatisfy { (($0["addr_info"] as? [Any]) ?? []).isEmpty }, "no address")
+        let addB = try bed.run("ADD", b, cid: "lb", conf: l2(#","macspoofchk":true,"runtimeConfig":{"mac":"02:45:00:00:00:02"}"#))
+        #expect(addB.exitCode == 0, "\(msg(addB))")
+        #expect(isUp(b))
+        sh("ip", "-n", a, "addr", "add", "10.81.0.1/24", "dev", "eth0")
+        sh("ip", "-n", b, "addr", "add", "10.81.0.2/24", "dev", "eth0")
+        #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W2", "10.81.0.2").status == 0, "layer 2 across the bridge")
+        #expect(try bed.run("CHECK", a, cid: "la", conf: withPrev(l2(""), addA.stdout)).exitCode == 0)
+        // macspoofchk on a layer-2 port: another source MAC is dropped.
+        sh("ip", "-n", b, "link", "set", "eth0", "address", "02:45:00:00:00:99")
+        sh("ip", "-n", a, "neigh", "flush", "all")
+        #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W1", "10.81.0.2").status != 0, "spoofed MAC dropped")
+        sh("ip", "-n", b, "link", "set", "eth0", "address", "02:45:00:00:00:02")
+        sh("ip", "-n", a, "neigh", "flush", "all")
+        #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W2", "10.81.0.2").status == 0, "own MAC passes")
+        // CHECK sees a layer-2 interface that went down.
+        sh("ip", "-n", a, "link", "set", "eth0", "down")
+        #expect(code(try bed.run("CHECK", a, cid: "la", conf: withPrev(l2(""), addA.stdout))) == 108)
+        #expect(try bed.run("DEL", a, cid: "la", conf: l2("")).exitCode == 0)
+        #expect(try bed.run("DEL", b, cid: "lb", conf: l2(#","macspoofchk":true"#)).exitCode == 0)
+        // disableContainerInterface: the interface stays down, and CHECK expects it so.
+        let c = bed.container("lc")
+        let addC = try bed.run("ADD", c, cid: "lc", conf: l2(#","disableContainerInterface":true"#))
+        #expect(addC.exitCode == 0, "\(msg(addC))")
+        #expect(!isUp(c), "disableContainerInterface leaves the interface down")
+        #expect(try bed.run("CHECK", c, cid: "lc", conf: withPrev(l2(#","disableContainerInterface":true"#), addC.stdout)).exitCode == 0)
+        #expect(try bed.run("DEL", c, cid: "lc", conf: l2(#","disableContainerInterface":true"#)).exitCode == 0)
+        #expect(bed.vethsOnHost.isEmpty, "no veth left")
+    }
+
     /// Bridge VLAN filtering: absent from this VM's kernel (the test reports a skip with the
     /// reason); `Scripts/kernel-vm-test` runs it on Debian's stock kernel in qemu.
     static let vlanFiltering: Bool = {

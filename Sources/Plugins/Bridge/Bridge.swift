@@ -93,6 +93,12 @@ public struct BridgePlugin: CNIPlugin {
                 rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
             }
         }
+        if !conf.isLayer3 && !conf.disableContainerInterface {
+            // A pure layer-2 port: no address, but the interface is up (as the reference does).
+            do { try cnl.setUp(veth.container.index, arpNotify: true) } catch {
+                throw Bridge.kernel("failed to bring \(ctx.args.ifName) up in \(container.path)", error)
+            }
+        }
         if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
 
         let brNow = try host.link(index: br.index) ?? br
@@ -406,6 +412,7 @@ enum Bridge {
             throw fail("interface \"\(ctx.args.ifName)\" is missing in \(ctx.args.netns)")
         }
         if ctr.kind != "veth" { throw fail("interface \"\(ctx.args.ifName)\" is a \(ctr.kind ?? "plain link"), not a veth") }
+        if !conf.disableContainerInterface && !ctr.isUp { throw fail("interface \"\(ctx.args.ifName)\" is down") }
         let mine = prev.interfaces.enumerated().filter { $0.element.name == ctx.args.ifName && $0.element.sandbox != nil }
         if let expected = mine.first?.element.mac, expected.lowercased() != ctr.mac {
             throw fail("interface \"\(ctx.args.ifName)\" has MAC \(ctr.mac), the result says \(expected)")
