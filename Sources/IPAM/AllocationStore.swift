@@ -26,6 +26,16 @@ public final class AllocationStore {
     static let indexDirectoryName = ".swift-cni"
     public var indexDirectory: String { directory + "/" + AllocationStore.indexDirectoryName }
 
+    /// Opens `<dataDir>/<network>` and takes the lock; nil when the directory does not exist and
+    /// `create` is false (DEL, CHECK and GC of a network that never had an address leave the disk
+    /// as it was). `network` must already be a validated network name. Code 105 when the
+    /// directory or lock cannot be had.
+    public convenience init?(existing dataDir: String, network: String) throws(CNIError) {
+        var st = stat()
+        guard stat(dataDir + "/" + network, &st) == 0 else { return nil }
+        try self.init(dataDir: dataDir, network: network)
+    }
+
     /// Opens (creating if needed) `<dataDir>/<network>` and takes the lock. `network` must already
     /// be a validated network name. Code 105 when the directory or lock cannot be had.
     public init(dataDir: String, network: String) throws(CNIError) {
@@ -156,17 +166,94 @@ public final class AllocationStore {
         }
     }
 
-    /// Removes `a`'s entry, and the index directory once it is empty, so a store whose
-    /// attachments are all gone looks exactly as the reference plugin leaves it.
-    public func removeIndex(_ a: Attachment) {
+    /// Removes `a`'s entry (true when there was one), and the index directory once it is empty,
+    /// so a store whose attachments are all gone looks exactly as the reference plugin leaves it.
+    @discardableResult
+    public func removeIndex(_ a: Attachment) -> Bool {
         let p = indexPath(a)
         let removed = unlink(p) == 0
         if unlink(p + AllocationStore.temporarySuffix) == 0 || removed { rmdir(indexDirectory) }
+        return removed
     }
 
     /// An index entry is written through `<entry>.tmp` (under the lock, so one writer at a time):
     /// a writer killed before its rename leaves one, which the next write, DEL or GC removes.
     static let temporarySuffix = ".tmp"
+
+    // MARK: Completeness
+
+    /// The index is complete (lists every reservation of the directory) when nothing but this
+    /// store's own operations changed the directory since the last one: each of them ends by
+    /// setting the directory's mtime to a value it records in `.swift-cni/complete` (with the
+    /// number of index entries), a second in the past with random nanoseconds, which the kernel
+    /// never sets by itself, and the index directory's mtime to the same. Any other writer (the
+    /// reference plugin after a switch in place, a removed index or entry, an operation killed
+    /// between its reservation and its index entry) creates or removes a file, the kernel sets the mtime to the present, and the stamp no longer matches:
+    /// the directory is then read in full and the index rebuilt from it (``rebuildIndex()``).
+    public struct Stamp: Sendable, Equatable {
+        var seconds: Int
+        var nanoseconds: Int
+        public var entries: Int
+    }
+
+    var stampPath: String { indexDirectory + "/complete" }
+
+    /// The stamp when it matches the directory: the index is complete. Nil otherwise.
+    public func completeIndex() -> Stamp? {
+        guard let bytes = try? System.readFile(stampPath, limit: 256) else { return nil }
+        let f = String(decoding: bytes, as: UTF8.self).split(separator: " ").compactMap { Int(String($0).trimmingWhitespace()) }
+        guard f.count == 3 else { return nil }
+        for dir in [directory, indexDirectory] {
+            var st = stat()
+            guard stat(dir, &st) == 0, st.st_mtim.tv_sec == f[0], st.st_mtim.tv_nsec == f[1] else { return nil }
+        }
+        return Stamp(seconds: f[0], nanoseconds: f[1], entries: f[2])
+    }
+
+    /// Records that the index is complete with `entries` entries (call last, under the lock).
+    /// With none, the stamp and the index directory go (the store looks as the reference leaves it).
+    public func stampComplete(entries: Int) {
+        if entries <= 0 {
+            unlink(stampPath)
+            rmdir(indexDirectory)
+            return
+        }
+        if mkdir(indexDirectory, 0o700) != 0 && errno != EEXIST { return }
+        let stamp = Stamp(seconds: time(nil) - 1, nanoseconds: Int.random(in: 1..<1_000_000_000), entries: entries)
+        let text = "\(stamp.seconds) \(stamp.nanoseconds) \(stamp.entries)\n"
+        guard (try? System.writeFileAtomically(stampPath, Array(text.utf8), temporary: stampPath + AllocationStore.temporarySuffix)) != nil
+        else { return }
+        var times = [timespec(tv_sec: 0, tv_nsec: Int(AllocationStore.utimeOmit)), timespec(tv_sec: stamp.seconds, tv_nsec: stamp.nanoseconds)]
+        // Both directories: a reservation or an index entry changed behind our back is seen.
+        if utimensat(AT_FDCWD, indexDirectory, &times, 0) != 0 || utimensat(AT_FDCWD, directory, &times, 0) != 0 {
+            unlink(stampPath)
+        }
+    }
+
+    /// UTIME_OMIT: leave the access time alone.
+    static let utimeOmit = (1 << 30) - 2
+
+    /// Reads every reservation and makes the index list exactly them: an entry per attachment,
+    /// none for an attachment without a reservation. Returns the number of entries, or nil when
+    /// the index cannot be complete (a legacy id-only reservation names no interface).
+    @discardableResult
+    public func rebuildIndex() -> Int? {
+        var held: [Attachment: [IPAddress]] = [:]
+        var legacy = false
+        for (ip, content) in scan() {
+            let parts = AllocationStore.trimmed(content).split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else {
+                legacy = true
+                continue
+            }
+            held[Attachment(containerID: String(parts[0]), ifName: String(parts[1])), default: []].append(ip)
+        }
+        for a in indexedAttachments() where held[a] == nil { removeIndex(a) }
+        for (a, ips) in held where Set(indexed(a) ?? []) != Set(ips) {
+            do { try setIndex(a, ips.sorted()) } catch { return nil }
+        }
+        return legacy ? nil : held.count
+    }
 
     /// The addresses reserved for `a`: from the index when it knows the attachment (each address
     /// verified against its reservation file), otherwise by reading the directory.
@@ -182,14 +269,17 @@ public final class AllocationStore {
     /// read once: verified, then removed.
     @discardableResult
     public func releaseAll(of a: Attachment) -> [IPAddress] {
+        let complete = completeIndex()
         var released = (indexed(a) ?? []).filter { release($0, ifOwnedBy: a) }
-        if released.isEmpty {
-            // Not indexed (made by the reference plugin, or before a crash wrote the index).
+        if released.isEmpty && complete == nil {
+            // Perhaps not indexed (made by the reference plugin, or before a crash wrote the index).
             for (ip, content) in scan() where AllocationStore.matches(content, a) {
                 if unlink(directory + "/" + ip.description) == 0 { released.append(ip) }
             }
         }
-        removeIndex(a)
+        if complete == nil { unlink(stampPath) }  // stale: lets the emptied index directory go
+        let hadEntry = removeIndex(a)
+        if let complete { stampComplete(entries: complete.entries - (hadEntry ? 1 : 0)) }
         return released
     }
 

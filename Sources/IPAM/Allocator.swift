@@ -43,14 +43,18 @@ public enum Allocator {
     public static func allocate(
         _ a: Attachment, sets: [RangeSet], requested wanted: [Int: IPAddress], store: AllocationStore
     ) throws(CNIError) -> [Allocation] {
+        // The duplicate check needs a complete index: after another writer (the reference plugin,
+        // a lost index write) the directory is read in full first, as the reference always does.
+        var entries = store.completeIndex()?.entries ?? store.rebuildIndex()
         if let known = store.indexed(a), !known.isEmpty {
             let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
             if let first = live.first {
+                if let entries { store.stampComplete(entries: entries) }
                 throw CNIError(
                     .conflict, "\(first) has been allocated to \(a), duplicate allocation is not allowed",
                     details: "DEL the attachment before adding it again")
             }
-            store.removeIndex(a)  // stale hint
+            if store.removeIndex(a) { entries = entries.map { $0 - 1 } }  // stale hint
         }
         var done: [(IPAddress, Allocation)] = []
         do throws(CNIError) {
@@ -81,8 +85,10 @@ public enum Allocator {
         } catch {
             for (ip, _) in done { store.release(ip, ifOwnedBy: a) }
             store.removeIndex(a)
+            if let entries { store.stampComplete(entries: entries) }
             throw error
         }
+        if let entries { store.stampComplete(entries: entries + 1) }
         return done.map(\.1)
     }
 

@@ -189,6 +189,53 @@ func message(_ o: PluginOutcome) -> String {
         #expect(net.files == ["10.22.0.3", "last_reserved_ip.0", "lock"], "DEL releases only eth0's address")
     }
 
+    /// A switch in place: the reference plugin reserved an address for a/eth0 (no index of ours).
+    /// Our ADD for the same attachment must find it and refuse, as the reference does, instead of
+    /// reserving a second address.
+    @Test func addFindsTheReferencePluginsReservation() throws {
+        let reference = "/usr/lib/cni/host-local"
+        try #require(FileManager.default.isExecutableFile(atPath: reference), "\(reference) missing: install containernetworking-plugins")
+        let net = Net(#""ranges":[[{"subnet":"10.28.0.0/24"}]]"#, version: .v1_0_0)
+        _ = try net.add("seed")
+        let env = ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "a", "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"]
+        let out = try Subprocess.run(reference, environment: env, stdin: net.conf())
+        #expect(out.succeeded, "\(String(decoding: out.stdout + out.stderr, as: UTF8.self))")
+        #expect(net.files == ["10.28.0.2", "10.28.0.3", "last_reserved_ip.0", "lock"])
+        let again = net.run("ADD", "a")
+        #expect(code(again) == 107)
+        #expect(message(again).contains("10.28.0.3 has been allocated to a/eth0"))
+        #expect(net.files == ["10.28.0.2", "10.28.0.3", "last_reserved_ip.0", "lock"], "no second address")
+        #expect(net.run("DEL", "a").exitCode == 0)
+        #expect(try net.add("a") == ["10.28.0.4/24"])
+    }
+
+    /// The index lost (removed, or a crash between a reservation and its index entry): the next
+    /// ADD reads the directory in full and still refuses the duplicate.
+    @Test func addRefusesADuplicateWhenTheIndexIsGone() throws {
+        let net = Net(#""ranges":[[{"subnet":"10.29.0.0/24"}]]"#)
+        _ = try net.add("a")
+        _ = try net.add("b")
+        try FileManager.default.removeItem(atPath: net.store + "/.swift-cni")
+        #expect(code(net.run("ADD", "a")) == 107)
+        #expect(code(net.run("ADD", "b")) == 107)
+        #expect(net.files == ["10.29.0.2", "10.29.0.3", "last_reserved_ip.0", "lock"])
+        // The index was rebuilt: a lost entry of one attachment alone is found as well.
+        try FileManager.default.removeItem(atPath: net.store + "/.swift-cni/a%eth0")
+        #expect(code(net.run("ADD", "a")) == 107)
+        #expect(try net.add("c") == ["10.29.0.4/24"])
+        #expect(net.run("DEL", "a").exitCode == 0)
+        #expect(net.files == ["10.29.0.3", "10.29.0.4", "last_reserved_ip.0", "lock"])
+    }
+
+    /// DEL, CHECK and GC of a network that never had an address leave the disk as it was.
+    @Test func delOfNothingCreatesNothing() throws {
+        let net = Net(#""ranges":[[{"subnet":"10.30.0.0/24"}]]"#)
+        #expect(net.run("DEL", "never").exitCode == 0)
+        #expect(net.gc(valid: []).exitCode == 0)
+        #expect(code(net.run("CHECK", "never")) == 108)
+        #expect(!FileManager.default.fileExists(atPath: net.dir), "no data directory, no lock")
+    }
+
     @Test func delFindsLegacyAndForeignReservations() throws {
         let net = Net(#""ranges":[[{"subnet":"10.23.0.0/24"}]]"#)
         _ = try net.add("seed")

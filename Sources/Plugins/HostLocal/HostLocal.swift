@@ -28,7 +28,8 @@ public struct HostLocalPlugin: CNIPlugin {
     /// configuration are not needed (a broken range must not strand an address).
     public func del(_ ctx: PluginContext) throws {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args, requireRanges: false)
-        let store = try AllocationStore(dataDir: conf.dataDir, network: ctx.config.name)
+        // A network that never had an address: nothing to release, and nothing is created.
+        guard let store = try AllocationStore(existing: conf.dataDir, network: ctx.config.name) else { return }
         defer { store.close() }
         store.releaseAll(of: Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
     }
@@ -37,9 +38,13 @@ public struct HostLocalPlugin: CNIPlugin {
     /// reserved for it.
     public func check(_ ctx: PluginContext) throws {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args)
-        let store = try AllocationStore(dataDir: conf.dataDir, network: ctx.config.name)
-        defer { store.close() }
         let a = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        guard let store = try AllocationStore(existing: conf.dataDir, network: ctx.config.name) else {
+            throw CNIError(
+                .checkFailed, "host-local: no address allocated to \(a) in network \"\(ctx.config.name)\"",
+                details: "no store \(conf.dataDir)/\(ctx.config.name)")
+        }
+        defer { store.close() }
         let held = Set(store.addresses(of: a))
         if held.isEmpty {
             throw CNIError(
@@ -61,7 +66,7 @@ public struct HostLocalPlugin: CNIPlugin {
     /// null: none is valid, as `cnitool gc` means it). Keeps going on errors and reports them all.
     public func gc(_ ctx: PluginContext) throws {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args, requireRanges: false)
-        let store = try AllocationStore(dataDir: conf.dataDir, network: ctx.config.name)
+        guard let store = try AllocationStore(existing: conf.dataDir, network: ctx.config.name) else { return }
         defer { store.close() }
         let valid = Set(ctx.config.validAttachments ?? [])
         let validIDs = Set(valid.map(\.containerID))
@@ -84,6 +89,7 @@ public struct HostLocalPlugin: CNIPlugin {
         }
         for a in store.indexedAttachments() where !valid.contains(a) { store.removeIndex(a) }
         store.removeIndexTemporaries()
+        if let entries = store.rebuildIndex() { store.stampComplete(entries: entries) }
         if !errors.isEmpty {
             throw CNIError(
                 .stateStoreFailure, "host-local GC could not release \(errors.count) address(es)",
