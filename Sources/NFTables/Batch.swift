@@ -344,12 +344,21 @@ public struct Batch: Sendable {
         }
     }
 
-    /// Runs `fill` on a zeroed buffer and returns the netlink message it wrote (length from its header).
-    static func buffer(_ fill: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: 16384)
+    /// Runs `fill` on a zeroed buffer of `capacity` bytes and returns the netlink message it wrote
+    /// (length from its header). libnftnl writes without a bounds check, so every caller sizes
+    /// `capacity` for what it builds: the default holds any table, chain, map or rule message
+    /// (names are at most 256 bytes), and ``elements(_:_:_:_:_:_:)`` splits element lists into
+    /// messages it sizes itself. A message that still came out longer stops the process before
+    /// anything is sent.
+    static func buffer(capacity: Int = Batch.defaultCapacity, _ fill: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: capacity)
         buf.withUnsafeMutableBytes { fill($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-        return Array(buf.prefix(Int(le32(buf, 0))))
+        let length = Int(le32(buf, 0))
+        precondition(length <= capacity, "an nftables message of \(length) bytes overran its \(capacity)-byte buffer")
+        return Array(buf.prefix(length))
     }
+
+    static let defaultCapacity = 16384
 
     static func header(_ p: UnsafeMutablePointer<CChar>, _ type: nf_tables_msg_types, _ family: TableFamily, _ flags: Int32, _ seq: UInt32)
         -> UnsafeMutablePointer<nlmsghdr>
@@ -529,10 +538,9 @@ public struct Batch: Sendable {
     /// is already there fails the batch (EEXIST, or EBUSY when its verdict differs) instead of
     /// silently keeping the old element and its owner tag.
     public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [VerdictElement]) {
-        let list = elements.map { "\($0.key) comment \"\($0.comment)\" : jump \($0.jump)" }.joined(separator: ", ")
         self.elements(
-            "create element \(t.text) \(map) { \(list) }", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
-            elements.map { ElementSpec(key: $0.key.bytes, jump: $0.jump, comment: $0.comment) })
+            "create element \(t.text) \(map)", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
+            elements.map { ("\($0.key) comment \"\($0.comment)\" : jump \($0.jump)", ElementSpec(key: $0.key.bytes, jump: $0.jump, comment: $0.comment)) })
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
@@ -540,10 +548,11 @@ public struct Batch: Sendable {
     public mutating func deleteElements(_ t: TableRef, _ map: String, _ keys: [ElementKey]) {
         var seen = Set<ElementKey>()
         let keys = keys.filter { seen.insert($0).inserted }
-        self.elements(
-            "delete element \(t.text) \(map) { \(keys.map(\.description).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
-            keys.map { ElementSpec(key: $0.bytes) })
+        self.elements("delete element \(t.text) \(map)", NFT_MSG_DELSETELEM, 0, t, map, keys.map { ($0.description, ElementSpec(key: $0.bytes)) })
     }
+
+    /// The messages of `other`, after this batch's, in the same transaction.
+    public mutating func append(_ other: Batch) { messages += other.messages }
 
     /// One element of a NEWSETELEM/DELSETELEM message: the key, and for additions a verdict
     /// (`jump`) or data, and the comment.
@@ -552,40 +561,65 @@ public struct Batch: Sendable {
         var jump: String? = nil
         var data: [UInt8]? = nil
         var comment: String? = nil
+
+        /// At least the bytes the element takes in a message: its attributes' headers and padding
+        /// (about 70 bytes) and their contents.
+        var size: Int { 96 + key.count + (data?.count ?? 0) + (jump?.utf8.count ?? 0) + (comment?.utf8.count ?? 0) }
     }
 
-    /// The message that adds or deletes `specs` in `map` (nothing when there are none).
+    /// The most element bytes one message carries: the element list is one netlink attribute
+    /// nest, whose length field is 16 bits, so a larger list would wrap it.
+    static let elementBytesPerMessage = 32768
+
+    /// The messages that add or delete `items` in `map` (none when there are none), one per run
+    /// of elements up to ``elementBytesPerMessage``, each in a buffer sized for its elements.
+    /// All of them go in the same transaction. `head` is the nft command without the list.
     mutating func elements(
-        _ text: String, _ type: nf_tables_msg_types, _ flags: Int32, _ t: TableRef, _ map: String, _ specs: [ElementSpec]
+        _ head: String, _ type: nf_tables_msg_types, _ flags: Int32, _ t: TableRef, _ map: String, _ items: [(String, ElementSpec)]
     ) {
-        guard !specs.isEmpty else { return }
-        messages.append(
-            Message(text: text) { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, type, t.family, flags, seq)
-                    let o = Batch.set(t, map)
-                    for spec in specs {
-                        let e = nftnl_set_elem_alloc()!
-                        var key = spec.key
-                        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
-                        if let jump = spec.jump {
-                            nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
-                            nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), jump)
-                        }
-                        if var data = spec.data { nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_DATA), &data, UInt32(data.count)) }
-                        if let comment = spec.comment {
-                            // As nft stores it: user data TLV 0, NUL-terminated.
-                            let ud = nftnl_udata_buf_alloc(256)!
-                            _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), comment)
-                            nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
-                            nftnl_udata_buf_free(ud)
-                        }
-                        nftnl_set_elem_add(o, e)
+        var start = 0
+        while start < items.count {
+            var end = start, bytes = 0
+            while end < items.count && (end == start || bytes + items[end].1.size <= Batch.elementBytesPerMessage) {
+                bytes += items[end].1.size
+                end += 1
+            }
+            let chunk = items[start..<end]
+            let specs = chunk.map(\.1)
+            // The header, nfgenmsg, table and set names (at most 256 bytes each) and the nest.
+            let capacity = 1024 + bytes
+            messages.append(
+                Message(text: "\(head) { \(chunk.map(\.0).joined(separator: ", ")) }") { seq in
+                    Batch.buffer(capacity: capacity) { p in
+                        let nlh = Batch.header(p, type, t.family, flags, seq)
+                        let o = Batch.set(t, map)
+                        for spec in specs { nftnl_set_elem_add(o, Batch.element(spec)) }
+                        nftnl_set_elems_nlmsg_build_payload(nlh, o)
+                        nftnl_set_free(o)
                     }
-                    nftnl_set_elems_nlmsg_build_payload(nlh, o)
-                    nftnl_set_free(o)
-                }
-            })
+                })
+            start = end
+        }
+    }
+
+    /// A libnftnl element for `spec` (owned by the set it is added to).
+    static func element(_ spec: ElementSpec) -> OpaquePointer {
+        let e = nftnl_set_elem_alloc()!
+        var key = spec.key
+        nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_KEY), &key, UInt32(key.count))
+        if let jump = spec.jump {
+            nftnl_set_elem_set_u32(e, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
+            nftnl_set_elem_set_str(e, attr(NFTNL_SET_ELEM_CHAIN), jump)
+        }
+        if var data = spec.data { nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_DATA), &data, UInt32(data.count)) }
+        if let comment = spec.comment {
+            // As nft stores it: user data TLV 0, NUL-terminated.
+            let ud = nftnl_udata_buf_alloc(256)!
+            _ = nftnl_udata_put_strz(ud, UInt8(attr(NFTNL_UDATA_SET_ELEM_COMMENT)), comment)
+            nftnl_set_elem_set(e, attr(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud))
+            nftnl_udata_buf_free(ud)
+        }
+        return e
     }
 }
 

@@ -126,10 +126,12 @@ extension Batch {
     /// `create element <t> <map> { <key> comment "<c>" : <value>, ... }`: exclusive, so a key that
     /// is already there fails the whole batch with EEXIST instead of being silently kept.
     public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [MapElement]) {
-        let list = elements.map { "\(FieldValue.text($0.key)) comment \"\($0.comment)\" : \(FieldValue.text($0.value))" }
         self.elements(
-            "create element \(t.text) \(map) { \(list.joined(separator: ", ")) }", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
-            elements.map { ElementSpec(key: FieldValue.bytes($0.key), data: FieldValue.bytes($0.value), comment: $0.comment) })
+            "create element \(t.text) \(map)", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
+            elements.map {
+                ("\(FieldValue.text($0.key)) comment \"\($0.comment)\" : \(FieldValue.text($0.value))",
+                 ElementSpec(key: FieldValue.bytes($0.key), data: FieldValue.bytes($0.value), comment: $0.comment))
+            })
     }
 
     /// `delete element <t> <map> { <key>, ... }`.
@@ -137,8 +139,7 @@ extension Batch {
         var seen = Set<[UInt8]>()
         let keys = keys.filter { seen.insert(FieldValue.bytes($0)).inserted }  // each once
         self.elements(
-            "delete element \(t.text) \(map) { \(keys.map(FieldValue.text).joined(separator: ", ")) }", NFT_MSG_DELSETELEM, 0, t, map,
-            keys.map { ElementSpec(key: FieldValue.bytes($0)) })
+            "delete element \(t.text) \(map)", NFT_MSG_DELSETELEM, 0, t, map, keys.map { (FieldValue.text($0), ElementSpec(key: FieldValue.bytes($0))) })
     }
 }
 

@@ -70,7 +70,7 @@ public enum Firewall {
     /// `isolate`, traffic between `bridge` and the other isolated bridges is dropped.
     public static func add(
         _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPAddress], adminChain: String, isolate bridge: String?,
-        attempt: Int = 0
+        attempt: Int = 0, takeOver: Bool = false
     ) throws(NFTError) {
         try s.ensureTable(table) { skeleton(adminChain: adminChain) }
         // The admin chain of this configuration (another network may name another one): made
@@ -82,6 +82,14 @@ public enum Firewall {
             try s.apply(b)
         }
         var b = Batch()
+        if takeOver {
+            // Addresses still listed for an attachment that leaked them: ours now, replaced in
+            // the same transaction as the additions.
+            for f in [IPFamily.v4, .v6] {
+                let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0) })
+                b.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).map(\.key).filter { keys.contains($0) })
+            }
+        }
         if let bridge, try !s.elements(table, isolationIn, .interfaceName).contains(where: { $0.key == .interface(bridge) }) {
             let c = isolationChain(bridge)
             b.addChain(table, c)
@@ -98,18 +106,11 @@ public enum Firewall {
         do {
             try s.apply(b)
         } catch {
-            guard (error.errno == EEXIST || error.errno == EBUSY) && attempt < 3 else { throw error }
-            // An address still listed for an attachment that leaked it (or a bridge another ADD
-            // isolated meanwhile): take the address over, then apply again.
-            try s.applyListing { () throws(NFTError) -> Batch in
-                var clean = Batch()
-                for f in [IPFamily.v4, .v6] {
-                    let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0) })
-                    clean.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).map(\.key).filter { keys.contains($0) })
-                }
-                return clean
-            }
-            try add(s, network: network, a, addresses: addresses, adminChain: adminChain, isolate: bridge, attempt: attempt + 1)
+            // EEXIST/EBUSY: an address still listed for an attachment that leaked it, or a bridge
+            // another ADD isolated meanwhile; ENOENT: a listed element another DEL took first.
+            let retry = error.errno == EEXIST || error.errno == EBUSY || (takeOver && error.errno == ENOENT)
+            guard retry && attempt < 3 else { throw error }
+            try add(s, network: network, a, addresses: addresses, adminChain: adminChain, isolate: bridge, attempt: attempt + 1, takeOver: true)
         }
     }
 

@@ -36,9 +36,20 @@ public enum MacSpoofCheck {
         return b
     }
 
-    public static func addBatch(network: String, _ a: Attachment, hostInterface: String, mac: [UInt8]) -> Batch {
+    /// `replacing`: the element a leaked attachment left for the same host interface, deleted
+    /// (with its chain) in the same transaction.
+    public static func addBatch(
+        network: String, _ a: Attachment, hostInterface: String, mac: [UInt8], replacing: VerdictElement? = nil
+    ) -> Batch {
         let c = chain(network: network, a)
         var b = Batch()
+        if let old = replacing {
+            b.deleteElements(table, map, [old.key])
+            if old.jump != c && !old.jump.isEmpty {
+                b.flushChain(table, old.jump)
+                b.deleteChain(table, old.jump)
+            }
+        }
         b.addChain(table, c)
         b.flushChain(table, c)
         b.addRule(table, c, .sourceMACReturn(mac))
@@ -52,16 +63,14 @@ public enum MacSpoofCheck {
         throws(NFTError)
     {
         try s.ensureTable(table, skeleton)
-        let batch = addBatch(network: network, a, hostInterface: hostInterface, mac: mac)
         do {
-            try s.apply(batch)
+            try s.apply(addBatch(network: network, a, hostInterface: hostInterface, mac: mac))
         } catch {
             guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
-            // A leaked element for a reused host interface name: replace it.
-            var clean = Batch()
-            clean.deleteElements(table, map, [.interface(hostInterface)])
-            try s.apply(clean)
-            try s.apply(batch)
+            // A leaked element for a reused host interface name: replaced in one transaction.
+            try s.applyListing { () throws(NFTError) -> Batch in
+                addBatch(network: network, a, hostInterface: hostInterface, mac: mac, replacing: try element(s, hostInterface: hostInterface))
+            }
         }
     }
 

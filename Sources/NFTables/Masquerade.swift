@@ -62,8 +62,10 @@ public enum Masquerade {
     /// The subnet chains (re-made with the same content, idempotent) unless `existing` has them,
     /// and the elements of `addresses`. `exclude`: more destinations that keep the source address
     /// (a vxlan overlay's whole network: traffic between its hosts is not masqueraded).
+    /// `replacing`: keys another attachment leaked, deleted in the same transaction.
     public static func addBatch(
-        network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = [], existing: Set<String> = []
+        network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = [], existing: Set<String> = [],
+        replacing: [IPFamily: [ElementKey]] = [:]
     ) -> Batch {
         var b = Batch()
         var done = Set<IPPrefix>()
@@ -78,6 +80,7 @@ public enum Masquerade {
             b.addRule(table, c, .masquerade)
         }
         for f in [IPFamily.v4, .v6] {
+            b.deleteElements(table, map(f), replacing[f] ?? [])
             let els = addresses.filter { $0.family == f }.map {
                 VerdictElement(key: .address($0.address), jump: chain(network: network, subnet: $0, exclude: exclude), comment: tag(network: network, a))
             }
@@ -96,19 +99,20 @@ public enum Masquerade {
             let c = chain(network: network, subnet: p, exclude: exclude)
             if try chainExists(s, c) { existing.insert(c) }
         }
-        let batch = addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing)
         do {
-            try s.apply(batch)
+            try s.apply(addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing))
         } catch {
             guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
-            // An address still mapped for an attachment that leaked it: the address is ours now.
-            var clean = Batch()
-            for f in [IPFamily.v4, .v6] {
-                let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0.address) })
-                clean.deleteElements(table, map(f), try elements(s, f).map(\.key).filter { keys.contains($0) })
+            // An address still mapped for an attachment that leaked it: the address is ours now,
+            // its old element replaced in one transaction (never a moment without either).
+            try s.applyListing { () throws(NFTError) -> Batch in
+                var replacing: [IPFamily: [ElementKey]] = [:]
+                for f in [IPFamily.v4, .v6] {
+                    let keys = Set(addresses.filter { $0.family == f }.map { ElementKey.address($0.address) })
+                    replacing[f] = try elements(s, f).map(\.key).filter { keys.contains($0) }
+                }
+                return addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing, replacing: replacing)
             }
-            try s.apply(clean)
-            try s.apply(batch)
         }
     }
 

@@ -39,6 +39,10 @@ public final class NFTSocket {
             mnl_socket_close(s)
             throw NFTError(operation: "bind(NETLINK_NETFILTER)", errno: e)
         }
+        // Errors without a copy of the failed message: a batch of large messages that all fail
+        // would otherwise overflow the receive buffer with its own echoes (ENOBUFS).
+        var on: Int32 = 1
+        _ = mnl_socket_setsockopt(s, NETLINK_CAP_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
         socket = s
         portID = mnl_socket_get_portid(s)
         sequence = UInt32(truncatingIfNeeded: time(nil)) &* 1000
@@ -71,9 +75,11 @@ public final class NFTSocket {
             bytes += m.build(seq)
         }
         bytes += Batch.control(UInt16(NFNL_MSG_BATCH_END), seq: nextSequence())
+        reserveBuffers(send: bytes.count, acknowledgements: seqs.count)
         let sent = bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
-        if sent < 0 { throw NFTError(operation: "send batch", errno: errno) }
-        // The kernel handles the whole batch inside sendmsg: its replies are queued already.
+        if sent < 0 { throw NFTError(operation: "send batch of \(batch.messages.count) messages (\(bytes.count) bytes)", errno: errno) }
+        // The kernel handles the whole batch inside sendmsg: its replies are queued already, so
+        // running out of them before every message was acknowledged is a failure, never success.
         var acked = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
         let fd = mnl_socket_get_fd(socket)
@@ -81,7 +87,10 @@ public final class NFTSocket {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN { break }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    throw NFTError(
+                        operation: "batch of \(seqs.count) messages: only \(acked) acknowledged by the kernel", errno: EAGAIN)
+                }
                 throw NFTError(operation: "receive batch replies", errno: errno)
             }
             for (type, seq, payload) in Self.messages(buffer, n) where seqs[seq] != nil {
@@ -91,6 +100,26 @@ public final class NFTSocket {
                 acked += 1
             }
         }
+    }
+
+    /// The kernel refuses a batch larger than the socket's send buffer (EMSGSIZE), and drops
+    /// acknowledgements beyond its receive buffer (each is a small skb of about 1 KiB of
+    /// accounting): both are raised to what the batch needs, past the sysctl limits (FORCE, as
+    /// root; otherwise up to the limits, and a batch that still does not fit fails to send).
+    private func reserveBuffers(send: Int, acknowledgements: Int) {
+        let fd = mnl_socket_get_fd(socket)
+        func ensure(_ option: Int32, _ force: Int32, _ wanted: Int) {
+            var current: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            // The kernel reports the doubled value it accounts with.
+            guard getsockopt(fd, SOL_SOCKET, option, &current, &len) == 0, Int(current) < wanted else { return }
+            var value = Int32(clamping: wanted)
+            if setsockopt(fd, SOL_SOCKET, force, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
+        ensure(SO_SNDBUF, SO_SNDBUFFORCE, send + 4096)
+        ensure(SO_RCVBUF, SO_RCVBUFFORCE, acknowledgements * 2048 + 65536)
     }
 
     /// Applies the batch `make` builds from a fresh listing. A DEL, GC or ADD of another

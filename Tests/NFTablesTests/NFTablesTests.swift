@@ -1,6 +1,6 @@
 import CNI
 import Foundation
-import NFTables
+@testable import NFTables
 import Netlink
 import TestSupport
 import Testing
@@ -61,6 +61,28 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
             create element inet swift_cni masq4 { 10.244.3.5 comment "\(Masquerade.tag(network: "ov", a))" : jump \(c) }
             """)
     }
+
+    /// An element another attachment leaked is replaced in the same transaction as the addition:
+    /// at no moment is the address (or host interface) without an element.
+    @Test func replacingALeakedElementIsOneTransaction() {
+        let a = Attachment(containerID: "c1", ifName: "eth0")
+        let c4 = Masquerade.chain(network: "net1", subnet: IPPrefix("10.88.0.0/16")!)
+        let masq = Masquerade.addBatch(
+            network: "net1", a, addresses: [IPPrefix("10.88.0.5/16")!], existing: [c4], replacing: [.v4: [.address(IPAddress("10.88.0.5")!)]])
+        #expect(masq.text == """
+            delete element inet swift_cni masq4 { 10.88.0.5 }
+            create element inet swift_cni masq4 { 10.88.0.5 comment "\(Masquerade.tag(network: "net1", a))" : jump \(c4) }
+            """)
+        let leaked = VerdictElement(key: .interface("veth1"), jump: "spoof-old", comment: "x")
+        let spoof = MacSpoofCheck.addBatch(network: "net1", a, hostInterface: "veth1", mac: [2, 0, 0, 0, 0, 1], replacing: leaked).text
+        #expect(spoof.hasPrefix("""
+            delete element bridge swift_cni macspoof { "veth1" }
+            flush chain bridge swift_cni spoof-old
+            delete chain bridge swift_cni spoof-old
+            add chain bridge swift_cni \(MacSpoofCheck.chain(network: "net1", a))
+            """))
+        #expect(spoof.hasSuffix("create element bridge swift_cni macspoof { \"veth1\" comment \"\(Masquerade.tag(network: "net1", a))\" : jump \(MacSpoofCheck.chain(network: "net1", a)) }"))
+    }
 }
 
 /// The same batches against the kernel, inside a throwaway namespace; read back with `nft -j`.
@@ -114,6 +136,46 @@ struct MasqueradeKernelTests {
         // GC of n1 keeping b: d goes, n2's element stays.
         try Masquerade.collect(s, network: "n1", valid: [b])
         #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.6", "10.89.0.5"])
+    }
+
+    /// The kernel answers every message of a batch before sendmsg returns: a batch whose
+    /// acknowledgements stop early is a failure, never a success. Here the second message does
+    /// not ask for its acknowledgement.
+    @Test func missingAcknowledgementsAreAFailure() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        var b = Batch()
+        b.addTable(TableRef(.inet, "acked"))
+        var other = Batch()
+        other.addTable(TableRef(.inet, "unacked"))
+        let m = other.messages[0]
+        b.messages.append(Batch.Message(text: m.text) { seq in
+            var bytes = m.build(seq)
+            bytes[6] &= ~UInt8(4)  // NLM_F_ACK
+            return bytes
+        })
+        let e = try #require(throws: NFTError.self) { try s.apply(b) }
+        #expect(e.errno == EAGAIN && e.operation.contains("only 1 acknowledged"), "\(e)")
+    }
+
+    /// A host interface name or an address reused while a leaked element still holds it: the
+    /// new attachment takes it over (macspoofchk: with its own chain, the old one removed).
+    @Test func leakedMacSpoofAndFirewallElementsAreTakenOver() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0"), b = Attachment(containerID: "b", ifName: "eth0")
+        try MacSpoofCheck.add(s, network: "n1", a, hostInterface: "veth1", mac: [2, 0, 0, 0, 0, 1])
+        try MacSpoofCheck.add(s, network: "n1", b, hostInterface: "veth1", mac: [2, 0, 0, 0, 0, 2])
+        let el = try MacSpoofCheck.element(s, hostInterface: "veth1")
+        #expect(el?.comment == Masquerade.tag(network: "n1", b) && el?.jump == MacSpoofCheck.chain(network: "n1", b))
+        let listing = ns.nft("list", "table", "bridge", "swift_cni")
+        #expect(!listing.contains(MacSpoofCheck.chain(network: "n1", a)), "the leaked attachment's chain went with its element")
+        #expect(listing.contains("ether saddr 02:00:00:00:00:02 return"))
+
+        try Firewall.add(s, network: "n1", a, addresses: [IPAddress("10.88.0.5")!], adminChain: "admin", isolate: nil)
+        try Firewall.add(s, network: "n1", b, addresses: [IPAddress("10.88.0.5")!, IPAddress("10.88.0.6")!], adminChain: "admin", isolate: nil)
+        #expect(try Firewall.addresses(s, network: "n1", a).isEmpty)
+        #expect(try Firewall.addresses(s, network: "n1", b).map(\.description).sorted() == ["10.88.0.5", "10.88.0.6"])
     }
 
     @Test func removeWithoutTableIsSuccess() throws {

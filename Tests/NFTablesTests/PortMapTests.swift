@@ -169,6 +169,49 @@ struct PortMapKernelTests {
         #expect(elements("snat4").isEmpty && elements("dnat4").isEmpty && elements("dnat4_addr").isEmpty)
     }
 
+    /// A host that never ran DEL (a runtime crash, a rebooted node's stale state): 5,000
+    /// attachments' DNAT, snat and masquerade elements, then one GC with none valid. Every
+    /// element goes, each GC in one transaction (messages sized and split, never one fixed
+    /// buffer: libnftnl writes past the end of a buffer without a check).
+    @Test func gcOfFiveThousandStaleAttachmentsRemovesEverything() throws {
+        let s = try ns.socket()
+        let n = 5000
+        for i in 0..<n {
+            let a = Attachment(containerID: "stale-\(i)-0123456789abcdef0123456789abcdef", ifName: "eth0")
+            let addr = "10.91.\(i / 250).\(i % 250 + 2)"
+            try PortMap.add(
+                s, network: "web", a, mappings: [mapping(UInt16(10000 + i), addr)], subnets: [IPPrefix(addr + "/16")!], snat: true,
+                masqAll: false)
+            try Masquerade.add(s, network: "web", a, addresses: [IPPrefix(addr + "/16")!])
+        }
+        let snat = { () throws -> Int in try s.elements(PortMap.table, "snat4", .ipv4).count }
+        #expect(elements("dnat4").count == n)
+        #expect(try snat() == n)
+        #expect(try Masquerade.elements(s, .v4).count == n)
+        let removed = try PortMap.collect(s, network: "web", valid: [])
+        #expect(removed.count == n)
+        try Masquerade.collect(s, network: "web", valid: [])
+        #expect(elements("dnat4").isEmpty)
+        #expect(try snat() == 0)
+        #expect(try Masquerade.elements(s, .v4).isEmpty)
+        // And the other way: 5,000 elements added by one transaction.
+        var b = Batch()
+        b.addChain(Masquerade.table, "bulk")
+        b.addElements(
+            Masquerade.table, "masq4",
+            (0..<n).map { i in
+                VerdictElement(key: .address(IPAddress("10.92.\(i / 250).\(i % 250 + 2)")!), jump: "bulk", comment: "bulk-\(i)")
+            })
+        #expect(b.messages.count > 2, "split into messages of bounded size")
+        try s.apply(b)
+        #expect(try Masquerade.elements(s, .v4).count == n)
+        // A transaction of many messages: every acknowledgement must fit the receive buffer.
+        var chains = Batch()
+        for i in 0..<n { chains.addChain(Masquerade.table, "many-\(i)") }
+        try s.apply(chains)
+        #expect(try s.chainExists(Masquerade.table, "many-\(n - 1)"))
+    }
+
     @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {
         let s = try ns.socket()
         #expect(try PortMap.remove(s, network: "web", Attachment(containerID: "a", ifName: "eth0")).isEmpty)
