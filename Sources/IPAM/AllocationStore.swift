@@ -212,17 +212,24 @@ public final class AllocationStore {
 
     /// Records that the index is complete with `entries` entries (call last, under the lock).
     /// With none, the stamp and the index directory go (the store looks as the reference leaves it).
-    public func stampComplete(entries: Int) {
+    /// `keeping`: the stamp found at the start; when the entries are the same (a refused ADD),
+    /// its file is kept as it was and only the directories' times are set back to it.
+    public func stampComplete(entries: Int, keeping previous: Stamp? = nil) {
         if entries <= 0 {
             unlink(stampPath)
             rmdir(indexDirectory)
             return
         }
         if mkdir(indexDirectory, 0o700) != 0 && errno != EEXIST { return }
-        let stamp = Stamp(seconds: time(nil) - 1, nanoseconds: Int.random(in: 1..<1_000_000_000), entries: entries)
-        let text = "\(stamp.seconds) \(stamp.nanoseconds) \(stamp.entries)\n"
-        guard (try? System.writeFileAtomically(stampPath, Array(text.utf8), temporary: stampPath + AllocationStore.temporarySuffix)) != nil
-        else { return }
+        let stamp: Stamp
+        if let previous, previous.entries == entries {
+            stamp = previous
+        } else {
+            stamp = Stamp(seconds: time(nil) - 1, nanoseconds: Int.random(in: 1..<1_000_000_000), entries: entries)
+            let text = "\(stamp.seconds) \(stamp.nanoseconds) \(stamp.entries)\n"
+            guard (try? System.writeFileAtomically(stampPath, Array(text.utf8), temporary: stampPath + AllocationStore.temporarySuffix)) != nil
+            else { return }
+        }
         var times = [timespec(tv_sec: 0, tv_nsec: Int(AllocationStore.utimeOmit)), timespec(tv_sec: stamp.seconds, tv_nsec: stamp.nanoseconds)]
         // Both directories: a reservation or an index entry changed behind our back is seen.
         if utimensat(AT_FDCWD, indexDirectory, &times, 0) != 0 || utimensat(AT_FDCWD, directory, &times, 0) != 0 {

@@ -45,11 +45,12 @@ public enum Allocator {
     ) throws(CNIError) -> [Allocation] {
         // The duplicate check needs a complete index: after another writer (the reference plugin,
         // a lost index write) the directory is read in full first, as the reference always does.
-        var entries = store.completeIndex()?.entries ?? store.rebuildIndex()
+        let stamp = store.completeIndex()
+        var entries = stamp?.entries ?? store.rebuildIndex()
         if let known = store.indexed(a), !known.isEmpty {
             let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
             if let first = live.first {
-                if let entries { store.stampComplete(entries: entries) }
+                if let entries { store.stampComplete(entries: entries, keeping: stamp) }
                 throw CNIError(
                     .conflict, "\(first) has been allocated to \(a), duplicate allocation is not allowed",
                     details: "DEL the attachment before adding it again")
@@ -85,7 +86,7 @@ public enum Allocator {
         } catch {
             for (ip, _) in done { store.release(ip, ifOwnedBy: a) }
             store.removeIndex(a)
-            if let entries { store.stampComplete(entries: entries) }
+            if let entries { store.stampComplete(entries: entries, keeping: stamp) }  // a refused ADD changes nothing
             throw error
         }
         if let entries { store.stampComplete(entries: entries + 1) }
