@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The bad-input table (Scripts/lib/bad-input.py, 90 cases across every plugin): exact CNI error
+# The bad-input table (Scripts/lib/bad-input.py, over 100 cases across every plugin): exact CNI error
 # code, a message naming the culprit, and nothing changed in the host or container namespace, the
 # nftables ruleset or the state directories. Runs inside a throwaway host namespace.
 set -u

@@ -246,6 +246,10 @@ CASES = [
     ("macvlan no master, no default route", "macvlan", dict(conf=macvlan(master=None)), 7, "master"),
     ("macvlan CNI_IFNAME in use in the container", "macvlan", dict(conf=macvlan(), env={"CNI_IFNAME": "inuse0"}), 107, "inuse0"),
     ("macvlan master a number", "macvlan", dict(conf=macvlan(master=3)), 6, "master"),
+    ("macvlan master the loopback", "macvlan", dict(conf=macvlan(master="lo")), 7, "loopback"),
+    ("a conflist on bridge's stdin", "bridge", dict(conf={"cniVersion": "1.1.0", "name": "badnet", "plugins": [bridge()]}), 7, "plugins"),
+    ("a conflist on host-local's stdin", "host-local",
+     dict(conf={"cniVersion": "1.1.0", "name": "badnet", "plugins": [hostlocal()]}), 7, "plugins"),
     # portmap.
     ("portmap hostPort 0", "portmap", dict(conf=portmap([{"hostPort": 0, "containerPort": 80}])), 7, "hostPort"),
     ("portmap containerPort 70000", "portmap", dict(conf=portmap([{"hostPort": 8080, "containerPort": 70000}])), 7, "containerPort"),

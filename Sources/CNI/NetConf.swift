@@ -86,6 +86,13 @@ public struct NetConf: Sendable {
         name = try f.string("name") ?? ""
         try NetConf.validateName(name)
         type = try f.string("type") ?? ""
+        if type.isEmpty, obj["plugins"] != nil {
+            // A runtime hands a plugin one configuration of a list (with the list's name and
+            // version): the list itself here would run with defaults (a cni0 bridge appears).
+            throw CNIError(
+                .invalidNetworkConfig, "a network configuration list (\"plugins\") was given to a plugin",
+                details: "a plugin takes one network configuration with its \"type\"; run the list with a runtime (cnitool, cnictl add) or pass one of its plugins")
+        }
         var caps: [String: Bool] = [:]
         if let c = try f.object("capabilities") {
             for (k, v) in c.object { caps[k] = try v.bool(at: c.pathOf(k)) }

@@ -26,6 +26,10 @@ public struct Link: Sendable, Equatable {
     /// IFLA_MACVLAN_MODE of a macvlan (1 private, 2 vepa, 4 bridge, 8 passthru).
     public let macvlanMode: UInt32?
 
+    /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
+    /// under it (a tun, wireguard or ip tunnel device is not).
+    public let isEthernet: Bool
+    public var isLoopback: Bool { flags & UInt32(IFF_LOOPBACK) != 0 }
     public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
     public var isPromiscuous: Bool { flags & UInt32(IFF_PROMISC) != 0 }
     public var isAllMulticast: Bool { flags & UInt32(IFF_ALLMULTI) != 0 }
@@ -37,6 +41,7 @@ public struct Link: Sendable, Equatable {
         let a = reply.attributes(after: MemoryLayout<ifinfomsg>.size)
         index = hdr.ifi_index
         flags = hdr.ifi_flags
+        isEthernet = hdr.ifi_type == 1  // ARPHRD_ETHER
         name = a.string(Int(IFLA_IFNAME)) ?? ""
         mtu = Int(a.u32(Int(IFLA_MTU)) ?? 0)
         mac = a[Int(IFLA_ADDRESS)].map(MAC.format) ?? ""

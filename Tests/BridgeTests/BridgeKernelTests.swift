@@ -70,6 +70,21 @@ final class Bed {
 
 @Suite(.serialized, .enabled(if: canCreateNetns, "needs root to create network namespaces"))
 struct BridgeKernelTests {
+    /// DEL and GC report the IPAM plugin's own error as it is (here host-local's 105: its store
+    /// is a regular file), not as a netlink or nftables failure of the bridge.
+    @Test func ipamErrorsPassThroughDelAndGC() throws {
+        let bed = try Bed()
+        defer { bed.remove() }
+        let ctr = bed.container("i")
+        try FileManager.default.createDirectory(atPath: bed.dir + "/ipam", withIntermediateDirectories: true)
+        try "not a directory".write(toFile: bed.dir + "/ipam/bnet", atomically: true, encoding: .utf8)
+        for (command, netns) in [("DEL", ctr), ("GC", nil)] {
+            let o = try bed.run(command, netns, conf: bed.conf())
+            #expect(code(o) == 105, "\(command): \(msg(o))")
+            #expect(msg(o).contains("bnet"), "\(command): \(msg(o))")
+        }
+    }
+
     @Test(arguments: CNIVersion.allSupported)
     func addCheckDelEveryVersion(_ v: CNIVersion) throws {
         let bed = try Bed()

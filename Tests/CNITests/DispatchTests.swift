@@ -91,6 +91,33 @@ import Testing
         #expect(name.code == .decodingFailure)
     }
 
+    /// A list given where one configuration belongs: code 7 on every verb, and the plugin never
+    /// runs (it would run with defaults).
+    @Test(arguments: ["ADD", "DEL", "CHECK", "GC", "STATUS"])
+    func aConfigurationListOnStdinIsCode7(_ command: String) throws {
+        let list = #"{"cniVersion":"1.1.0","name":"n","plugins":[{"type":"bridge"},{"type":"portmap"}]}"#
+        let err = try #require(errorOf(run(EchoPlugin(), env(command), Array(list.utf8))))
+        #expect(err.code == .invalidNetworkConfig && err.msg.contains("\"plugins\""), "\(err)")
+    }
+
+    /// Cleanup failures keep their codes: one passes through unchanged, several carry the
+    /// first one's code and all of them in the details.
+    @Test func stepFailuresKeepTheirCodes() throws {
+        struct Plain: Error {}
+        let ipam = CNIError(.stateStoreFailure, "host-local: cannot lock", details: "ENOTDIR")
+        var one = StepFailures()
+        one.run("IPAM DEL", code: .delegateFailed) { throw ipam }
+        #expect(throws: ipam) { try one.throwIfAny("DEL was incomplete") }
+        var two = StepFailures()
+        two.run("IPAM DEL", code: .delegateFailed) { throw ipam }
+        two.run("delete eth0", code: .kernelOperationFailed) { throw Plain() }
+        two.run("fine", code: .internalError) {}
+        let e = try #require(throws: CNIError.self) { try two.throwIfAny("DEL was incomplete") }
+        #expect(e.code == .stateStoreFailure && e.msg == "DEL was incomplete")
+        #expect(e.details.contains("IPAM DEL: host-local: cannot lock (ENOTDIR) (code 105)") && e.details.contains("delete eth0 (Plain()) (code 103)"), "\(e.details)")
+        #expect(throws: Never.self) { try StepFailures().throwIfAny("x") }
+    }
+
     @Test func unknownKeysAreTolerated() {
         #expect(run(EchoPlugin(), env("ADD"), conf("1.1.0", #","x-unknown":{"a":[1,2]},"cni.dev/foo":true"#)).exitCode == 0)
     }

@@ -175,6 +175,29 @@ struct MacvlanKernelTests {
         #expect(byRoute.exitCode == 0, "\(msg(byRoute))")
     }
 
+    /// A master the kernel cannot put a macvlan on is refused before IPAM runs: nothing is
+    /// reserved, not even host-local's cursor moves (its store is never created).
+    @Test func unusableMasterIsRefusedBeforeIPAM() throws {
+        let bed = try MBed()
+        defer { bed.remove() }
+        let c = bed.container("u")
+        sh("ip", "-n", bed.host, "link", "add", "brm0", "type", "bridge")
+        sh("ip", "-n", bed.host, "link", "add", "port0", "type", "veth", "peer", "name", "port0p")
+        sh("ip", "-n", bed.host, "link", "set", "port0", "master", "brm0")
+        sh("ip", "-n", bed.host, "tuntap", "add", "tun0", "mode", "tun")
+        for (master, why) in [
+            ("lo", "is a loopback device"), ("port0", "is a port of bridge \"brm0\""), ("tun0", "is not an Ethernet device"),
+        ] {
+            let o = try bed.run("ADD", c, conf: bed.conf(.v1_1_0, #","master":"\#(master)""#))
+            #expect(code(o) == 7 && msg(o).contains("invalid master \"\(master)\"") && msg(o).contains(why), "\(master): \(msg(o))")
+        }
+        #expect(!FileManager.default.fileExists(atPath: bed.dir + "/ipam"), "IPAM never ran")
+        #expect(ipJSON(c, "link", "show").count == 1, "only lo in the container")
+        // The bridge itself carries one.
+        let ok = try bed.run("ADD", c, conf: bed.conf(.v1_1_0, #","master":"brm0""#))
+        #expect(ok.exitCode == 0, "\(msg(ok))")
+    }
+
     @Test func chainedWithoutMasterTakesTheHostInterfaceOfPrevResult() throws {
         let bed = try MBed()
         defer { bed.remove() }

@@ -120,7 +120,7 @@ public struct BridgePlugin: CNIPlugin {
     /// are reported together.
     public func del(_ ctx: PluginContext) throws {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        var errors: [String] = []
+        var failures = StepFailures()
         // Three independent waits run side by side: IPAM DEL (a child process), the firewall
         // transaction and the veth deletion (each a kernel grace period).
         let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
@@ -134,21 +134,13 @@ public struct BridgePlugin: CNIPlugin {
             try MacSpoofCheck.remove(nft, network: network, attachment)
         }
         if !ctx.args.netns.isEmpty {
-            do {
+            failures.run("delete \(ctx.args.ifName) in \(ctx.args.netns)", code: .kernelOperationFailed) {
                 try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
-            } catch {
-                errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
             }
         }
-        if let ipam {
-            do { try ipam.value() } catch let e as CNIError { errors.append("IPAM DEL: \(e.msg) \(e.details)") } catch {
-                errors.append("IPAM DEL: \(error)")
-            }
-        }
-        do { try masq.value() } catch { errors.append("remove ipMasq/macspoofchk: \(error)") }
-        if !errors.isEmpty {
-            throw CNIError(.kernelOperationFailed, "bridge DEL was incomplete", details: errors.joined(separator: "; "))
-        }
+        if let ipam { failures.run("IPAM DEL", code: .delegateFailed) { try ipam.value() } }
+        failures.run("remove ipMasq/macspoofchk", code: .firewallFailed) { try masq.value() }
+        try failures.throwIfAny("bridge DEL was incomplete")
     }
 
     /// Verifies the bridge, the container interface (kind, MAC, addresses, routes) and the host
@@ -166,20 +158,14 @@ public struct BridgePlugin: CNIPlugin {
     /// valid, as host-local reads it), forwards to IPAM; keeps going and reports all errors.
     public func gc(_ ctx: PluginContext) throws {
         let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        var errors: [String] = []
-        do {
+        var failures = StepFailures()
+        failures.run("collect ipMasq/macspoofchk", code: .firewallFailed) {
             let nft = try NFTSocket()
             try Masquerade.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
             try MacSpoofCheck.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
-        } catch {
-            errors.append("ipMasq/macspoofchk: \(error)")
         }
-        if conf.isLayer3 {
-            do { try Delegate.run(conf.ipamType!, .gc, ctx) } catch { errors.append("IPAM GC: \(error.msg) \(error.details)") }
-        }
-        if !errors.isEmpty {
-            throw CNIError(.firewallFailed, "bridge GC was incomplete", details: errors.joined(separator: "; "))
-        }
+        if conf.isLayer3 { failures.run("IPAM GC", code: .delegateFailed) { try Delegate.run(conf.ipamType!, .gc, ctx) } }
+        try failures.throwIfAny("bridge GC was incomplete")
     }
 
     /// STATUS: nftables must be usable when ipMasq is set; then IPAM decides.

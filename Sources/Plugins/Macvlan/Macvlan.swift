@@ -29,6 +29,7 @@ public struct MacvlanPlugin: CNIPlugin {
         let ifName = ctx.args.ifName
         let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
         // Everything that can be refused is refused before IPAM runs: a failed ADD changes nothing.
+        try Macvlan.usable(master, masterNL)
         if let mtu = conf.mtu, mtu > master.mtu {
             throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
         }
@@ -88,25 +89,17 @@ public struct MacvlanPlugin: CNIPlugin {
     /// Releases IPAM and deletes the interface; a missing namespace or interface is success.
     public func del(_ ctx: PluginContext) throws {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        var errors: [String] = []
+        var failures = StepFailures()
         // IPAM DEL (a child process) runs beside the link deletion (measured: faster than one
         // after the other).
         let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
         if !ctx.args.netns.isEmpty {
-            do {
+            failures.run("delete \(ctx.args.ifName) in \(ctx.args.netns)", code: .kernelOperationFailed) {
                 try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
-            } catch {
-                errors.append("delete \(ctx.args.ifName) in \(ctx.args.netns): \(error)")
             }
         }
-        if let ipam {
-            do { try ipam.value() } catch let e as CNIError { errors.append("IPAM DEL: \(e.msg) \(e.details)") } catch {
-                errors.append("IPAM DEL: \(error)")
-            }
-        }
-        if !errors.isEmpty {
-            throw CNIError(.kernelOperationFailed, "macvlan DEL was incomplete", details: errors.joined(separator: "; "))
-        }
+        if let ipam { failures.run("IPAM DEL", code: .delegateFailed) { try ipam.value() } }
+        try failures.throwIfAny("macvlan DEL was incomplete")
     }
 
     /// The interface is a macvlan in the configured mode on the master, with prevResult's MAC,
@@ -148,6 +141,21 @@ public struct MacvlanPlugin: CNIPlugin {
 enum Macvlan {
     /// The master: `master`, else (chained) the last host interface of prevResult, else the
     /// interface of the IPv4 default route. Code 7 naming it when it does not exist.
+    /// Refuses a master the kernel would refuse after IPAM ran (macvlan_port_create): not an
+    /// Ethernet device, a loopback, or a port of a bridge or bond (its frames belong to that
+    /// master: the kernel says EBUSY).
+    static func usable(_ master: Link, _ nl: NetlinkSocket) throws {
+        func refuse(_ why: String) -> CNIError { Fields.invalid("master", .string(master.name), why) }
+        if master.isLoopback { throw refuse("is a loopback device, which cannot carry a macvlan") }
+        if !master.isEthernet { throw refuse("is not an Ethernet device (kind \(master.kind ?? "none")), which a macvlan needs") }
+        let links = try nl.links()
+        if let upper = master.master, let owner = links.first(where: { $0.index == upper }),
+            ["bridge", "bond", "team", "openvswitch"].contains(owner.kind ?? "")
+        {
+            throw refuse("is a port of \(owner.kind!) \"\(owner.name)\"; use \"\(owner.name)\" or a device of its own as master")
+        }
+    }
+
     static func master(_ conf: MacvlanConfig, _ prev: CNIResult?, _ nl: NetlinkSocket) throws -> Link {
         var name = conf.master
         if name == nil, let hostIf = prev?.interfaces.last(where: { $0.sandbox == nil || $0.sandbox == "" }) {
