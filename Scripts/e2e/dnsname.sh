@@ -115,4 +115,13 @@ ctl del other "/run/netns/$C"; check_eq "del C exits 0" 0 "$?"
 for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 check "the responder exited with the last network" bash -c "! kill -0 $pid 2>/dev/null"
 check_eq "no records file left" "" "$(ls "$D/dns" | grep '\.net$')"
+
+echo "dnsname: a responder that cannot start now"
+# Its metrics port taken: cni-dnsd exits at start; the ADD is "try again later" (11), undone.
+tb_bg "$H" /usr/bin/python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 9153)); s.listen(); time.sleep(120)'
+for i in $(seq 1 50); do ip netns exec "$H" ss -Hltn 'sport = :9153' | grep -q . && break; sleep 0.05; done
+ctl add web "/run/netns/$A" > "$D/fail.json" 2>&1
+check_eq "ADD fails with code 11 $(head -c 300 "$D/fail.json")" 11 "$(grep -oE '\(code [0-9]+\)' "$D/fail.json" | head -1 | grep -oE '[0-9]+')"
+check_eq "... and leaves no records" "" "$(ls "$D/dns" | grep '\.net$')"
+check_eq "... and no address" "" "$(ls "$D/ipam/web" 2>/dev/null | grep -E '^[0-9a-f.:]+$')"
 tb_finish

@@ -268,8 +268,9 @@ public struct Runtime: Sendable {
         }
         if let first = failures.first {
             if failures.count == 1 { throw first }
+            // Not a bug of ours: the first failure's own code (a plugin's CNI error, a cache error).
             throw CNIError(
-                .internalError, "GC of network \"\(list.name)\" failed in \(failures.count) places",
+                ((first as? PluginFailure)?.error ?? CNIError.from(first)).code, "GC of network \"\(list.name)\" failed in \(failures.count) places",
                 details: failures.map { "\($0)" }.joined(separator: "; "))
         }
     }

@@ -477,8 +477,9 @@ extension BridgeKernelTests {
         defer { bed.remove() }
         let ctr = bed.container("nv")
         let o = try bed.run("ADD", ctr, conf: bed.conf(.v1_1_0, #","vlan":100"#))
-        #expect(code(o) == 103 && msg(o).contains("no bridge VLAN filtering"), "\(msg(o))")
-        #expect(bed.store().filter { $0.hasPrefix("10.") }.isEmpty, "no address kept")
+        #expect(code(o) == 2 && msg(o).contains("unsupported vlan") && msg(o).contains("no bridge VLAN filtering"), "\(msg(o))")
+        #expect(bed.store().isEmpty, "refused before IPAM: not even host-local's cursor moved")
+        #expect(!ipJSON(bed.host, "link", "show").contains { $0["ifname"] as? String == "swbr\(bed.id)" }, "the bridge it made is gone")
         #expect(ipJSON(ctr, "link", "show", "type", "veth").isEmpty, "no interface in the container")
     }
 }

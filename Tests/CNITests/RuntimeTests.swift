@@ -20,6 +20,7 @@ import Testing
               echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'$CNI_NETNS'"}],"ips":[{"interface":0,"address":"10.5.0.2/24"}]}'
             fi
             if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.1.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}'; fi
+            if [ "$CNI_COMMAND" = GC ] && [ -e "\(dir)/gcfail" ]; then echo '{"code":105,"msg":"store locked"}'; exit 1; fi
             """)
         plugin(
             "second",
@@ -29,6 +30,7 @@ import Testing
             fi
             if [ "$CNI_COMMAND" = STATUS ] && [ -e "\(dir)/down" ]; then echo '{"code":50,"msg":"daemon down"}'; exit 1; fi
             if [ "$CNI_COMMAND" = CHECK ] && [ -e "\(dir)/broken" ]; then echo '{"code":108,"msg":"route missing"}'; exit 1; fi
+            if [ "$CNI_COMMAND" = GC ] && [ -e "\(dir)/gcfail" ]; then echo '{"code":104,"msg":"nft"}'; exit 1; fi
             """)
         plugin(
             "failing",
@@ -135,6 +137,16 @@ import Testing
         #expect(calls().count == before + 2)
         try runtime().gc(try list(extra: #","disableGC":true"#), valid: [])
         #expect(calls().count == before + 2)
+    }
+
+    /// GC failing in several plugins is not an internal error: the first failure's own code,
+    /// every failure in the details.
+    @Test func gcFailuresKeepTheFirstPluginsCode() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = FileManager.default.createFile(atPath: dir + "/gcfail", contents: nil)
+        let e = try #require(throws: CNIError.self) { try runtime().gc(try list(), valid: []) }
+        #expect(e.code == .stateStoreFailure, "\(e)")
+        #expect(e.details.contains("store locked") && e.details.contains("nft"), "\(e.details)")
     }
 
     @Test func statusStopsAtTheFirstFailureAndSkipsOldVersions() throws {

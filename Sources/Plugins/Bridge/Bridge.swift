@@ -45,17 +45,24 @@ public struct BridgePlugin: CNIPlugin {
 
         // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
         // for it and releases what it got.
+        func ensureBridge() throws -> Link {
+            let (br, made) = try Bridge.ensureBridge(conf, host, existing: existingBridge)
+            if made {
+                // A bridge this ADD made goes with it, unless another container got a port meanwhile.
+                rollback.add("delete bridge \(conf.bridge)") {
+                    if try !host.links().contains(where: { $0.master == br.index }) { try host.deleteLink(br.index) }
+                }
+            }
+            return br
+        }
+        // Whether the kernel can filter VLANs is known only by trying: with vlan or vlanTrunk the
+        // bridge is set up before IPAM runs, so a kernel without it refuses the ADD unchanged.
+        let early = conf.usesVLANs ? try ensureBridge() : nil
         let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
         if let ipamTask {
             rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
         }
-        let (br, madeBridge) = try Bridge.ensureBridge(conf, host, existing: existingBridge)
-        if madeBridge {
-            // A bridge this ADD made goes with it, unless another container got a port meanwhile.
-            rollback.add("delete bridge \(conf.bridge)") {
-                if try !host.links().contains(where: { $0.master == br.index }) { try host.deleteLink(br.index) }
-            }
-        }
+        let br = try early ?? ensureBridge()
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
@@ -205,10 +212,11 @@ enum Bridge {
     /// A link of that name that is no bridge is an error (107). Equivalent to
     /// `ip link add <br> type bridge; ip link set <br> up`.
     /// `existing`: the link of that name as ADD already looked it up (nil: there was none).
+    /// A bridge it made and could not finish setting up is deleted again before it throws.
     static func ensureBridge(_ conf: BridgeConfig, _ nl: NetlinkSocket, existing: Link?) throws -> (link: Link, made: Bool) {
+        var made = false
         do {
             var br = existing
-            var made = false
             if br == nil {
                 do {
                     try nl.createBridge(name: conf.bridge, mtu: conf.mtu)
@@ -234,12 +242,15 @@ enum Bridge {
                 } catch {
                     guard error.errno == EOPNOTSUPP || error.errno == EINVAL else { throw error }
                     throw CNIError(
-                        .kernelOperationFailed, "cannot use vlan or vlanTrunk: the kernel has no bridge VLAN filtering",
+                        .unsupportedField, "unsupported vlan/vlanTrunk: this kernel has no bridge VLAN filtering",
                         details: "\(error) (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan and vlanTrunk from the configuration")
                 }
             }
             return (try nl.link(index: b.index) ?? b, made)
         } catch {
+            if made, let b = try? nl.link(named: conf.bridge), !((try? nl.links())?.contains { $0.master == b.index } ?? true) {
+                try? nl.deleteLink(b.index)
+            }
             throw kernel("failed to set up bridge \"\(conf.bridge)\"", error)
         }
     }

@@ -128,14 +128,14 @@ enum Records {
         _ change: (inout NetworkRecords) -> Void
     ) throws {
         do { try System.makeDirectories(conf.runDir) } catch {
-            throw CNIError(.ioFailure, "cannot create \(conf.runDir)", details: "\(error)")
+            throw CNIError(.stateStoreFailure, "cannot create \(conf.runDir)", details: "\(error)")
         }
         let lockPath = "\(conf.runDir)/lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { throw CNIError(.ioFailure, "cannot open \(lockPath)", details: String(cString: strerror(errno))) }
+        guard lock >= 0 else { throw CNIError(.stateStoreFailure, "cannot open \(lockPath)", details: String(cString: strerror(errno))) }
         defer { close(lock) }
         while flock(lock, LOCK_EX) != 0 {
-            if errno != EINTR { throw CNIError(.ioFailure, "cannot lock \(lockPath)", details: String(cString: strerror(errno))) }
+            if errno != EINTR { throw CNIError(.stateStoreFailure, "cannot lock \(lockPath)", details: String(cString: strerror(errno))) }
         }
         let p = path(conf, network)
         let before = try read(conf, network: network)
@@ -157,7 +157,7 @@ enum Records {
                     try System.removeFile(p + ".tmp")
                 }
             } catch {
-                throw CNIError(.ioFailure, "cannot write \(p)", details: "\(error)")
+                throw CNIError(.stateStoreFailure, "cannot write \(p)", details: "\(error)")
             }
         }
         try write(r)
@@ -166,7 +166,7 @@ enum Records {
             guard reply.hasPrefix("ok") else {
                 try? write(before)
                 _ = Control.send("reload", dir: conf.runDir)
-                throw CNIError(.kernelOperationFailed, "cni-dnsd could not serve network \"\(network)\"", details: reply)
+                throw CNIError(.tryAgainLater, "cni-dnsd could not serve network \"\(network)\"", details: reply)
             }
             return
         }
@@ -233,7 +233,7 @@ enum Daemon {
         while !got.contains(10) {
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, Control.timeoutMs) > 0 else {
-                throw CNIError(.delegateFailed, "cni-dnsd did not become ready within \(Control.timeoutMs / 1000) s", details: "see \(dir)/dnsd.log")
+                throw CNIError(.tryAgainLater, "cni-dnsd did not become ready within \(Control.timeoutMs / 1000) s", details: "see \(dir)/dnsd.log")
             }
             let n = buf.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
             if n <= 0 { break }
@@ -244,7 +244,7 @@ enum Daemon {
         let line = String(decoding: got.prefix { $0 != 10 }, as: UTF8.self)
         guard line.hasPrefix("ok") else {
             _ = waitpid(pid, &status, WNOHANG)
-            throw CNIError(.kernelOperationFailed, "cni-dnsd failed to start", details: line.isEmpty ? "it exited; see \(dir)/dnsd.log" : line)
+            throw CNIError(.tryAgainLater, "cni-dnsd failed to start", details: line.isEmpty ? "it exited; see \(dir)/dnsd.log" : line)
         }
     }
 }
