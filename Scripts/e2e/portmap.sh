@@ -85,9 +85,9 @@ check_eq "the refused ADD left C without interface" 0 "$(ip -n "$C" -j link show
 r=$(ask "$O" tcp 192.0.2.1 8080); check_eq "A still owns 8080" "$A 192.0.2.2" "$r"
 CAP_ARGS='{"portMappings":[{"hostPort":9090,"containerPort":80}]}' ctl add web "/run/netns/$C" >/dev/null 2>"$D/err"
 check "\"any address\" over A's hostIP port 9090 is refused" grep -q '9090/tcp is already mapped.*(code 107)' "$D/err"
-CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp"}]}' ctl add web "/run/netns/$C" >/dev/null 2>"$D/err"
+CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":5353,"protocol":"udp"}]}' ctl add web "/run/netns/$C" >/dev/null 2>"$D/err"
 check_eq "the same port over UDP is free" 0 "$?"
-r=$(ask "$O" udp 192.0.2.1 8080); check_eq "... and reaches C" "" "$(grep -v "$C 192.0.2.2" <<<"$r")"
+r=$(ask "$O" udp 192.0.2.1 8080); check_eq "... and reaches C" "$C 192.0.2.2" "$r"
 
 echo "portmap: CHECK, DEL, GC"
 CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"},

@@ -77,10 +77,13 @@ check "host4's container reaches host3's" until_ok bash -c "ip netns exec ${C[3]
 ip -n "${H[1]}" link del vxlan.7
 check "host2's deleted VTEP is made again by its agent, and carries traffic" \
     until_ok bash -c "ip netns exec ${C[0]} ping -c1 -W1 $a2 >/dev/null 2>&1"
+s3=$(jq -r '.leases[] | select(.node == "host3") | .subnet' "$D/leases.json")
 ip -n "${H[2]}" addr del 192.168.71.3/24 dev eth0 && ip -n "${H[2]}" addr add 192.168.71.13/24 dev eth0
 check "host3's underlay address changes: host1's FDB follows (its agent saw the address, wrote the lease)" \
     until_ok bash -c "bridge -n ${H[0]} fdb show dev vxlan.7 | grep -q 'dst 192.168.71.13'"
-check "host3 kept its subnet" test "$(jq -r '[.leases[] | select(.node == "host3")] | length' "$D/leases.json")" = 1
+check_eq "host3 kept its subnet (one lease, the same subnet)" "1 $s3" \
+    "$(jq -r '[.leases[] | select(.node == "host3") | .subnet] | "\(length) \(join(" "))"' "$D/leases.json")"
+check "... which is a subnet" test -n "$s3" -a "$s3" != null
 check "host1's container reaches host3's at its new address" until_ok bash -c "ip netns exec ${C[0]} ping -c1 -W1 $a3 >/dev/null 2>&1"
 s4=$(jq -r '.leases[] | select(.node == "host4") | .subnet' "$D/leases.json")
 mac4=$(ip -n "${H[3]}" -j link show vxlan.7 | jq -r '.[0].address')
