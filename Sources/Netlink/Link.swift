@@ -232,6 +232,31 @@ extension NetlinkSocket {
         try modifyLink(index, "address \(MAC.format(mac))") { $0.attribute(Int(IFLA_ADDRESS), mac) }
     }
 
+    /// Sets the hardware address and keeps the link's configuration. Most drivers (veth,
+    /// macvlan, bridge) take a new address while up; one that refuses (EBUSY) is taken down for
+    /// it, and what going down removed is put back: IPv6 addresses (link-local ones come back by
+    /// themselves, from the new address) and every main-table route through the link.
+    public func setMACKeepingConfiguration(_ index: Int32, _ mac: [UInt8]) throws(NetlinkError) {
+        do {
+            try setMAC(index, mac)
+            return
+        } catch {
+            guard error.errno == EBUSY, let link = try self.link(index: index), link.isUp else { throw error }
+        }
+        let addresses = try self.addresses(index).filter { !($0.prefix.family == .v6 && $0.scope == UInt8(RT_SCOPE_LINK.rawValue)) }
+        let routes = try (self.routes(family: .v4) + self.routes(family: .v6)).filter { $0.outputIndex == index }
+        try setUp(index, false)
+        try setMAC(index, mac)
+        try setUp(index)
+        let present = Set(try self.addresses(index).map(\.prefix))
+        for a in addresses where !present.contains(a.prefix) { try addAddress(index, a.prefix, noDAD: true) }
+        let now = try self.routes(family: .v4) + self.routes(family: .v6)
+        // Routes on the link first: a gateway route needs the route to its gateway.
+        for r in routes.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) where !now.contains(r) {
+            do { try addRoute(r) } catch where error.errno == EEXIST {}
+        }
+    }
+
     /// Equivalent to `ip link set <link> master <bridge>` (`nomaster` for 0).
     public func setMaster(_ index: Int32, _ master: Int32) throws(NetlinkError) {
         try modifyLink(index, "master \(master)") { $0.attribute(Int(IFLA_MASTER), u32: UInt32(bitPattern: master)) }

@@ -63,6 +63,32 @@ struct TuningKernelTests {
         #expect(bed.run("DEL", bed.conf(keys)).exitCode == 0, "DEL again")
     }
 
+    /// A new MAC (podman's --mac-address, CNI_ARGS MAC=...) keeps what came before: the
+    /// addresses (IPv6 too) and the routes, the default route included; and so does DEL putting
+    /// the old MAC back.
+    @Test func aMACChangeKeepsAddressesAndRoutes() throws {
+        let bed = Bed()
+        sh("ip", "-n", bed.ns, "link", "set", "peer0", "up")
+        sh("ip", "-n", bed.ns, "addr", "add", "10.1.0.2/24", "dev", "eth0")
+        sh("ip", "-n", bed.ns, "addr", "add", "fd00:1::2/64", "dev", "eth0", "nodad")
+        sh("ip", "-n", bed.ns, "route", "add", "default", "via", "10.1.0.1", "dev", "eth0")
+        sh("ip", "-n", bed.ns, "-6", "route", "add", "default", "via", "fd00:1::1", "dev", "eth0")
+        func state() -> [String] {
+            let a = sh("ip", "-n", bed.ns, "-br", "addr", "show", "eth0").out.split(separator: " ").filter { !$0.hasPrefix("fe80") && $0.contains("/") }
+            let r = sh("ip", "-n", bed.ns, "route", "show", "default").out + sh("ip", "-n", bed.ns, "-6", "route", "show", "default").out
+            return a.map(String.init).sorted() + r.split(separator: "\n").map { $0.split(separator: " ").prefix(5).joined(separator: " ") }.sorted()
+        }
+        let before = state()
+        #expect(before.count == 4, "\(before)")
+        let add = bed.run("ADD", bed.conf(#","mac":"02:00:00:00:00:bb""#))
+        #expect(add.exitCode == 0, "\(msg(add))")
+        #expect(bed.eth0["address"] as? String == "02:00:00:00:00:bb")
+        #expect(state() == before, "addresses and routes after ADD")
+        #expect(bed.run("DEL", bed.conf(#","mac":"02:00:00:00:00:bb""#)).exitCode == 0)
+        #expect(bed.eth0["address"] as? String == "02:00:00:00:00:01")
+        #expect(state() == before, "addresses and routes after DEL")
+    }
+
     @Test func aFailedAddChangesNothingOnTheLink() throws {
         let bed = Bed()
         // A sysctl that does not exist fails before any change to the link: nothing saved.

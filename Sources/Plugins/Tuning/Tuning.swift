@@ -193,12 +193,7 @@ struct LinkAttributes {
 
     func apply(_ nl: NetlinkSocket, _ index: Int32) throws {
         if let mtu { try nl.setMTU(index, mtu) }
-        if let mac, let m = MAC.parse(mac) {
-            let up = try nl.link(index: index)?.isUp ?? false
-            if up { try nl.setUp(index, false) }
-            try nl.setMAC(index, m)
-            if up { try nl.setUp(index) }
-        }
+        if let mac, let m = MAC.parse(mac) { try nl.setMACKeepingConfiguration(index, m) }
         if let promisc { try nl.setPromiscuous(index, promisc) }
         if let allmulti { try nl.setAllMulticast(index, allmulti) }
         if let txQLen { try nl.setTxQueueLength(index, txQLen) }
