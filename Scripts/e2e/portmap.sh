@@ -97,6 +97,16 @@ check_eq "check A exits 0" 0 "$?"
 ip netns exec "$H" nft delete element inet swift_cni_portmap dnat4 "{ udp . 5300 }"
 CAP_ARGS='{"portMappings":[{"hostPort":5300,"containerPort":5353,"protocol":"udp"}]}' ctl check web "/run/netns/$A" >/dev/null 2>&1
 check "check A fails once a mapping is gone" test "$?" -ne 0
+# The rules flushed by someone else (the table and its maps intact): CHECK fails; DEL and ADD
+# of the container put them back and the port answers again.
+ip netns exec "$H" nft flush chain inet swift_cni_portmap hostports
+AM='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
+CAP_ARGS="$AM" ctl check web "/run/netns/$A" >/dev/null 2>"$D/err"
+check "check A fails once the DNAT rules are flushed" grep -q 'chain hostports has 0 of its 4 rules' "$D/err"
+ctl del web "/run/netns/$A" && CAP_ARGS="$AM" ctl add web "/run/netns/$A" >/dev/null 2>"$D/err"
+check_eq "del and add A exit 0 $(head -c 300 "$D/err")" 0 "$?"
+r=$(ask "$O" tcp 192.0.2.1 8080); check_eq "... and 8080 reaches A again" "$A 192.0.2.2" "$r"
+CAP_ARGS="$AM" ctl check web "/run/netns/$A"; check_eq "... and check A exits 0" 0 "$?"
 ctl del web "/run/netns/$A"; check_eq "del A exits 0" 0 "$?"
 ctl del web "/run/netns/$A"; check_eq "repeated del exits 0" 0 "$?"
 r=$(ask "$O" tcp 192.0.2.1 8080); check_eq "8080 no longer answers" "" "$r"

@@ -329,10 +329,38 @@ public struct Batch: Sendable {
     public struct Message: Sendable {
         public let text: String
         let build: @Sendable (UInt32) -> [UInt8]
+        /// What the message makes, for ``repair(_:)``.
+        var role: Role = .other
+    }
+
+    enum Role: Sendable, Equatable {
+        case table, chain(String), other
     }
 
     public internal(set) var messages: [Message] = []
+    /// The chains this batch adds, in order, with the number of rules it adds to each: the layout
+    /// a table made by it must still have (``NFTSocket/missingLayout(_:_:)``).
+    public internal(set) var layout: [(chain: String, rules: Int)] = []
     public init() {}
+
+    /// The batch that puts a damaged layout back in one transaction, for a table that exists:
+    /// every chain and map again (kept if there), each chain that has rules here flushed and
+    /// given them again; the maps' elements and the chains without rules (an administrator's
+    /// own chain) are left as they are.
+    public func repair(_ t: TableRef) -> Batch {
+        var b = Batch()
+        for m in messages {
+            switch m.role {
+            case .table: b.addTable(t)
+            case .chain(let name):
+                b.messages.append(m)
+                if (layout.first { $0.chain == name }?.rules ?? 0) > 0 { b.flushChain(t, name) }
+            case .other: b.messages.append(m)
+            }
+        }
+        b.layout = layout
+        return b
+    }
 
     /// The batch as `nft -f` input, one command a line.
     public var text: String { messages.map(\.text).joined(separator: "\n") }
@@ -369,7 +397,7 @@ public struct Batch: Sendable {
     /// `add table` (`create table` when `exclusive`: fails with EEXIST if it exists).
     public mutating func addTable(_ t: TableRef, exclusive: Bool = false) {
         messages.append(
-            Message(text: "\(exclusive ? "create" : "add") table \(t.text)") { seq in
+            Message(text: "\(exclusive ? "create" : "add") table \(t.text)", build: { seq in
                 Batch.buffer { p in
                     let nlh = Batch.header(p, NFT_MSG_NEWTABLE, t.family, NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), seq)
                     let o = nftnl_table_alloc()!
@@ -378,7 +406,7 @@ public struct Batch: Sendable {
                     nftnl_table_nlmsg_build_payload(nlh, o)
                     nftnl_table_free(o)
                 }
-            })
+            }, role: .table))
     }
 
     /// `delete table`.
@@ -441,8 +469,9 @@ public struct Batch: Sendable {
     /// `add chain` (a regular chain, or a base chain with `hook`); existing chains are kept.
     public mutating func addChain(_ t: TableRef, _ name: String, hook: Hook? = nil) {
         let text = hook.map { "add chain \(t.text) \(name) { \($0.text) }" } ?? "add chain \(t.text) \(name)"
+        if !layout.contains(where: { $0.chain == name }) { layout.append((name, 0)) }
         messages.append(
-            Message(text: text) { seq in
+            Message(text: text, build: { seq in
                 Batch.buffer { p in
                     let nlh = Batch.header(p, NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE, seq)
                     let o = nftnl_chain_alloc()!
@@ -457,7 +486,7 @@ public struct Batch: Sendable {
                     nftnl_chain_nlmsg_build_payload(nlh, o)
                     nftnl_chain_free(o)
                 }
-            })
+            }, role: .chain(name)))
     }
 
     /// `delete chain` (it must have no rules and no references left in the same transaction).
@@ -493,6 +522,7 @@ public struct Batch: Sendable {
 
     /// `add rule`. `setID` when the rule looks up a map created earlier in this batch.
     public mutating func addRule(_ t: TableRef, _ chain: String, _ rule: Rule, setID: UInt32? = nil) {
+        if let i = layout.firstIndex(where: { $0.chain == chain }) { layout[i].rules += 1 } else { layout.append((chain, 1)) }
         messages.append(
             Message(text: "add rule \(t.text) \(chain) \(rule.text)") { seq in
                 Batch.buffer { p in
@@ -552,7 +582,12 @@ public struct Batch: Sendable {
     }
 
     /// The messages of `other`, after this batch's, in the same transaction.
-    public mutating func append(_ other: Batch) { messages += other.messages }
+    public mutating func append(_ other: Batch) {
+        messages += other.messages
+        for (c, n) in other.layout {
+            if let i = layout.firstIndex(where: { $0.chain == c }) { layout[i].rules += n } else { layout.append((c, n)) }
+        }
+    }
 
     /// One element of a NEWSETELEM/DELSETELEM message: the key, and for additions a verdict
     /// (`jump`) or data, and the comment.

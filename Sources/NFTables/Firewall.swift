@@ -137,6 +137,11 @@ public enum Firewall {
         }
     }
 
+    /// CHECK: the table's own chains and rules (the admin chain is the administrator's).
+    public static func missingLayout(_ s: NFTSocket, adminChain: String) throws(NFTError) -> String? {
+        try s.missingLayout(table, skeleton(adminChain: adminChain).layout)
+    }
+
     /// The addresses listed for attachment `a` (CHECK).
     public static func addresses(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [IPAddress] {
         let tag = a.ownerTag(network: network)

@@ -80,14 +80,89 @@ extension NFTSocket {
 
     /// Creates `table` with `skeleton` (a batch that begins with an exclusive `create table`, so
     /// two racing processes never both add its rules) unless it exists; EEXIST means another
-    /// process made it meanwhile, which is success.
-    public func ensureTable(_ table: TableRef, _ skeleton: () -> Batch) throws(NFTError) {
-        if try tableExists(table) { return }
-        do {
-            try apply(skeleton())
-        } catch {
-            if error.errno != EEXIST { throw error }
+    /// process made it meanwhile, which is success. A table that exists but lost part of the
+    /// skeleton's layout (a chain emptied or deleted by hand or by another tool) has it put back
+    /// in one transaction (``Batch/repair(_:)``). Returns the number of rules of each chain of
+    /// the table, as it is now.
+    @discardableResult
+    public func ensureTable(_ table: TableRef, _ skeleton: () -> Batch) throws(NFTError) -> [String: Int] {
+        let s = skeleton()
+        guard let counts = try ruleCounts(table) else {
+            do {
+                try apply(s)
+            } catch {
+                if error.errno != EEXIST { throw error }
+                return try ensureTable(table, skeleton)
+            }
+            return Dictionary(s.layout.map { ($0.chain, $0.rules) }, uniquingKeysWith: +)
         }
+        if NFTSocket.missing(s.layout, counts) == nil { return counts }
+        try apply(s.repair(table))
+        var now = counts
+        for (c, n) in s.layout { now[c] = max(now[c] ?? 0, n) }
+        return now
+    }
+
+    /// What of `layout` (chains and their rules) the table lacks, or nil. A chain may have more
+    /// rules than the layout (an administrator's own chain, a jump another network added).
+    public func missingLayout(_ table: TableRef, _ layout: [(chain: String, rules: Int)]) throws(NFTError) -> String? {
+        guard let counts = try ruleCounts(table) else { return "table \(table.text) does not exist" }
+        return NFTSocket.missing(layout, counts).map { "\($0) in table \(table.text)" }
+    }
+
+    /// Chains without rules in the layout are not ours to check (an administrator's chain).
+    static func missing(_ layout: [(chain: String, rules: Int)], _ counts: [String: Int]) -> String? {
+        for (c, n) in layout where n > 0 {
+            guard let have = counts[c] else { return "chain \(c) is missing" }
+            if have < n { return "chain \(c) has \(have) of its \(n) rules" }
+        }
+        return nil
+    }
+
+    /// The chains of `table` with the number of rules of each; nil when the table does not exist.
+    public func ruleCounts(_ table: TableRef) throws(NFTError) -> [String: Int]? {
+        var counts: [String: Int] = [:]
+        do {
+            for msg in try dump("list chains \(table.text)", { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let o = nftnl_chain_alloc()!
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
+                    nftnl_chain_nlmsg_build_payload(nlh, o)
+                    nftnl_chain_free(o)
+                }
+            }) {
+                let c = nftnl_chain_alloc()!
+                defer { nftnl_chain_free(c) }
+                let ok = msg.withUnsafeBytes { nftnl_chain_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), c) }
+                guard ok >= 0, let t = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE)), String(cString: t) == table.name,
+                    let n = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))
+                else { continue }
+                counts[String(cString: n), default: 0] += 0
+            }
+            guard try tableExists(table) else { return nil }
+            for msg in try dump("list rules \(table.text)", { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETRULE.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let o = nftnl_rule_alloc()!
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), table.name)
+                    nftnl_rule_nlmsg_build_payload(nlh, o)
+                    nftnl_rule_free(o)
+                }
+            }) {
+                let r = nftnl_rule_alloc()!
+                defer { nftnl_rule_free(r) }
+                let ok = msg.withUnsafeBytes { nftnl_rule_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), r) }
+                guard ok >= 0, let t = nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE)), String(cString: t) == table.name,
+                    let c = nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))
+                else { continue }
+                counts[String(cString: c), default: 0] += 1
+            }
+        } catch {
+            if error.errno == ENOENT { return nil }
+            throw error
+        }
+        return counts
     }
 
     public func tableExists(_ table: TableRef) throws(NFTError) -> Bool {

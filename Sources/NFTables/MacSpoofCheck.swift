@@ -101,6 +101,16 @@ public enum MacSpoofCheck {
         }
     }
 
+    /// CHECK: what macspoofchk of `hostInterface` for attachment `a` lacks (its element, the
+    /// lookup rule, its chain's rules), or nil.
+    public static func missing(_ s: NFTSocket, network: String, _ a: Attachment, hostInterface: String) throws(NFTError) -> String? {
+        if let m = try s.missingLayout(table, skeleton().layout) { return m }
+        guard let el = try element(s, hostInterface: hostInterface), el.comment == Masquerade.tag(network: network, a) else {
+            return "macspoofchk for port \(hostInterface) is missing"
+        }
+        return try s.missingLayout(table, [(el.jump, 2)]).map { "macspoofchk for port \(hostInterface): \($0)" }
+    }
+
     /// The element of `hostInterface`, if any.
     public static func element(_ s: NFTSocket, hostInterface: String) throws(NFTError) -> VerdictElement? {
         try s.elements(table, map, .interfaceName).first { $0.key == .interface(hostInterface) }

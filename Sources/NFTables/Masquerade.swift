@@ -89,15 +89,35 @@ public enum Masquerade {
         return b
     }
 
+    /// The number of rules of the chain of `subnet`.
+    static func rules(subnet: IPPrefix, exclude: [IPPrefix]) -> Int {
+        addBatch(network: "", Attachment(containerID: "", ifName: ""), addresses: [subnet], exclude: exclude).layout.first?.rules ?? 0
+    }
+
+    /// CHECK: what the masquerading of attachment `a`'s `addresses` lacks (an element, the
+    /// lookup rules, its subnet chain's rules), or nil.
+    public static func missing(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPAddress]) throws(NFTError) -> String? {
+        if let m = try s.missingLayout(table, skeleton().layout) { return m }
+        let t = tag(network: network, a)
+        for ip in addresses {
+            guard let el = try elements(s, ip.family).first(where: { $0.key == .address(ip) && $0.comment == t }) else {
+                return "ipMasq for \(ip) is missing: no element with tag \(t) in table \(table.text)"
+            }
+            if let m = try s.missingLayout(table, [(el.jump, 3)]) { return "ipMasq for \(ip): \(m)" }
+        }
+        return nil
+    }
+
     /// Masquerades traffic from `addresses` leaving their subnets (multicast excepted).
     public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = []) throws(NFTError) {
-        try s.ensureTable(table, skeleton)
+        let counts = try s.ensureTable(table, skeleton)
         // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
-        // a chain deletes rules, and deletions make the kernel wait for a grace period).
+        // a chain deletes rules, and deletions make the kernel wait for a grace period). One that
+        // lost its rules is made again.
         var existing = Set<String>()
         for p in addresses {
             let c = chain(network: network, subnet: p, exclude: exclude)
-            if try chainExists(s, c) { existing.insert(c) }
+            if (counts[c] ?? 0) >= rules(subnet: p, exclude: exclude) { existing.insert(c) }
         }
         do {
             try s.apply(addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing))

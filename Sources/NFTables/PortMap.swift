@@ -195,7 +195,7 @@ public enum PortMap {
         masqAll: Bool
     ) throws -> Void {
         guard !mappings.isEmpty else { return }
-        try s.ensureTable(table, skeleton)
+        let counts = try s.ensureTable(table, skeleton)
         let tag = Masquerade.tag(network: network, a)
         // "Any address" and one address of the same port exclude each other: look in the other map.
         // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.
@@ -215,7 +215,7 @@ public enum PortMap {
         if snat {
             for p in subnets {
                 let c = snatChain(subnet: p, masqAll: masqAll)
-                if try s.chainExists(table, c) { existing.insert(c) }
+                if (counts[c] ?? 0) >= (masqAll || p.family == .v6 ? 1 : 2) { existing.insert(c) }  // else made again
             }
         }
         let batch = addBatch(network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll, existing: existing)
@@ -326,6 +326,7 @@ public enum PortMap {
     public static func missing(
         _ s: NFTSocket, network: String, _ a: Attachment, mappings: [Mapping], snat: Bool
     ) throws(NFTError) -> String? {
+        if let m = try s.missingLayout(table, skeleton().layout) { return m }
         let tag = Masquerade.tag(network: network, a)
         let held = try all(s).filter { owner($0.comment) == tag }.map(\.mapping)
         for m in mappings where !held.contains(m) {
@@ -334,8 +335,9 @@ public enum PortMap {
         if snat {
             for f in [IPFamily.v4, .v6] {
                 let els = try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { owner($0.comment) == tag }
-                for m in mappings where m.family == f && !els.contains(where: { $0.key == .address(m.container) }) {
-                    return "no snat element for \(m.container)"
+                for m in mappings where m.family == f {
+                    guard let el = els.first(where: { $0.key == .address(m.container) }) else { return "no snat element for \(m.container)" }
+                    if let missing = try s.missingLayout(table, [(el.jump, 1)]) { return "snat for \(m.container): \(missing)" }
                 }
             }
         }

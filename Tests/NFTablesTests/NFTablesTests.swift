@@ -178,6 +178,48 @@ struct MasqueradeKernelTests {
         #expect(try Firewall.addresses(s, network: "n1", b).map(\.description).sorted() == ["10.88.0.5", "10.88.0.6"])
     }
 
+    /// Rules flushed or a chain deleted behind our back (the table intact): CHECK sees it, and
+    /// the next ADD puts the layout back in one transaction, without duplicating a rule.
+    @Test func aDamagedLayoutIsSeenByCheckAndRepairedByAdd() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0"), b = Attachment(containerID: "b", ifName: "eth0")
+        let pa = IPPrefix("10.88.0.5/16")!, pb = IPPrefix("10.88.0.6/16")!
+        let mac: [UInt8] = [2, 0, 0, 0, 0, 1]
+        try Masquerade.add(s, network: "n1", a, addresses: [pa])
+        try MacSpoofCheck.add(s, network: "n1", a, hostInterface: "veth1", mac: mac)
+        try Firewall.add(s, network: "n1", a, addresses: [pa.address], adminChain: "admin", isolate: nil)
+        func allIntact() throws -> [String?] {
+            [
+                try Masquerade.missing(s, network: "n1", a, addresses: [pa.address]),
+                try MacSpoofCheck.missing(s, network: "n1", a, hostInterface: "veth1"),
+                try Firewall.missingLayout(s, adminChain: "admin"),
+            ]
+        }
+        #expect(try allIntact() == [nil, nil, nil])
+        _ = ns.nft("flush", "chain", "inet", "swift_cni", "postrouting")
+        _ = ns.nft("flush", "chain", "bridge", "swift_cni", MacSpoofCheck.chain(network: "n1", a))
+        _ = ns.nft("flush", "chain", "inet", "swift_cni_firewall", "forward")
+        let damaged = try allIntact()
+        #expect(damaged[0]?.contains("chain postrouting has 0 of its 2 rules") == true, "\(damaged)")
+        #expect(damaged[1]?.contains("has 0 of its 2 rules") == true, "\(damaged)")
+        #expect(damaged[2]?.contains("chain forward has 0 of its 6 rules") == true, "\(damaged)")
+        _ = ns.nft("add", "rule", "inet", "swift_cni_firewall", "admin", "counter")  // the administrator's: kept
+        try Masquerade.add(s, network: "n1", b, addresses: [pb])
+        try MacSpoofCheck.add(s, network: "n1", a, hostInterface: "veth1", mac: mac)
+        try Firewall.add(s, network: "n1", b, addresses: [pb.address], adminChain: "admin", isolate: nil)
+        #expect(try allIntact() == [nil, nil, nil])
+        let masq = ns.nft("list", "chain", "inet", "swift_cni", "postrouting")
+        #expect(masq.components(separatedBy: "saddr vmap").count - 1 == 2, "each lookup rule once: \(masq)")
+        #expect(ns.nft("list", "chain", "inet", "swift_cni_firewall", "admin").contains("counter"), "the admin's rule stays")
+        // A subnet chain emptied: CHECK sees it; the next ADD of the subnet makes it again.
+        let c = Masquerade.chain(network: "n1", subnet: pa)
+        _ = ns.nft("flush", "chain", "inet", "swift_cni", c)
+        #expect(try Masquerade.missing(s, network: "n1", a, addresses: [pa.address])?.contains("chain \(c) has 0 of its 3 rules") == true)
+        try Masquerade.add(s, network: "n1", Attachment(containerID: "c", ifName: "eth0"), addresses: [IPPrefix("10.88.0.7/16")!])
+        #expect(try Masquerade.missing(s, network: "n1", a, addresses: [pa.address]) == nil)
+    }
+
     @Test func removeWithoutTableIsSuccess() throws {
         let ns = NS()
         let s = try ns.socket()

@@ -212,6 +212,24 @@ struct PortMapKernelTests {
         #expect(try s.chainExists(Masquerade.table, "many-\(n - 1)"))
     }
 
+    /// The portmap rules flushed (the table and its maps intact): CHECK fails, and an ADD (any
+    /// attachment's) puts the rules back so the mappings forward again.
+    @Test func flushedRulesAreSeenByCheckAndPutBackByAdd() throws {
+        let s = try ns.socket()
+        let a = Attachment(containerID: "aaaa", ifName: "eth0")
+        let ma = [mapping(8080, "10.88.0.5")]
+        try PortMap.add(s, network: "web", a, mappings: ma, subnets: [IPPrefix("10.88.0.5/16")!], snat: true, masqAll: false)
+        #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true) == nil)
+        _ = ns.nft("flush", "chain", "inet", "swift_cni_portmap", "hostports")
+        #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true)?.contains("chain hostports has 0 of its 4 rules") == true)
+        _ = ns.nft("flush", "chain", "inet", "swift_cni_portmap", PortMap.snatChain(subnet: IPPrefix("10.88.0.5/16")!, masqAll: false))
+        _ = try PortMap.remove(s, network: "web", a)
+        try PortMap.add(s, network: "web", a, mappings: ma, subnets: [IPPrefix("10.88.0.5/16")!], snat: true, masqAll: false)
+        #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true) == nil)
+        let listing = ns.nft("list", "table", "inet", "swift_cni_portmap")
+        #expect(listing.components(separatedBy: "dnat ip to").count - 1 == 2 && listing.contains("ip saddr 10.88.0.0/16 masquerade"), "\(listing)")
+    }
+
     @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {
         let s = try ns.socket()
         #expect(try PortMap.remove(s, network: "web", Attachment(containerID: "a", ifName: "eth0")).isEmpty)

@@ -428,24 +428,20 @@ enum Bridge {
                 throw fail("port \(port.name) does not carry trunk VLAN \(v)", "its VLANs: \(vlans)")
             } }
         }
-        if conf.macSpoofCheck {
-            let el = try MacSpoofCheck.element(try NFTSocket.open(), hostInterface: port.name)
-            let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
-            if el?.comment != tag { throw fail("macspoofchk for port \(port.name) is missing") }
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
+        if conf.macSpoofCheck,
+            let missing = try MacSpoofCheck.missing(try NFTSocket.open(), network: ctx.config.name, attachment, hostInterface: port.name)
+        {
+            throw fail(missing)
         }
         let mineIPs = prev.ips.filter { ipc in ipc.interface == nil || mine.contains(where: { $0.offset == ipc.interface }) }
         if let missing = try cnl.missingConfiguration(mineIPs, prev.routes, index: ctr.index, ifName: ctx.args.ifName) {
             throw fail(missing)
         }
-        if conf.ipMasq {
-            let tag = Masquerade.tag(network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName))
-            let nft = try NFTSocket.open()
-            for ipc in mineIPs {
-                let els = try Masquerade.elements(nft, ipc.address.family)
-                if !els.contains(where: { $0.key == .address(ipc.address.address) && $0.comment == tag }) {
-                    throw fail("ipMasq for \(ipc.address.address) is missing", "no element with tag \(tag) in table inet swift_cni")
-                }
-            }
+        if conf.ipMasq,
+            let missing = try Masquerade.missing(try NFTSocket.open(), network: ctx.config.name, attachment, addresses: mineIPs.map(\.address.address))
+        {
+            throw fail(missing)
         }
     }
 }

@@ -55,11 +55,14 @@ public struct FirewallPlugin: CNIPlugin {
     }
 
     public func check(_ ctx: PluginContext) throws {
-        _ = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
+        let conf = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
         guard let result = ctx.config.prevResult else {
             throw CNIError(.invalidNetworkConfig, "firewall CHECK needs prevResult", details: "the runtime passes the ADD result")
         }
         let nft = try NFTSocket.open()
+        if let missing = try Firewall.missingLayout(nft, adminChain: conf.adminChain) {
+            throw CNIError(.checkFailed, "the firewall's forward rules are damaged: \(missing)", details: "an ADD puts them back")
+        }
         let held: Set<IPAddress>
         do {
             held = Set(try Firewall.addresses(nft, network: ctx.config.name, Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)))
