@@ -117,5 +117,6 @@ count() { ip netns exec "$H" nft -j list map inet swift_cni_portmap "$1" | jq '[
 check_eq "B's mappings (IPv4 and IPv6) are all that is left" 2 "$(( $(count dnat4) + $(count dnat6) ))"
 ctl del web "/run/netns/$B"; check_eq "del B exits 0" 0 "$?"
 check_eq "no element of ours left in the ruleset" 0 "$(elements)"
+check_eq "no subnet chain left (masquerade, snat)" "" "$(ip netns exec "$H" nft list ruleset | grep -Eo 'chain (masq|snat)-[0-9a-f]+' | tr '\n' ' ')"
 check_eq "no cache entry left" 0 "$(ls "$D/cache/results" | wc -l)"
 tb_finish

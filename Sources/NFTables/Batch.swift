@@ -567,9 +567,11 @@ public struct Batch: Sendable {
     /// `create element <t> <map> { <key> comment "<c>" : jump <chain> }`: exclusive, so a key that
     /// is already there fails the batch (EEXIST, or EBUSY when its verdict differs) instead of
     /// silently keeping the old element and its owner tag.
-    public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [VerdictElement]) {
+    /// Not `exclusive`: `add element`, which keeps an element that is already there as it is and
+    /// fails (ENOENT) only when the chain it jumps to is gone.
+    public mutating func addElements(_ t: TableRef, _ map: String, _ elements: [VerdictElement], exclusive: Bool = true) {
         self.elements(
-            "create element \(t.text) \(map)", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
+            "\(exclusive ? "create" : "add") element \(t.text) \(map)", NFT_MSG_NEWSETELEM, NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), t, map,
             elements.map { ("\($0.key) comment \"\($0.comment)\" : jump \($0.jump)", ElementSpec(key: $0.key.bytes, jump: $0.jump, comment: $0.comment)) })
     }
 
@@ -579,6 +581,14 @@ public struct Batch: Sendable {
         var seen = Set<ElementKey>()
         let keys = keys.filter { seen.insert($0).inserted }
         self.elements("delete element \(t.text) \(map)", NFT_MSG_DELSETELEM, 0, t, map, keys.map { ($0.description, ElementSpec(key: $0.bytes)) })
+    }
+
+    /// Deletes chains of `t` (their rules first), in this transaction.
+    public mutating func deleteChains(_ t: TableRef, _ names: some Sequence<String>) {
+        for c in Set(names).sorted() {
+            flushChain(t, c)
+            deleteChain(t, c)
+        }
     }
 
     /// The messages of `other`, after this batch's, in the same transaction.

@@ -10,7 +10,7 @@ import CNI
 ///
 /// ```
 /// table inet swift_cni_firewall {
-///     map from4 { type ipv4_addr : verdict; }       # container address -> jump accepted
+///     map from4 { type ipv4_addr : verdict; }       # container address -> jump net-<hash of network>
 ///     map from6 { type ipv6_addr : verdict; }
 ///     map isolation_in  { type ifname : verdict; }  # isolated bridge -> jump iso-<hash>
 ///     map isolation_out { type ifname : verdict; }  # isolated bridge -> jump dropped
@@ -21,7 +21,8 @@ import CNI
 ///         ip6 saddr vmap @from6
 ///         ct state established,related ip daddr vmap @from4
 ///         ct state established,related ip6 daddr vmap @from6 }
-///     chain accepted { accept }
+///     chain accepted { accept }                     # (the addresses of earlier versions jump here)
+///     chain net-<hash of network> { accept }        # goes with the network's last address
 ///     chain dropped { drop }
 ///     chain iso-<hash of bridge> { oifname "<bridge>" return; oifname vmap @isolation_out }
 /// }
@@ -29,8 +30,8 @@ import CNI
 ///
 /// An accept here ends this table's verdict only: a drop in another table's forward chain (a
 /// host firewall with policy drop) still drops, as nftables defines. Elements carry the owner tag
-/// of the attachment (as ipMasq's do); DEL and GC remove them by tag. Isolation is per bridge and
-/// stays, as the reference plugin's isolation chains do.
+/// of the attachment (as ipMasq's do); DEL and GC remove them by tag. A bridge's isolation (its
+/// elements and chain) goes with the last address of its network.
 public enum Firewall {
     public static let table = TableRef(.inet, "swift_cni_firewall")
     static let forward = "forward"
@@ -72,10 +73,10 @@ public enum Firewall {
         _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPAddress], adminChain: String, isolate bridge: String?,
         attempt: Int = 0, takeOver: Bool = false
     ) throws(NFTError) {
-        try s.ensureTable(table) { skeleton(adminChain: adminChain) }
+        let counts = try s.ensureTable(table) { skeleton(adminChain: adminChain) }
         // The admin chain of this configuration (another network may name another one): made
         // and jumped to once.
-        if try !s.chainExists(table, adminChain) {
+        if counts[adminChain] == nil {
             var b = Batch()
             b.addChain(table, adminChain)
             b.addRule(table, forward, .jump(adminChain))
@@ -90,49 +91,91 @@ public enum Firewall {
                 b.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).map(\.key).filter { keys.contains($0) })
             }
         }
-        if let bridge, try !s.elements(table, isolationIn, .interfaceName).contains(where: { $0.key == .interface(bridge) }) {
+        // The network's chain: its addresses jump to it, and it goes (with the isolation of the
+        // network's bridge) with the last of them. Counted on but deleted meanwhile by a DEL: this
+        // transaction fails with ENOENT and the ADD starts over; an element of this ADD committed
+        // first makes that DEL fail with EBUSY instead.
+        let accept = networkChain(network)
+        let made = (counts[accept] ?? 0) < 1
+        if made {
+            b.addChain(table, accept)
+            b.flushChain(table, accept)
+            b.addRule(table, accept, .accept)
+        }
+        if let bridge, !made, try s.elements(table, isolationIn, .interfaceName).contains(where: { $0.key == .interface(bridge) }) {
+            // Isolated already, and kept so while this network's chain stands (above).
+        } else if let bridge {
             let c = isolationChain(bridge)
             b.addChain(table, c)
             b.flushChain(table, c)
             b.addRule(table, c, .outputInterfaceReturn(bridge))
             b.addRule(table, c, .outputInterfaceVerdictMap(map: isolationOut))
-            b.addElements(table, isolationIn, [VerdictElement(key: .interface(bridge), jump: c, comment: "bridge of \(network)")])
-            b.addElements(table, isolationOut, [VerdictElement(key: .interface(bridge), jump: dropped, comment: "bridge of \(network)")])
+            b.addElements(table, isolationIn, [VerdictElement(key: .interface(bridge), jump: c, comment: isolationComment + network)])
+            b.addElements(table, isolationOut, [VerdictElement(key: .interface(bridge), jump: dropped, comment: isolationComment + network)])
         }
         let tag = a.ownerTag(network: network)
         for f in [IPFamily.v4, .v6] {
-            b.addElements(table, map(f), addresses.filter { $0.family == f }.map { VerdictElement(key: .address($0), jump: accepted, comment: tag) })
+            b.addElements(table, map(f), addresses.filter { $0.family == f }.map { VerdictElement(key: .address($0), jump: accept, comment: tag) })
         }
         do {
             try s.apply(b)
         } catch {
             // EEXIST/EBUSY: an address still listed for an attachment that leaked it, or a bridge
-            // another ADD isolated meanwhile; ENOENT: a listed element another DEL took first.
-            let retry = error.errno == EEXIST || error.errno == EBUSY || (takeOver && error.errno == ENOENT)
-            guard retry && attempt < 3 else { throw error }
+            // another ADD isolated meanwhile; ENOENT: a listed element, or the isolation chain of
+            // the bridge, another DEL took first.
+            let retry = error.errno == EEXIST || error.errno == EBUSY || error.errno == ENOENT
+            guard retry && attempt < 8 else { throw error }
             try add(s, network: network, a, addresses: addresses, adminChain: adminChain, isolate: bridge, attempt: attempt + 1, takeOver: true)
         }
     }
 
-    /// Removes the elements of one attachment. Nothing to remove is success.
+    /// Removes the elements of one attachment, and the isolation of its network's bridge with
+    /// the network's last address. Nothing to remove is success.
     public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) {
         let tag = a.ownerTag(network: network)
-        try removeWhere(s) { $0 == tag }
+        try removeWhere(s, network: network, orphans: false) { $0 == tag }
     }
 
-    /// GC: removes the elements of `network` whose attachment is not in `valid`.
+    /// GC: removes the elements of `network` whose attachment is not in `valid`, and the
+    /// isolation of every bridge whose network has no address left.
     public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) {
         let prefix = Attachment.networkTag(network) + ":"
         let keep = Set(valid.map { $0.ownerTag(network: network) })
-        try removeWhere(s) { $0.hasPrefix(prefix) && !keep.contains($0) }
+        try removeWhere(s, network: network, orphans: true) { $0.hasPrefix(prefix) && !keep.contains($0) }
     }
 
-    static func removeWhere(_ s: NFTSocket, _ predicate: (String) -> Bool) throws(NFTError) {
-        try s.applyListing { () throws(NFTError) -> Batch in
+    static let isolationComment = "bridge of "
+
+    /// The chain a network's addresses jump to (`accept`).
+    public static func networkChain(_ network: String) -> String { "net-" + Attachment.shortHash("firewall\u{0}" + network) }
+
+    /// One transaction: the elements, and each network chain they leave without an element (all
+    /// such chains with `orphans`) with the isolation of that network's bridge. Race-safe
+    /// against an ADD of the same network (see ``add``).
+    static func removeWhere(_ s: NFTSocket, network: String, orphans: Bool, _ predicate: (String) -> Bool) throws(NFTError) {
+        try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
             var b = Batch()
+            var used = Set<String>(), freed = Set<String>()
             for f in [IPFamily.v4, .v6] {
-                b.deleteElements(table, map(f), try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
+                let els = try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6)
+                b.deleteElements(table, map(f), els.filter { predicate($0.comment) }.map(\.key))
+                for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
+            let chains = try s.ruleCounts(table) ?? [:]
+            if orphans { freed.formUnion(chains.keys.filter { $0.hasPrefix("net-") }) } else { freed.insert(networkChain(network)) }
+            let gone = freed.subtracting(used).filter { $0.hasPrefix("net-") && chains[$0] != nil }
+            b.deleteChains(table, gone)
+            // The isolation of the networks whose chain goes (or is gone already).
+            let isolated = try s.elements(table, isolationIn, .interfaceName).filter { e in
+                guard e.comment.hasPrefix(isolationComment) else { return false }
+                let owner = networkChain(String(e.comment.dropFirst(isolationComment.count)))
+                return gone.contains(owner) || (orphans && chains[owner] == nil && !used.contains(owner))
+            }
+            guard !isolated.isEmpty else { return b }
+            let out = Set(try s.elements(table, isolationOut, .interfaceName).map(\.key))
+            b.deleteElements(table, isolationIn, isolated.map(\.key))
+            b.deleteElements(table, isolationOut, isolated.map(\.key).filter { out.contains($0) })
+            b.deleteChains(table, isolated.map(\.jump).filter { $0.hasPrefix("iso-") })
             return b
         }
     }

@@ -109,7 +109,9 @@ public enum Masquerade {
     }
 
     /// Masquerades traffic from `addresses` leaving their subnets (multicast excepted).
-    public static func add(_ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = []) throws(NFTError) {
+    public static func add(
+        _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = [], attempt: Int = 0
+    ) throws(NFTError) {
         let counts = try s.ensureTable(table, skeleton)
         // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
         // a chain deletes rules, and deletions make the kernel wait for a grace period). One that
@@ -122,6 +124,10 @@ public enum Masquerade {
         do {
             try s.apply(addBatch(network: network, a, addresses: addresses, exclude: exclude, existing: existing))
         } catch {
+            if error.errno == ENOENT && attempt < 5 && !existing.isEmpty {
+                // A subnet chain went with its last element (a DEL or GC) after it was counted.
+                return try add(s, network: network, a, addresses: addresses, exclude: exclude, attempt: attempt + 1)
+            }
             guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
             // An address still mapped for an attachment that leaked it: the address is ours now,
             // its old element replaced in one transaction (never a moment without either).
@@ -136,25 +142,37 @@ public enum Masquerade {
         }
     }
 
-    /// Removes the elements of one attachment (found by tag). Nothing to remove is success.
+    /// Removes the elements of one attachment (found by tag), and a subnet chain with its last
+    /// element. Nothing to remove is success.
     public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) {
         let t = tag(network: network, a)
-        try removeWhere(s) { $0.comment == t }
+        try removeWhere(s, orphans: false) { $0.comment == t }
     }
 
-    /// GC: removes the network's elements whose attachment is not in `valid`.
+    /// GC: removes the network's elements whose attachment is not in `valid`, and every subnet
+    /// chain no element jumps to any more (of any network: a removed network's too).
     public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) {
         let prefix = networkTag(network) + ":"
         let keep = Set(valid.map { tag(network: network, $0) })
-        try removeWhere(s) { $0.comment.hasPrefix(prefix) && !keep.contains($0.comment) }
+        try removeWhere(s, orphans: true) { $0.comment.hasPrefix(prefix) && !keep.contains($0.comment) }
     }
 
-    static func removeWhere(_ s: NFTSocket, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
-        try s.applyListing { () throws(NFTError) -> Batch in
+    /// One transaction: the elements, and the subnet chains they leave without an element (all
+    /// such chains with `orphans`). Race-safe: an ADD that gives such a chain a new element
+    /// first makes the deletion fail with EBUSY, and the listing is taken again; an ADD that
+    /// counted on a chain deleted first fails with ENOENT and makes it again.
+    static func removeWhere(_ s: NFTSocket, orphans: Bool, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
+        try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
             var b = Batch()
+            var used = Set<String>(), freed = Set<String>()
             for f in [IPFamily.v4, .v6] {
-                b.deleteElements(table, map(f), try elements(s, f).filter(predicate).map(\.key))
+                let els = try elements(s, f)
+                let gone = els.filter(predicate)
+                b.deleteElements(table, map(f), gone.map(\.key))
+                for e in els { if predicate(e) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
+            if orphans { freed.formUnion((try s.ruleCounts(table) ?? [:]).keys.filter { $0.hasPrefix("masq-") }) }
+            b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("masq-") })
             return b
         }
     }

@@ -125,7 +125,9 @@ public final class NFTSocket {
     /// Applies the batch `make` builds from a fresh listing. A DEL, GC or ADD of another
     /// attachment may delete a listed element between the listing and the transaction: the
     /// transaction then fails with ENOENT as a whole, and is listed and built again (a few times).
-    public func applyListing(_ make: () throws(NFTError) -> Batch) throws(NFTError) {
+    /// A batch that deletes a chain with its last element fails with EBUSY when an ADD gave the
+    /// chain a new element meanwhile: `also` (EBUSY there) is retried the same way.
+    public func applyListing(also: Set<Int32> = [], _ make: () throws(NFTError) -> Batch) throws(NFTError) {
         var attempt = 0
         while true {
             let b = try make()
@@ -134,7 +136,7 @@ public final class NFTSocket {
                 return
             } catch {
                 attempt += 1
-                if error.errno != ENOENT || attempt >= 5 { throw error }
+                if !(error.errno == ENOENT || also.contains(error.errno)) || attempt >= 8 { throw error }
             }
         }
     }

@@ -192,7 +192,7 @@ public enum PortMap {
     /// attachment already holds is kept, so a repeated ADD is idempotent.
     public static func add(
         _ s: NFTSocket, network: String, _ a: Attachment, mappings: [Mapping], subnets: [IPPrefix], snat: Bool,
-        masqAll: Bool
+        masqAll: Bool, attempt: Int = 0
     ) throws -> Void {
         guard !mappings.isEmpty else { return }
         let counts = try s.ensureTable(table, skeleton)
@@ -223,6 +223,10 @@ public enum PortMap {
             try s.apply(batch)
             return
         } catch {
+            if error.errno == ENOENT && attempt < 5 && !existing.isEmpty {
+                // A snat chain went with its last element (a DEL or GC) after it was counted.
+                return try add(s, network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll, attempt: attempt + 1)
+            }
             guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
         }
         // Some key exists: ours (a repeated ADD) is kept, another owner's host port is a conflict,
@@ -262,7 +266,7 @@ public enum PortMap {
     @discardableResult
     public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
         let tag = Masquerade.tag(network: network, a)
-        return try removeWhere(s) { owner($0) == tag }
+        return try removeWhere(s, orphans: false) { owner($0) == tag }
     }
 
     /// GC: removes the network's elements whose attachment is not in `valid`.
@@ -270,7 +274,7 @@ public enum PortMap {
     public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) -> [Mapping] {
         let prefix = Masquerade.networkTag(network) + ":"
         let keep = Set(valid.map { Masquerade.tag(network: network, $0) })
-        return try removeWhere(s) { $0.hasPrefix(prefix) && !keep.contains(String(owner($0))) }
+        return try removeWhere(s, orphans: true) { $0.hasPrefix(prefix) && !keep.contains(String(owner($0))) }
     }
 
     struct Listed {
@@ -305,17 +309,24 @@ public enum PortMap {
         return out
     }
 
-    static func removeWhere(_ s: NFTSocket, _ predicate: (String) -> Bool) throws(NFTError) -> [Mapping] {
+    /// One transaction: the elements, and the snat chains they leave without an element (all
+    /// such chains with `orphans`), race-safe as ``Masquerade`` removes its subnet chains.
+    static func removeWhere(_ s: NFTSocket, orphans: Bool, _ predicate: (String) -> Bool) throws(NFTError) -> [Mapping] {
         var gone: [Listed] = []
-        try s.applyListing { () throws(NFTError) -> Batch in
+        try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
             var b = Batch()
             gone = try all(s).filter { predicate($0.comment) }
             for (map, els) in Dictionary(grouping: gone, by: \.map).sorted(by: { $0.key < $1.key }) {
                 b.deleteElements(table, map, keys: els.map(\.element.key))
             }
+            var used = Set<String>(), freed = Set<String>()
             for f in [IPFamily.v4, .v6] {
-                b.deleteElements(table, snatMap(f), try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { predicate($0.comment) }.map(\.key))
+                let els = try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6)
+                b.deleteElements(table, snatMap(f), els.filter { predicate($0.comment) }.map(\.key))
+                for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
+            if orphans { freed.formUnion((try s.ruleCounts(table) ?? [:]).keys.filter { $0.hasPrefix("snat-") }) }
+            b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("snat-") })
             return b
         }
         return gone.map(\.mapping)

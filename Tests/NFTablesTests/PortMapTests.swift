@@ -230,6 +230,90 @@ struct PortMapKernelTests {
         #expect(listing.components(separatedBy: "dnat ip to").count - 1 == 2 && listing.contains("ip saddr 10.88.0.0/16 masquerade"), "\(listing)")
     }
 
+    /// Nothing of a network stays after its last container: the masquerade subnet chain, the
+    /// portmap snat chain and the firewall's isolation of the bridge go with their last element;
+    /// GC removes such chains left without an element.
+    @Test func perNetworkChainsGoWithTheirLastElement() throws {
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0"), b = Attachment(containerID: "b", ifName: "eth0")
+        let pa = IPPrefix("10.88.0.5/16")!, pb = IPPrefix("10.88.0.6/16")!
+        func ours() -> [String] {
+            ns.nft("list", "ruleset").split(separator: "\n").compactMap { line -> String? in
+                let w = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard w.count >= 2, w[0] == "chain", ["masq-", "snat-", "iso-", "net-"].contains(where: { w[1].hasPrefix($0) }) else { return nil }
+                return String(w[1].prefix { $0 != "-" })
+            }.sorted()
+        }
+        for (x, p) in [(a, pa), (b, pb)] {
+            try Masquerade.add(s, network: "web", x, addresses: [p])
+            try PortMap.add(s, network: "web", x, mappings: [mapping(p == pa ? 8080 : 8081, p.address.description)], subnets: [p], snat: true, masqAll: false)
+            try Firewall.add(s, network: "web", x, addresses: [p.address], adminChain: "admin", isolate: "br-web")
+        }
+        #expect(ours() == ["iso", "masq", "net", "snat"])
+        for x in [a] {
+            try Masquerade.remove(s, network: "web", x)
+            _ = try PortMap.remove(s, network: "web", x)
+            try Firewall.remove(s, network: "web", x)
+        }
+        #expect(ours() == ["iso", "masq", "net", "snat"], "b still uses them")
+        try Masquerade.remove(s, network: "web", b)
+        _ = try PortMap.remove(s, network: "web", b)
+        try Firewall.remove(s, network: "web", b)
+        #expect(ours() == [], "gone with the last element: \(ns.nft("list", "ruleset"))")
+        #expect(!ns.nft("list", "ruleset").contains("br-web"), "the bridge's isolation elements too")
+
+        // Orphans (their elements deleted by hand): GC of any network removes them.
+        try Masquerade.add(s, network: "web", a, addresses: [pa])
+        try PortMap.add(s, network: "web", a, mappings: [mapping(8080, "10.88.0.5")], subnets: [pa], snat: true, masqAll: false)
+        _ = ns.nft("flush", "map", "inet", "swift_cni", "masq4")
+        _ = ns.nft("flush", "map", "inet", "swift_cni_portmap", "snat4")
+        #expect(ours() == ["masq", "snat"])
+        try Masquerade.collect(s, network: "other", valid: [])
+        _ = try PortMap.collect(s, network: "other", valid: [])
+        #expect(ours() == [])
+        #expect(try PortMap.mappings(s, network: "web", a).count == 1, "GC of another network leaves web's mapping")
+    }
+
+    /// DEL of a subnet's last container races ADDs on the same subnet (separate sockets, as
+    /// parallel plugins): no operation fails, every ADD ends with its chain in place (the
+    /// deletion lost the race: EBUSY; or the ADD made the chain again: ENOENT), and nothing is
+    /// left after the last DEL.
+    @Test func lastElementDeletionRacesAddsSafely() throws {
+        let workers = 6, each = 30
+        let failures = LockedList()
+        let path = "/run/netns/\(ns.name)"
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            do {
+                let s = try NetworkNamespace(path: path).perform { try NFTSocket() }
+                for i in 0..<each {
+                    let n = w * each + i
+                    let a = Attachment(containerID: "r\(n)", ifName: "eth0")
+                    let p = IPPrefix("10.89.\(n / 250).\(n % 250 + 2)/16")!
+                    try Masquerade.add(s, network: "race", a, addresses: [p])
+                    try PortMap.add(
+                        s, network: "race", a,
+                        mappings: [PortMap.Mapping(hostPort: UInt16(30000 + n), containerPort: 80, proto: 6, hostIP: nil, container: p.address)],
+                        subnets: [p], snat: true, masqAll: false)
+                    try Firewall.add(s, network: "race", a, addresses: [p.address], adminChain: "admin", isolate: "br-race")
+                    if let m = try Masquerade.missing(s, network: "race", a, addresses: [p.address]) { failures.append("\(a): \(m)") }
+                    let pm = PortMap.Mapping(hostPort: UInt16(30000 + n), containerPort: 80, proto: 6, hostIP: nil, container: p.address)
+                    if let m = try PortMap.missing(s, network: "race", a, mappings: [pm], snat: true) { failures.append("\(a): \(m)") }
+                    if !(try s.elements(Firewall.table, "isolation_in", .interfaceName).contains { $0.key == .interface("br-race") }) {
+                        failures.append("\(a): br-race not isolated")
+                    }
+                    try Masquerade.remove(s, network: "race", a)
+                    _ = try PortMap.remove(s, network: "race", a)
+                    try Firewall.remove(s, network: "race", a)
+                }
+            } catch {
+                failures.append("worker \(w): \(error)")
+            }
+        }
+        #expect(failures.items.isEmpty, "\(failures.items.prefix(5))")
+        let left = ns.nft("list", "ruleset")
+        #expect(!left.contains("chain masq-") && !left.contains("chain snat-") && !left.contains("chain iso-") && !left.contains("chain net-"), "\(left)")
+    }
+
     @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {
         let s = try ns.socket()
         #expect(try PortMap.remove(s, network: "web", Attachment(containerID: "a", ifName: "eth0")).isEmpty)
