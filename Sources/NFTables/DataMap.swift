@@ -144,6 +144,19 @@ extension Batch {
 }
 
 extension NFTSocket {
+    /// The data map element of `key`, if any, found by its key (no listing).
+    public func element(_ table: TableRef, _ map: String, _ type: MapType, key: [FieldValue]) throws(NFTError) -> MapElement? {
+        var out: MapElement?
+        try withElement(table, map, key: FieldValue.bytes(key)) { e in
+            var vlen: UInt32 = 0
+            guard let v = nftnl_set_elem_get(e, attr(NFTNL_SET_ELEM_DATA), &vlen),
+                let value = FieldValue.parse(UnsafeRawBufferPointer(start: v, count: Int(vlen)), type.value)
+            else { return }
+            out = MapElement(key: key, value: value, comment: NFTSocket.comment(e))
+        }
+        return out
+    }
+
     /// The elements of data map `map` in `table`; none when the table or map does not exist.
     public func elements(_ table: TableRef, _ map: String, _ type: MapType) throws(NFTError) -> [MapElement] {
         var out: [MapElement] = []

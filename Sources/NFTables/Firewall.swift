@@ -73,10 +73,11 @@ public enum Firewall {
         _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPAddress], adminChain: String, isolate bridge: String?,
         attempt: Int = 0, takeOver: Bool = false
     ) throws(NFTError) {
-        let counts = try s.ensureTable(table) { skeleton(adminChain: adminChain) }
+        let accept = networkChain(network)
+        let counts = try s.ensureTable(table, also: [accept]) { skeleton(adminChain: adminChain) }
         // The admin chain of this configuration (another network may name another one): made
         // and jumped to once.
-        if counts[adminChain] == nil {
+        if try !s.chainExists(table, adminChain) {
             var b = Batch()
             b.addChain(table, adminChain)
             b.addRule(table, forward, .jump(adminChain))
@@ -95,7 +96,6 @@ public enum Firewall {
         // network's bridge) with the last of them. Counted on but deleted meanwhile by a DEL: this
         // transaction fails with ENOENT and the ADD starts over; an element of this ADD committed
         // first makes that DEL fail with EBUSY instead.
-        let accept = networkChain(network)
         let made = (counts[accept] ?? 0) < 1
         if made {
             b.addChain(table, accept)

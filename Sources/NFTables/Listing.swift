@@ -20,15 +20,38 @@ extension NFTSocket {
         return out
     }
 
+    /// The verdict map element of `key`, if any (see ``withElement``).
+    public func element(_ table: TableRef, _ map: String, _ keyType: MapKeyType, key: ElementKey) throws(NFTError) -> VerdictElement? {
+        var out: VerdictElement?
+        try withElement(table, map, key: key.bytes) { e in
+            let jump = nftnl_set_elem_get_str(e, attr(NFTNL_SET_ELEM_CHAIN)).map { String(cString: $0) } ?? ""
+            out = VerdictElement(key: key, jump: jump, comment: NFTSocket.comment(e))
+        }
+        return out
+    }
+
     /// Dumps the elements of `map` and calls `body` with each (a libnftnl element, valid during
     /// the call). A missing table or map has no elements.
     func forEachElement(_ table: TableRef, _ map: String, _ body: (OpaquePointer) -> Void) throws(NFTError) {
+        try getElements(table, map, key: nil, body)
+    }
+
+    /// Calls `body` with the element of `map` whose key is `key`, found by the key as the kernel
+    /// looks it up, never by a listing; nothing when the table, the map or the element does not exist.
+    func withElement(_ table: TableRef, _ map: String, key: [UInt8], _ body: (OpaquePointer) -> Void) throws(NFTError) {
+        try getElements(table, map, key: key, body)
+    }
+
+    /// GETSETELEM: a dump of every element, or (with `key`) the one element.
+    private func getElements(_ table: TableRef, _ map: String, key: [UInt8]?, _ body: (OpaquePointer) -> Void) throws(NFTError) {
         let replies: [[UInt8]]
         do {
-            replies = try dump("list map \(table.text) \(map)") { seq in
+            replies = try dump(key == nil ? "list map \(table.text) \(map)" : "get element \(table.text) \(map)") { seq in
                 Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETSETELEM.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let flags = key == nil ? NLM_F_DUMP : NLM_F_ACK
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETSETELEM.rawValue), table.family.nfproto, UInt16(flags), seq)
                     let o = Batch.set(table, map)
+                    if let key { nftnl_set_elem_add(o, Batch.element(Batch.ElementSpec(key: key))) }
                     nftnl_set_elems_nlmsg_build_payload(nlh, o)
                     nftnl_set_free(o)
                 }
@@ -84,15 +107,16 @@ extension NFTSocket {
     /// skeleton's layout (a chain emptied or deleted by hand or by another tool) has it put back
     /// in one transaction (``Batch/repair(_:)``). Returns the number of rules of each chain of
     /// the table, as it is now.
+    /// `also`: more chains to count (0 for one that does not exist).
     @discardableResult
-    public func ensureTable(_ table: TableRef, _ skeleton: () -> Batch) throws(NFTError) -> [String: Int] {
+    public func ensureTable(_ table: TableRef, also: [String] = [], _ skeleton: () -> Batch) throws(NFTError) -> [String: Int] {
         let s = skeleton()
-        guard let counts = try ruleCounts(table) else {
+        guard let counts = try ruleCounts(table, chains: s.layout.map(\.chain) + also) else {
             do {
                 try apply(s)
             } catch {
                 if error.errno != EEXIST { throw error }
-                return try ensureTable(table, skeleton)
+                return try ensureTable(table, also: also, skeleton)
             }
             return Dictionary(s.layout.map { ($0.chain, $0.rules) }, uniquingKeysWith: +)
         }
@@ -106,7 +130,7 @@ extension NFTSocket {
     /// What of `layout` (chains and their rules) the table lacks, or nil. A chain may have more
     /// rules than the layout (an administrator's own chain, a jump another network added).
     public func missingLayout(_ table: TableRef, _ layout: [(chain: String, rules: Int)]) throws(NFTError) -> String? {
-        guard let counts = try ruleCounts(table) else { return "table \(table.text) does not exist" }
+        guard let counts = try ruleCounts(table, chains: layout.map(\.chain)) else { return "table \(table.text) does not exist" }
         return NFTSocket.missing(layout, counts).map { "\($0) in table \(table.text)" }
     }
 
@@ -117,6 +141,32 @@ extension NFTSocket {
             if have < n { return "chain \(c) has \(have) of its \(n) rules" }
         }
         return nil
+    }
+
+    /// The number of rules of each of `chains` (one filtered dump each, so the cost does not grow
+    /// with the table's other chains; a chain that does not exist has none); nil when the table
+    /// does not exist.
+    public func ruleCounts(_ table: TableRef, chains: [String]) throws(NFTError) -> [String: Int]? {
+        guard try tableExists(table) else { return nil }
+        var counts: [String: Int] = [:]
+        for c in Set(chains) {
+            do {
+                counts[c] = try dump("list chain \(table.text) \(c)", { seq in
+                    Batch.buffer { p in
+                        let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETRULE.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                        let o = nftnl_rule_alloc()!
+                        nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), table.name)
+                        nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), c)
+                        nftnl_rule_nlmsg_build_payload(nlh, o)
+                        nftnl_rule_free(o)
+                    }
+                }).count
+            } catch {
+                if error.errno != ENOENT { throw error }
+                counts[c] = 0
+            }
+        }
+        return counts
     }
 
     /// The chains of `table` with the number of rules of each; nil when the table does not exist.

@@ -112,7 +112,7 @@ public enum Masquerade {
     public static func add(
         _ s: NFTSocket, network: String, _ a: Attachment, addresses: [IPPrefix], exclude: [IPPrefix] = [], attempt: Int = 0
     ) throws(NFTError) {
-        let counts = try s.ensureTable(table, skeleton)
+        let counts = try s.ensureTable(table, also: addresses.map { chain(network: network, subnet: $0, exclude: exclude) }, skeleton)
         // A subnet chain is made once; later ADDs of the subnet only add their elements (rewriting
         // a chain deletes rules, and deletions make the kernel wait for a grace period). One that
         // lost its rules is made again.

@@ -26,7 +26,7 @@ import CNftnl
 ///     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 ///         ct status dnat ip daddr vmap @snat4
 ///         ct status dnat ip6 daddr vmap @snat6 }
-///     chain snat-<hash of subnet> {               # snat: localhost, hairpin and the same network
+///     chain snat-<hash of attachment and subnet> { # snat: localhost, hairpin and the same network
 ///         ip saddr 127.0.0.0/8 masquerade
 ///         ip saddr <subnet> masquerade }           # masqAll: just "masquerade"
 /// }
@@ -91,9 +91,11 @@ public enum PortMap {
         return MapType(key: (byAddress ? [addr] : []) + [.proto, .port], value: [addr, .port])
     }
 
-    /// The chain that masquerades translated connections to containers of `subnet`.
-    public static func snatChain(subnet: IPPrefix, masqAll: Bool) -> String {
-        "snat-" + Masquerade.hash(subnet.network.description, masqAll ? "all" : "local")
+    /// The chain that masquerades translated connections to attachment `a`'s address in
+    /// `subnet`: one per attachment and family, so it goes with the attachment's element in one
+    /// transaction, and a DEL never has to find out whether another container still uses it.
+    public static func snatChain(network: String, _ a: Attachment, subnet: IPPrefix, masqAll: Bool) -> String {
+        "snat-" + Masquerade.hash(network, a.containerID, a.ifName, subnet.network.description, masqAll ? "all" : "local")
     }
 
     /// The comment of an attachment's elements: the owner tag first.
@@ -159,7 +161,7 @@ public enum PortMap {
         let snatted = snat ? subnets.filter { p in mappings.contains { $0.container == p.address } } : []
         var made = Set<String>()
         for p in snatted {
-            let c = snatChain(subnet: p, masqAll: masqAll)
+            let c = snatChain(network: network, a, subnet: p, masqAll: masqAll)
             guard !existing.contains(c), made.insert(c).inserted else { continue }
             b.addChain(table, c)
             b.flushChain(table, c)
@@ -179,7 +181,7 @@ public enum PortMap {
         for f in [IPFamily.v4, .v6] {
             b.deleteElements(table, snatMap(f), replacing[f] ?? [])
             let els = snatted.filter { $0.family == f && !skipping.contains([.address($0.address)]) }.map {
-                VerdictElement(key: .address($0.address), jump: snatChain(subnet: $0, masqAll: masqAll), comment: comment)
+                VerdictElement(key: .address($0.address), jump: snatChain(network: network, a, subnet: $0, masqAll: masqAll), comment: comment)
             }
             b.addElements(table, snatMap(f), els)
         }
@@ -195,7 +197,7 @@ public enum PortMap {
         masqAll: Bool, attempt: Int = 0
     ) throws -> Void {
         guard !mappings.isEmpty else { return }
-        let counts = try s.ensureTable(table, skeleton)
+        let counts = try s.ensureTable(table, also: snat ? subnets.map { snatChain(network: network, a, subnet: $0, masqAll: masqAll) } : [], skeleton)
         let tag = Masquerade.tag(network: network, a)
         // "Any address" and one address of the same port exclude each other: look in the other map.
         // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.
@@ -214,7 +216,7 @@ public enum PortMap {
         var existing = Set<String>()
         if snat {
             for p in subnets {
-                let c = snatChain(subnet: p, masqAll: masqAll)
+                let c = snatChain(network: network, a, subnet: p, masqAll: masqAll)
                 if (counts[c] ?? 0) >= (masqAll || p.family == .v6 ? 1 : 2) { existing.insert(c) }  // else made again
             }
         }
@@ -267,6 +269,77 @@ public enum PortMap {
     public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
         let tag = Masquerade.tag(network: network, a)
         return try removeWhere(s, orphans: false) { owner($0) == tag }
+    }
+
+    /// A host port as a runtime names it: protocol, port, and the host address (nil for any).
+    public struct HostPort: Sendable, Hashable {
+        public var proto: UInt8
+        public var port: UInt16
+        public var hostIP: IPAddress?
+        public init(proto: UInt8, port: UInt16, hostIP: IPAddress?) {
+            self.proto = proto
+            self.port = port
+            self.hostIP = hostIP
+        }
+
+        /// The maps and keys a mapping of this host port may have (either family for any address).
+        var candidates: [(map: String, type: MapType, key: [FieldValue])] {
+            if let ip = hostIP {
+                return [(dnatMap(ip.family, byAddress: true), PortMap.type(ip.family, byAddress: true), [.address(ip), .proto(proto), .port(port)])]
+            }
+            return [IPFamily.v4, .v6].map { (dnatMap($0, byAddress: false), PortMap.type($0, byAddress: false), [.proto(proto), .port(port)]) }
+        }
+    }
+
+    /// DEL with the host ports the runtime passes (the same as at ADD, as the spec requires):
+    /// each of attachment `a`'s elements is found by its key, so the cost does not grow with the
+    /// mappings of the host; elements of other owners are never touched. The snat elements of
+    /// the removed mappings' container addresses (and of `containers`, prevResult's) go too, and
+    /// a snat chain with its last reference. One transaction.
+    @discardableResult
+    public static func remove(
+        _ s: NFTSocket, network: String, _ a: Attachment, hostPorts: [HostPort], containers: [IPAddress] = []
+    ) throws(NFTError) -> [Mapping] {
+        let tag = Masquerade.tag(network: network, a)
+        var gone: [Mapping] = []
+        // The snat chains are the attachment's own and go along. One that another element
+        // still used (a leaked element of an earlier attachment of the same name) would fail
+        // the transaction with EBUSY naming it: it is then applied again without that chain.
+        var kept = Set<String>()
+        func build() throws(NFTError) -> Batch {
+            var b = Batch()
+            gone = []
+            var seen = Set<String>()
+            for hp in hostPorts {
+                for c in hp.candidates where seen.insert("\(c.map) \(FieldValue.text(c.key))").inserted {
+                    guard let el = try s.element(table, c.map, c.type, key: c.key), owner(el.comment) == tag else { continue }
+                    b.deleteElements(table, c.map, keys: [el.key])
+                    gone.append(Listed(map: c.map, element: el).mapping)
+                }
+            }
+            var refs: [String: Int] = [:]  // chain -> our elements that jump to it
+            for addr in Set(gone.map(\.container) + containers) {
+                guard let el = try s.element(table, snatMap(addr.family), addr.family == .v4 ? .ipv4 : .ipv6, key: .address(addr)),
+                    owner(el.comment) == tag
+                else { continue }
+                b.deleteElements(table, snatMap(addr.family), [el.key])
+                refs[el.jump, default: 0] += 1
+            }
+            b.deleteChains(table, refs.keys.filter { $0.hasPrefix("snat-") && !kept.contains($0) })
+            return b
+        }
+        for attempt in 1...8 {
+            do {
+                try s.apply(try build())
+                return gone
+            } catch {
+                // The failed message names the chain another element still uses.
+                let busy = error.errno == EBUSY && error.operation.hasPrefix("delete chain ")
+                if attempt == 8 || !(error.errno == ENOENT || busy) { throw error }
+                if busy, let c = error.operation.split(separator: " ").last { kept.insert(String(c)) }
+            }
+        }
+        return gone
     }
 
     /// GC: removes the network's elements whose attachment is not in `valid`.
@@ -339,17 +412,18 @@ public enum PortMap {
     ) throws(NFTError) -> String? {
         if let m = try s.missingLayout(table, skeleton().layout) { return m }
         let tag = Masquerade.tag(network: network, a)
-        let held = try all(s).filter { owner($0.comment) == tag }.map(\.mapping)
-        for m in mappings where !held.contains(m) {
-            return "host port \(m.hostDescription) is not mapped to \(m.container):\(m.containerPort)"
+        // Each element by its key, as ADD and DEL find them: no listing of the host's mappings.
+        for m in mappings {
+            let el = try s.element(table, m.map, type(m.family, byAddress: m.hostIP != nil), key: m.key)
+            guard let el, owner(el.comment) == tag, el.value == m.value else {
+                return "host port \(m.hostDescription) is not mapped to \(m.container):\(m.containerPort)"
+            }
         }
         if snat {
-            for f in [IPFamily.v4, .v6] {
-                let els = try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6).filter { owner($0.comment) == tag }
-                for m in mappings where m.family == f {
-                    guard let el = els.first(where: { $0.key == .address(m.container) }) else { return "no snat element for \(m.container)" }
-                    if let missing = try s.missingLayout(table, [(el.jump, 1)]) { return "snat for \(m.container): \(missing)" }
-                }
+            for addr in Set(mappings.map(\.container)) {
+                let el = try s.element(table, snatMap(addr.family), addr.family == .v4 ? .ipv4 : .ipv6, key: .address(addr))
+                guard let el, owner(el.comment) == tag else { return "no snat element for \(addr)" }
+                if let missing = try s.missingLayout(table, [(el.jump, 1)]) { return "snat for \(addr): \(missing)" }
             }
         }
         return nil

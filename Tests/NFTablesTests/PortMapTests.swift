@@ -41,7 +41,7 @@ import Testing
         ]
         let c = PortMap.comment(network: "web", a)
         #expect(c == "\(Masquerade.tag(network: "web", a)) 0123456789ab/eth0 web")
-        let s4 = PortMap.snatChain(subnet: subnets[0], masqAll: false), s6 = PortMap.snatChain(subnet: subnets[1], masqAll: false)
+        let s4 = PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: false), s6 = PortMap.snatChain(network: "web", a, subnet: subnets[1], masqAll: false)
         let text = PortMap.addBatch(network: "web", a, mappings: mappings, subnets: subnets, snat: true, masqAll: false).text
         #expect(text == """
             add chain inet swift_cni_portmap \(s4)
@@ -59,7 +59,7 @@ import Testing
             """)
         // masqAll: one chain that masquerades every source; snat off: no chain, no snat element.
         let all = PortMap.addBatch(network: "web", a, mappings: [mappings[0]], subnets: [subnets[0]], snat: true, masqAll: true).text
-        #expect(all.contains("add rule inet swift_cni_portmap \(PortMap.snatChain(subnet: subnets[0], masqAll: true)) masquerade\n"))
+        #expect(all.contains("add rule inet swift_cni_portmap \(PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: true)) masquerade\n"))
         let off = PortMap.addBatch(network: "web", a, mappings: [mappings[0]], subnets: [subnets[0]], snat: false, masqAll: false).text
         #expect(off == "create element inet swift_cni_portmap dnat4 { tcp . 8080 comment \"\(c)\" : 10.88.0.5 . 80 }")
     }
@@ -130,13 +130,18 @@ struct PortMapKernelTests {
         #expect(listing.contains("192.0.2.1 . udp . 53 comment"))
         #expect(listing.contains("fib daddr type local jump hostports"))
         #expect(listing.contains("ct status dnat ip daddr vmap @snat4"))
-        let rules = listing.split(separator: "\n").filter { $0.contains("masquerade") || $0.contains("dnat") || $0.contains("jump hostports") }.count
+        func count(_ text: String, _ what: String) -> Int { text.split(separator: "\n").filter { $0.contains(what) }.count }
+        let fixed = count(listing, "dnat") + count(listing, "jump hostports")
 
-        // The same ADD again is idempotent; a second container adds elements, no rules.
+        // The same ADD again is idempotent; a second container adds elements and its own snat
+        // chain (two rules, reached only through the snat4 map), never a rule a packet of
+        // another container passes.
         try PortMap.add(s, network: "web", a, mappings: ma, subnets: sa, snat: true, masqAll: false)
+        let masq = count(ns.nft("list", "table", "inet", "swift_cni_portmap"), "masquerade")
         try PortMap.add(s, network: "web", b, mappings: [mapping(8081, "10.88.0.6")], subnets: sb, snat: true, masqAll: false)
         let after = ns.nft("list", "table", "inet", "swift_cni_portmap")
-        #expect(after.split(separator: "\n").filter { $0.contains("masquerade") || $0.contains("dnat") || $0.contains("jump hostports") }.count == rules)
+        #expect(count(after, "dnat") + count(after, "jump hostports") == fixed)
+        #expect(count(after, "masquerade") == masq + 2)
         #expect(try PortMap.mappings(s, network: "web", a).count == 3)
 
         // Conflicts: the same port and protocol (any address), any over a hostIP port, hostIP over any.
@@ -222,7 +227,7 @@ struct PortMapKernelTests {
         #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true) == nil)
         _ = ns.nft("flush", "chain", "inet", "swift_cni_portmap", "hostports")
         #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true)?.contains("chain hostports has 0 of its 4 rules") == true)
-        _ = ns.nft("flush", "chain", "inet", "swift_cni_portmap", PortMap.snatChain(subnet: IPPrefix("10.88.0.5/16")!, masqAll: false))
+        _ = ns.nft("flush", "chain", "inet", "swift_cni_portmap", PortMap.snatChain(network: "web", a, subnet: IPPrefix("10.88.0.5/16")!, masqAll: false))
         _ = try PortMap.remove(s, network: "web", a)
         try PortMap.add(s, network: "web", a, mappings: ma, subnets: [IPPrefix("10.88.0.5/16")!], snat: true, masqAll: false)
         #expect(try PortMap.missing(s, network: "web", a, mappings: ma, snat: true) == nil)
@@ -249,7 +254,7 @@ struct PortMapKernelTests {
             try PortMap.add(s, network: "web", x, mappings: [mapping(p == pa ? 8080 : 8081, p.address.description)], subnets: [p], snat: true, masqAll: false)
             try Firewall.add(s, network: "web", x, addresses: [p.address], adminChain: "admin", isolate: "br-web")
         }
-        #expect(ours() == ["iso", "masq", "net", "snat"])
+        #expect(ours() == ["iso", "masq", "net", "snat", "snat"], "a snat chain per attachment")
         for x in [a] {
             try Masquerade.remove(s, network: "web", x)
             _ = try PortMap.remove(s, network: "web", x)
@@ -312,6 +317,33 @@ struct PortMapKernelTests {
         #expect(failures.items.isEmpty, "\(failures.items.prefix(5))")
         let left = ns.nft("list", "ruleset")
         #expect(!left.contains("chain masq-") && !left.contains("chain snat-") && !left.contains("chain iso-") && !left.contains("chain net-"), "\(left)")
+    }
+
+    /// DEL with the runtime's host ports finds each element by its key: only this attachment's
+    /// go (another owner's element of the same host port is never touched), its snat element
+    /// too, and the snat chain with its last reference.
+    @Test func removeByHostPortsTouchesOnlyTheOwner() throws {
+        let s = try ns.socket()
+        let a = Attachment(containerID: "aaaa", ifName: "eth0"), b = Attachment(containerID: "bbbb", ifName: "eth0")
+        let sa = [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!], sb = [IPPrefix("10.88.0.6/16")!]
+        let ma = [mapping(8080, "10.88.0.5"), mapping(8080, "fd00:88::5"), mapping(53, "10.88.0.5", proto: 17, hostIP: "192.0.2.1")]
+        try PortMap.add(s, network: "web", a, mappings: ma, subnets: sa, snat: true, masqAll: false)
+        try PortMap.add(s, network: "web", b, mappings: [mapping(8081, "10.88.0.6")], subnets: sb, snat: true, masqAll: false)
+        let ports = [
+            PortMap.HostPort(proto: 6, port: 8080, hostIP: nil), PortMap.HostPort(proto: 17, port: 53, hostIP: IPAddress("192.0.2.1")),
+            PortMap.HostPort(proto: 6, port: 8081, hostIP: nil),  // b's: not touched
+        ]
+        let removed = try PortMap.remove(s, network: "web", a, hostPorts: ports)
+        #expect(Set(removed) == Set(ma))
+        #expect(try PortMap.mappings(s, network: "web", a).isEmpty)
+        #expect(try PortMap.mappings(s, network: "web", b) == [mapping(8081, "10.88.0.6")])
+        #expect(try PortMap.missing(s, network: "web", b, mappings: [mapping(8081, "10.88.0.6")], snat: true) == nil, "b's snat and chain stay")
+        let listing = ns.nft("list", "table", "inet", "swift_cni_portmap")
+        #expect(!listing.contains("10.88.0.5 comment") && !listing.contains("fd00:88::5 comment"), "a's snat elements are gone")
+        #expect(!listing.contains(PortMap.snatChain(network: "web", a, subnet: sa[1], masqAll: false)), "the IPv6 snat chain went with its last element")
+        #expect(try PortMap.remove(s, network: "web", a, hostPorts: ports).isEmpty, "again: nothing")
+        _ = try PortMap.remove(s, network: "web", b, hostPorts: ports)
+        #expect(!ns.nft("list", "table", "inet", "swift_cni_portmap").contains("chain snat-"), "the last snat chain went too")
     }
 
     @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {

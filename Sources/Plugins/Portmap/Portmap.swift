@@ -71,14 +71,28 @@ public struct PortmapPlugin: CNIPlugin {
         return prev
     }
 
-    /// Removes this attachment's elements (by tag: needs neither prevResult nor the mappings) and
-    /// the UDP flows of its host ports. Nothing to remove is success.
+    /// Removes this attachment's elements and the UDP flows of its host ports. With the mappings
+    /// the runtime passes (as at ADD) each element is found by its key, so DEL costs the same
+    /// with 10 or 10,000 mappings on the host; without them, by tag from a listing (needs
+    /// neither prevResult nor the mappings). Nothing to remove is success.
     public func del(_ ctx: PluginContext) throws {
-        _ = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
+        let conf = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         let removed: [PortMap.Mapping]
         do {
-            removed = try PortMap.remove(try NFTSocket(), network: ctx.config.name, attachment)
+            let nft = try NFTSocket()
+            if conf.entries.isEmpty {
+                removed = try PortMap.remove(nft, network: ctx.config.name, attachment)
+            } else {
+                let containers = ctx.config.prevResult.map { PortmapConfig.containerAddresses($0, ifName: ctx.args.ifName).map(\.address) } ?? []
+                removed = try PortMap.remove(
+                    nft, network: ctx.config.name, attachment,
+                    hostPorts: conf.entries.map { e in
+                        // 0.0.0.0 and :: mean any address of their family, as at ADD.
+                        let any = e.hostIP.map { $0 == IPAddress(family: $0.family, bits: 0) } ?? true
+                        return PortMap.HostPort(proto: e.proto, port: e.hostPort, hostIP: any ? nil : e.hostIP)
+                    }, containers: containers)
+            }
         } catch {
             throw CNIError(.firewallFailed, "failed to remove the host ports of \(attachment)", details: error.description)
         }
