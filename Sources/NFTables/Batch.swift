@@ -538,6 +538,24 @@ public struct Batch: Sendable {
             })
     }
 
+    /// `insert rule`: the rule goes first in its chain.
+    public mutating func insertRule(_ t: TableRef, _ chain: String, _ rule: Rule) {
+        if let i = layout.firstIndex(where: { $0.chain == chain }) { layout[i].rules += 1 } else { layout.append((chain, 1)) }
+        messages.append(
+            Message(text: "insert rule \(t.text) \(chain) \(rule.text)") { seq in
+                Batch.buffer { p in
+                    let nlh = Batch.header(p, NFT_MSG_NEWRULE, t.family, NLM_F_CREATE, seq)
+                    let o = nftnl_rule_alloc()!
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), t.name)
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), chain)
+                    nftnl_rule_set_u32(o, attr(NFTNL_RULE_FAMILY), UInt32(t.family.nfproto))
+                    rule.build(o, setID: nil)
+                    nftnl_rule_nlmsg_build_payload(nlh, o)
+                    nftnl_rule_free(o)
+                }
+            })
+    }
+
     /// `add map <t> <name> { type <key> : verdict; }`; `id` lets rules of the same batch refer to it.
     public mutating func addVerdictMap(_ t: TableRef, _ name: String, key: MapKeyType, id: UInt32) {
         messages.append(

@@ -76,11 +76,12 @@ public enum Firewall {
         let accept = networkChain(network)
         let counts = try s.ensureTable(table, also: [accept]) { skeleton(adminChain: adminChain) }
         // The admin chain of this configuration (another network may name another one): made
-        // and jumped to once.
-        if try !s.chainExists(table, adminChain) {
+        // once, and jumped to first in `forward` (before any verdict of ours), also after the
+        // forward rules were put back without its jump.
+        if try !s.jumpTargets(table, forward).contains(adminChain) {
             var b = Batch()
             b.addChain(table, adminChain)
-            b.addRule(table, forward, .jump(adminChain))
+            b.insertRule(table, forward, .jump(adminChain))
             try s.apply(b)
         }
         var b = Batch()

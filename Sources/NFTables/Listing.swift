@@ -169,6 +169,42 @@ extension NFTSocket {
         return counts
     }
 
+    /// The chains the rules of `chain` jump to (immediate verdicts with a chain).
+    public func jumpTargets(_ table: TableRef, _ chain: String) throws(NFTError) -> Set<String> {
+        var out = Set<String>()
+        let replies: [[UInt8]]
+        do {
+            replies = try dump("list chain \(table.text) \(chain)") { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETRULE.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let o = nftnl_rule_alloc()!
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), table.name)
+                    nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), chain)
+                    nftnl_rule_nlmsg_build_payload(nlh, o)
+                    nftnl_rule_free(o)
+                }
+            }
+        } catch {
+            if error.errno == ENOENT { return out }
+            throw error
+        }
+        for msg in replies {
+            let r = nftnl_rule_alloc()!
+            defer { nftnl_rule_free(r) }
+            guard msg.withUnsafeBytes({ nftnl_rule_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), r) }) >= 0,
+                let it = nftnl_expr_iter_create(r)
+            else { continue }
+            defer { nftnl_expr_iter_destroy(it) }
+            while let e = nftnl_expr_iter_next(it) {
+                guard let name = nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)), String(cString: name) == "immediate",
+                    let target = nftnl_expr_get_str(e, attr(NFTNL_EXPR_IMM_CHAIN))
+                else { continue }
+                out.insert(String(cString: target))
+            }
+        }
+        return out
+    }
+
     /// The chains of `table` with the number of rules of each; nil when the table does not exist.
     public func ruleCounts(_ table: TableRef) throws(NFTError) -> [String: Int]? {
         var counts: [String: Int] = [:]

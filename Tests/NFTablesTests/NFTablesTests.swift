@@ -220,6 +220,27 @@ struct MasqueradeKernelTests {
         #expect(try Masquerade.missing(s, network: "n1", a, addresses: [pa.address]) == nil)
     }
 
+    /// Every network's admin chain is jumped to before any verdict of ours (a second admin chain
+    /// too), and its jump comes back after the forward rules were put back without it.
+    @Test func everyAdminChainIsConsultedFirst() throws {
+        let ns = NS()
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0")
+        func forward() -> [String] {
+            ns.nft("list", "chain", "inet", "swift_cni_firewall", "forward").split(separator: "\n")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasPrefix("jump") || $0.contains("vmap") }
+        }
+        try Firewall.add(s, network: "n1", a, addresses: [IPAddress("10.88.0.5")!], adminChain: "ADMIN1", isolate: nil)
+        try Firewall.add(s, network: "n2", a, addresses: [IPAddress("10.89.0.5")!], adminChain: "ADMIN2", isolate: nil)
+        let f = forward()
+        #expect(f.prefix(2).sorted() == ["jump ADMIN1", "jump ADMIN2"], "\(f)")
+        _ = ns.nft("flush", "chain", "inet", "swift_cni_firewall", "forward")
+        try Firewall.add(s, network: "n1", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.88.0.6")!], adminChain: "ADMIN1", isolate: nil)
+        try Firewall.add(s, network: "n2", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.89.0.6")!], adminChain: "ADMIN2", isolate: nil)
+        let g = forward()
+        #expect(g.prefix(2).sorted() == ["jump ADMIN1", "jump ADMIN2"] && g.filter { $0.hasPrefix("jump") }.count == 2, "\(g)")
+    }
+
     @Test func removeWithoutTableIsSuccess() throws {
         let ns = NS()
         let s = try ns.socket()
