@@ -80,6 +80,13 @@ public final class AllocationStore {
         return text == "\(a.containerID)\r\n\(a.ifName)" || text == a.containerID
     }
 
+    /// The attachment a reservation names (`<containerID>\r\n<ifname>`); nil for the legacy
+    /// id-only form, which names no interface.
+    public static func owner(_ content: [UInt8]) -> Attachment? {
+        let parts = trimmed(content).split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false)
+        return parts.count == 2 ? Attachment(containerID: String(parts[0]), ifName: String(parts[1])) : nil
+    }
+
     public static func trimmed(_ bytes: [UInt8]) -> Substring {
         String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
     }
@@ -248,12 +255,11 @@ public final class AllocationStore {
         var held: [Attachment: [IPAddress]] = [:]
         var legacy = false
         for (ip, content) in scan() {
-            let parts = AllocationStore.trimmed(content).split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
+            guard let a = AllocationStore.owner(content) else {
                 legacy = true
                 continue
             }
-            held[Attachment(containerID: String(parts[0]), ifName: String(parts[1])), default: []].append(ip)
+            held[a, default: []].append(ip)
         }
         for a in indexedAttachments() where held[a] == nil { removeIndex(a) }
         for (a, ips) in held where Set(indexed(a) ?? []) != Set(ips) {

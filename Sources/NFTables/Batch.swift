@@ -522,34 +522,25 @@ public struct Batch: Sendable {
 
     /// `add rule`. `setID` when the rule looks up a map created earlier in this batch.
     public mutating func addRule(_ t: TableRef, _ chain: String, _ rule: Rule, setID: UInt32? = nil) {
+        newRule(t, chain, rule, setID: setID, append: true)
+    }
+
+    /// `insert rule`: the rule goes first in its chain.
+    public mutating func insertRule(_ t: TableRef, _ chain: String, _ rule: Rule) {
+        newRule(t, chain, rule, setID: nil, append: false)
+    }
+
+    private mutating func newRule(_ t: TableRef, _ chain: String, _ rule: Rule, setID: UInt32?, append: Bool) {
         if let i = layout.firstIndex(where: { $0.chain == chain }) { layout[i].rules += 1 } else { layout.append((chain, 1)) }
         messages.append(
-            Message(text: "add rule \(t.text) \(chain) \(rule.text)") { seq in
+            Message(text: "\(append ? "add" : "insert") rule \(t.text) \(chain) \(rule.text)") { seq in
                 Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWRULE, t.family, NLM_F_CREATE | NLM_F_APPEND, seq)
+                    let nlh = Batch.header(p, NFT_MSG_NEWRULE, t.family, NLM_F_CREATE | (append ? NLM_F_APPEND : 0), seq)
                     let o = nftnl_rule_alloc()!
                     nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), t.name)
                     nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), chain)
                     nftnl_rule_set_u32(o, attr(NFTNL_RULE_FAMILY), UInt32(t.family.nfproto))
                     rule.build(o, setID: setID)
-                    nftnl_rule_nlmsg_build_payload(nlh, o)
-                    nftnl_rule_free(o)
-                }
-            })
-    }
-
-    /// `insert rule`: the rule goes first in its chain.
-    public mutating func insertRule(_ t: TableRef, _ chain: String, _ rule: Rule) {
-        if let i = layout.firstIndex(where: { $0.chain == chain }) { layout[i].rules += 1 } else { layout.append((chain, 1)) }
-        messages.append(
-            Message(text: "insert rule \(t.text) \(chain) \(rule.text)") { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWRULE, t.family, NLM_F_CREATE, seq)
-                    let o = nftnl_rule_alloc()!
-                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), t.name)
-                    nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), chain)
-                    nftnl_rule_set_u32(o, attr(NFTNL_RULE_FAMILY), UInt32(t.family.nfproto))
-                    rule.build(o, setID: nil)
                     nftnl_rule_nlmsg_build_payload(nlh, o)
                     nftnl_rule_free(o)
                 }

@@ -162,15 +162,15 @@ public enum Firewall {
                 b.deleteElements(table, map(f), els.filter { predicate($0.comment) }.map(\.key))
                 for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
-            let chains = try s.ruleCounts(table) ?? [:]
-            if orphans { freed.formUnion(chains.keys.filter { $0.hasPrefix("net-") }) } else { freed.insert(networkChain(network)) }
-            let gone = freed.subtracting(used).filter { $0.hasPrefix("net-") && chains[$0] != nil }
+            let chains = try s.chainNames(table) ?? []
+            if orphans { freed.formUnion(chains.filter { $0.hasPrefix("net-") }) } else { freed.insert(networkChain(network)) }
+            let gone = freed.subtracting(used).filter { $0.hasPrefix("net-") && chains.contains($0) }
             b.deleteChains(table, gone)
             // The isolation of the networks whose chain goes (or is gone already).
             let isolated = try s.elements(table, isolationIn, .interfaceName).filter { e in
                 guard e.comment.hasPrefix(isolationComment) else { return false }
                 let owner = networkChain(String(e.comment.dropFirst(isolationComment.count)))
-                return gone.contains(owner) || (orphans && chains[owner] == nil && !used.contains(owner))
+                return gone.contains(owner) || (orphans && !chains.contains(owner) && !used.contains(owner))
             }
             guard !isolated.isEmpty else { return b }
             let out = Set(try s.elements(table, isolationOut, .interfaceName).map(\.key))

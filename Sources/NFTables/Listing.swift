@@ -150,21 +150,9 @@ extension NFTSocket {
         guard try tableExists(table) else { return nil }
         var counts: [String: Int] = [:]
         for c in Set(chains) {
-            do {
-                counts[c] = try dump("list chain \(table.text) \(c)", { seq in
-                    Batch.buffer { p in
-                        let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETRULE.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
-                        let o = nftnl_rule_alloc()!
-                        nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), table.name)
-                        nftnl_rule_set_str(o, attr(NFTNL_RULE_CHAIN), c)
-                        nftnl_rule_nlmsg_build_payload(nlh, o)
-                        nftnl_rule_free(o)
-                    }
-                }).count
-            } catch {
-                if error.errno != ENOENT { throw error }
-                counts[c] = 0
-            }
+            var n = 0
+            try forEachRule(table, c) { _ in n += 1 }
+            counts[c] = n
         }
         return counts
     }
@@ -172,6 +160,22 @@ extension NFTSocket {
     /// The chains the rules of `chain` jump to (immediate verdicts with a chain).
     public func jumpTargets(_ table: TableRef, _ chain: String) throws(NFTError) -> Set<String> {
         var out = Set<String>()
+        try forEachRule(table, chain) { r in
+            guard let it = nftnl_expr_iter_create(r) else { return }
+            defer { nftnl_expr_iter_destroy(it) }
+            while let e = nftnl_expr_iter_next(it) {
+                guard let name = nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)), String(cString: name) == "immediate",
+                    let target = nftnl_expr_get_str(e, attr(NFTNL_EXPR_IMM_CHAIN))
+                else { continue }
+                out.insert(String(cString: target))
+            }
+        }
+        return out
+    }
+
+    /// Dumps the rules of `chain` (filtered in the kernel) and calls `body` with each (a libnftnl
+    /// rule, valid during the call). A missing table or chain has none.
+    func forEachRule(_ table: TableRef, _ chain: String, _ body: (OpaquePointer) -> Void) throws(NFTError) {
         let replies: [[UInt8]]
         do {
             replies = try dump("list chain \(table.text) \(chain)") { seq in
@@ -185,70 +189,40 @@ extension NFTSocket {
                 }
             }
         } catch {
-            if error.errno == ENOENT { return out }
+            if error.errno == ENOENT { return }
             throw error
         }
         for msg in replies {
             let r = nftnl_rule_alloc()!
             defer { nftnl_rule_free(r) }
-            guard msg.withUnsafeBytes({ nftnl_rule_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), r) }) >= 0,
-                let it = nftnl_expr_iter_create(r)
-            else { continue }
-            defer { nftnl_expr_iter_destroy(it) }
-            while let e = nftnl_expr_iter_next(it) {
-                guard let name = nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)), String(cString: name) == "immediate",
-                    let target = nftnl_expr_get_str(e, attr(NFTNL_EXPR_IMM_CHAIN))
-                else { continue }
-                out.insert(String(cString: target))
-            }
+            if msg.withUnsafeBytes({ nftnl_rule_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), r) }) >= 0 { body(r) }
         }
-        return out
     }
 
-    /// The chains of `table` with the number of rules of each; nil when the table does not exist.
-    public func ruleCounts(_ table: TableRef) throws(NFTError) -> [String: Int]? {
-        var counts: [String: Int] = [:]
-        do {
-            for msg in try dump("list chains \(table.text)", { seq in
-                Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
-                    let o = nftnl_chain_alloc()!
-                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
-                    nftnl_chain_nlmsg_build_payload(nlh, o)
-                    nftnl_chain_free(o)
-                }
-            }) {
-                let c = nftnl_chain_alloc()!
-                defer { nftnl_chain_free(c) }
-                let ok = msg.withUnsafeBytes { nftnl_chain_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), c) }
-                guard ok >= 0, let t = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE)), String(cString: t) == table.name,
-                    let n = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))
-                else { continue }
-                counts[String(cString: n), default: 0] += 0
+    /// The names of the chains of `table`; nil when the table does not exist (GC: chains left
+    /// without an element).
+    public func chainNames(_ table: TableRef) throws(NFTError) -> Set<String>? {
+        guard try tableExists(table) else { return nil }
+        var names = Set<String>()
+        for msg in try dump("list chains \(table.text)", { seq in
+            Batch.buffer { p in
+                let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                let o = nftnl_chain_alloc()!
+                nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
+                nftnl_chain_nlmsg_build_payload(nlh, o)
+                nftnl_chain_free(o)
             }
-            guard try tableExists(table) else { return nil }
-            for msg in try dump("list rules \(table.text)", { seq in
-                Batch.buffer { p in
-                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETRULE.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
-                    let o = nftnl_rule_alloc()!
-                    nftnl_rule_set_str(o, attr(NFTNL_RULE_TABLE), table.name)
-                    nftnl_rule_nlmsg_build_payload(nlh, o)
-                    nftnl_rule_free(o)
-                }
-            }) {
-                let r = nftnl_rule_alloc()!
-                defer { nftnl_rule_free(r) }
-                let ok = msg.withUnsafeBytes { nftnl_rule_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), r) }
-                guard ok >= 0, let t = nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE)), String(cString: t) == table.name,
-                    let c = nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))
-                else { continue }
-                counts[String(cString: c), default: 0] += 1
-            }
-        } catch {
-            if error.errno == ENOENT { return nil }
-            throw error
+        }) {
+            let c = nftnl_chain_alloc()!
+            defer { nftnl_chain_free(c) }
+            let ok = msg.withUnsafeBytes { nftnl_chain_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), c) }
+            // The kernel dumps the chains of every table of the family: ours are picked here.
+            guard ok >= 0, let t = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE)), String(cString: t) == table.name,
+                let n = nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))
+            else { continue }
+            names.insert(String(cString: n))
         }
-        return counts
+        return names
     }
 
     public func tableExists(_ table: TableRef) throws(NFTError) -> Bool {

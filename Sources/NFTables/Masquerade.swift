@@ -171,7 +171,7 @@ public enum Masquerade {
                 b.deleteElements(table, map(f), gone.map(\.key))
                 for e in els { if predicate(e) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
-            if orphans { freed.formUnion((try s.ruleCounts(table) ?? [:]).keys.filter { $0.hasPrefix("masq-") }) }
+            if orphans { freed.formUnion((try s.chainNames(table) ?? []).filter { $0.hasPrefix("masq-") }) }
             b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("masq-") })
             return b
         }

@@ -213,12 +213,11 @@ public enum PortMap {
                 }
             }
         }
+        // A snat chain that lost its rules (fewer than the batch would write) is made again.
         var existing = Set<String>()
         if snat {
-            for p in subnets {
-                let c = snatChain(network: network, a, subnet: p, masqAll: masqAll)
-                if (counts[c] ?? 0) >= (masqAll || p.family == .v6 ? 1 : 2) { existing.insert(c) }  // else made again
-            }
+            let full = addBatch(network: network, a, mappings: mappings, subnets: subnets, snat: true, masqAll: masqAll).layout
+            for (c, n) in full where (counts[c] ?? 0) >= n { existing.insert(c) }
         }
         let batch = addBatch(network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll, existing: existing)
         do {
@@ -398,7 +397,7 @@ public enum PortMap {
                 b.deleteElements(table, snatMap(f), els.filter { predicate($0.comment) }.map(\.key))
                 for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
             }
-            if orphans { freed.formUnion((try s.ruleCounts(table) ?? [:]).keys.filter { $0.hasPrefix("snat-") }) }
+            if orphans { freed.formUnion((try s.chainNames(table) ?? []).filter { $0.hasPrefix("snat-") }) }
             b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("snat-") })
             return b
         }

@@ -294,14 +294,11 @@ struct PortMapKernelTests {
                     let n = w * each + i
                     let a = Attachment(containerID: "r\(n)", ifName: "eth0")
                     let p = IPPrefix("10.89.\(n / 250).\(n % 250 + 2)/16")!
+                    let pm = PortMap.Mapping(hostPort: UInt16(30000 + n), containerPort: 80, proto: 6, hostIP: nil, container: p.address)
                     try Masquerade.add(s, network: "race", a, addresses: [p])
-                    try PortMap.add(
-                        s, network: "race", a,
-                        mappings: [PortMap.Mapping(hostPort: UInt16(30000 + n), containerPort: 80, proto: 6, hostIP: nil, container: p.address)],
-                        subnets: [p], snat: true, masqAll: false)
+                    try PortMap.add(s, network: "race", a, mappings: [pm], subnets: [p], snat: true, masqAll: false)
                     try Firewall.add(s, network: "race", a, addresses: [p.address], adminChain: "admin", isolate: "br-race")
                     if let m = try Masquerade.missing(s, network: "race", a, addresses: [p.address]) { failures.append("\(a): \(m)") }
-                    let pm = PortMap.Mapping(hostPort: UInt16(30000 + n), containerPort: 80, proto: 6, hostIP: nil, container: p.address)
                     if let m = try PortMap.missing(s, network: "race", a, mappings: [pm], snat: true) { failures.append("\(a): \(m)") }
                     if !(try s.elements(Firewall.table, "isolation_in", .interfaceName).contains { $0.key == .interface("br-race") }) {
                         failures.append("\(a): br-race not isolated")

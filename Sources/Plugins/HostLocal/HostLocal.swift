@@ -72,14 +72,8 @@ public struct HostLocalPlugin: CNIPlugin {
         let validIDs = Set(valid.map(\.containerID))
         var errors: [String] = []
         for (ip, content) in store.scan() {
-            let text = AllocationStore.trimmed(content)
-            let parts = text.split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false)
-            let keep: Bool
-            if parts.count == 2 {
-                keep = valid.contains(Attachment(containerID: String(parts[0]), ifName: String(parts[1])))
-            } else {
-                keep = validIDs.contains(String(text))  // legacy id-only reservation
-            }
+            // A legacy id-only reservation counts by container ID.
+            let keep = AllocationStore.owner(content).map(valid.contains) ?? validIDs.contains(String(AllocationStore.trimmed(content)))
             if keep { continue }
             do {
                 try System.removeFile(store.directory + "/" + ip.description)
