@@ -17,6 +17,18 @@ public struct Attachment: Sendable, Hashable, CustomStringConvertible {
     /// The prefix all owner tags of a network share.
     public static func networkTag(_ network: String) -> String { shortHash(network) }
 
+    /// The tag of the container, the same in all of its attachments (16 hex digits): what tells
+    /// the plugins that two attachments are one container's (shared host ports, names across
+    /// its networks).
+    public var containerTag: String { Attachment.shortHash("container", containerID) }
+
+    /// The number `ifName` ends with (eth0 0, eth1 1, net2 2; none: 0): the order of a
+    /// container's interfaces, as runtimes name them (the first network's is eth0).
+    public static func ordinal(ifName: String) -> UInt32 {
+        let digits = ifName.reversed().prefix { $0.isASCII && $0.isNumber }
+        return UInt32(String(digits.reversed())).map { min($0, 100_000) } ?? 0
+    }
+
     /// 16 hex digits of SHA-512 over the parts (NUL-separated): stable names and tags.
     public static func shortHash(_ parts: String...) -> String {
         SHA512.hex(SHA512.hash(Array(parts.joined(separator: "\u{0}").utf8)).prefix(8))

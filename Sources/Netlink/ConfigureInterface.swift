@@ -1,14 +1,21 @@
 import CNI
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension NetworkNamespace {
     /// Applies an IPAM result to the interface `index` (`ifName`) of this namespace, as the
     /// reference plugins' `ipam.ConfigureIface`: for IPv6, `disable_ipv6` off, `accept_dad` as
     /// `enableDAD` says, `keep_addr_on_down` and `ndisc_notify` (through /proc, on a namespace
     /// thread: only when there is IPv6); the addresses (DAD skipped unless enabled); the link up with
     /// arp_notify on (one netlink request); the routes, a route without `gw` going via the gateway
-    /// of its family. `nl` is a socket of this namespace.
+    /// of its family, each with a metric of its own (``NetlinkSocket/addRouteBeside(_:)``): the
+    /// route's `priority`, else `routeMetric`, else ``RouteMetric/automatic(ifName:)``. The metric
+    /// each route got is written back into `result.routes`. `nl` is a socket of this namespace.
     public func configure(
-        _ result: CNIResult, index: Int32, ifName: String, nl: NetlinkSocket, enableDAD: Bool = false
+        _ result: inout CNIResult, index: Int32, ifName: String, nl: NetlinkSocket, enableDAD: Bool = false,
+        routeMetric: UInt32? = nil
     ) throws {
         if result.ips.contains(where: { $0.address.family == .v6 }) {
             try perform {
@@ -21,20 +28,76 @@ extension NetworkNamespace {
         }
         for ipc in result.ips { try nl.addAddress(index, ipc.address, noDAD: !enableDAD) }
         try nl.setUp(index, arpNotify: true)
-        for r in result.routes {
+        let automatic = RouteMetric.automatic(ifName: ifName)
+        for i in result.routes.indices {
+            let r = result.routes[i]
             let gw = r.gw ?? result.ips.first { $0.address.family == r.dst.family }?.gateway
-            try nl.addRoute(
+            let metric = try nl.addRouteBeside(
                 KernelRoute(
                     destination: r.dst, gateway: gw, outputIndex: index, table: r.table.map(UInt32.init),
-                    scope: UInt8(r.scope ?? 0), priority: r.priority.map(UInt32.init), mtu: r.mtu.map(UInt32.init),
-                    advmss: r.advmss.map(UInt32.init)))
+                    scope: UInt8(r.scope ?? 0), priority: r.priority.map(UInt32.init) ?? routeMetric ?? automatic,
+                    mtu: r.mtu.map(UInt32.init), advmss: r.advmss.map(UInt32.init)))
+            result.routes[i].priority = Int(metric)
         }
     }
 }
 
+/// How a container interface's routes get their metrics, so that a second interface's default
+/// route (or any route another interface already holds) is added beside the first instead of
+/// failing with EEXIST, and the kernel's choice between them is never left to chance.
+public enum RouteMetric {
+    /// The base of automatic metrics, as netavark's default metric and NetworkManager's for
+    /// ethernet.
+    public static let base: UInt32 = 100
+
+    /// `base` + the number the interface name ends with: eth0 100, eth1 101, net1 101; a name
+    /// without a number 100. So the interface a runtime named first carries the traffic, whatever
+    /// order the runtime added the networks in.
+    public static func automatic(ifName: String) -> UInt32 { base + Attachment.ordinal(ifName: ifName) }
+
+    /// The metric the kernel records for `metric` in `family` (IPv6 stores 0 as 1024).
+    static func effective(_ metric: UInt32?, _ family: IPFamily) -> UInt32 {
+        let m = metric ?? 0
+        return family == .v6 && m == 0 ? 1024 : m
+    }
+}
+
 extension NetlinkSocket {
+    /// Adds `route` with its metric, or with the next metric above it that no route to the same
+    /// destination in the same table holds, and returns the metric it got. Never appends to
+    /// another route (no multipath: the kernel would spread a container's traffic over its
+    /// networks). A concurrent add that takes the metric first (EEXIST) makes it look again.
+    @discardableResult
+    public func addRouteBeside(_ route: KernelRoute) throws(NetlinkError) -> UInt32 {
+        var route = route
+        let dst = route.destination.flatMap { $0.length == 0 ? nil : $0 }
+        var attempt = 0
+        while true {
+            let held = Set(
+                try routes(family: route.family, table: route.table)
+                    .filter { $0.destination.flatMap { $0.length == 0 ? nil : $0 } == dst }
+                    .map { RouteMetric.effective($0.priority, route.family) })
+            var metric = RouteMetric.effective(route.priority, route.family)
+            while held.contains(metric) {
+                guard metric < UInt32.max else {
+                    throw NetlinkError(operation: "RTM_NEWROUTE \(describe(route))", errno: EEXIST)
+                }
+                metric += 1
+            }
+            route.priority = metric
+            do {
+                try addRoute(route)
+                return metric
+            } catch {
+                attempt += 1
+                if error.errno != EEXIST || attempt == 16 { throw error }
+            }
+        }
+    }
+
     /// What of `ips` and `routes` (main-table routes) is missing on interface `index`, as a message
-    /// for CHECK; nil when everything is there.
+    /// for CHECK; nil when everything is there. A route whose `priority` the result names must
+    /// have that metric.
     public func missingConfiguration(_ ips: [CNIResult.IPConfig], _ routes: [CNIResult.Route], index: Int32, ifName: String)
         throws -> String?
     {
@@ -44,8 +107,10 @@ extension NetlinkSocket {
             let present = try self.routes(family: fam)
             for r in routes where r.dst.family == fam && r.table == nil {
                 let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
-                if !present.contains(where: { $0.destination == dst && $0.outputIndex == index }) {
-                    return "route to \(r.dst) is missing on \(ifName)"
+                let mine = present.filter { $0.destination == dst && $0.outputIndex == index }
+                if mine.isEmpty { return "route to \(r.dst) is missing on \(ifName)" }
+                if let p = r.priority, !mine.contains(where: { RouteMetric.effective($0.priority, fam) == RouteMetric.effective(UInt32(p), fam) }) {
+                    return "route to \(r.dst) on \(ifName) has metric \(mine.map { String(RouteMetric.effective($0.priority, fam)) }.joined(separator: ", ")), the result says \(p)"
                 }
             }
         }

@@ -101,6 +101,29 @@ struct MacvlanKernelTests {
         #expect(try bed.run("DEL", ctr, conf: conf).exitCode == 0, "netns gone")
     }
 
+    /// Two macvlan networks on one container, each with a default route (added eth1 first): both
+    /// ADDs succeed, eth0's route wins by its metric, and a DEL of eth0 leaves eth1's.
+    @Test func secondInterfaceGetsItsOwnDefaultRoute() throws {
+        let bed = try MBed()
+        defer { bed.remove() }
+        let ctr = bed.container("2")
+        func net(_ n: Int) -> String {
+            #"{"cniVersion":"1.1.0","name":"mnet\#(n)","type":"macvlan","master":"master0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.8\#(4 + n).0.0/24"}],[{"subnet":"fd8\#(4 + n)::/64"}]],"routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}],"dataDir":"\#(bed.dir)/ipam"}}"#
+        }
+        for (ifName, n) in [("eth1", 2), ("eth0", 1)] {
+            let add = try bed.run("ADD", ctr, conf: net(n), env: ["CNI_IFNAME": ifName])
+            #expect(add.exitCode == 0, "ADD \(ifName): \(msg(add))")
+        }
+        func defaults(_ f: String) -> [String] {
+            ipJSON(ctr, f, "route", "show", "default").map { "\($0["dev"] as? String ?? "?") \($0["metric"] as? Int ?? 0)" }.sorted()
+        }
+        #expect(defaults("-4") == ["eth0 100", "eth1 101"])
+        #expect(defaults("-6") == ["eth0 100", "eth1 101"])
+        #expect(try bed.run("DEL", ctr, conf: net(1), env: ["CNI_IFNAME": "eth0"]).exitCode == 0)
+        #expect(defaults("-4") == ["eth1 101"] && defaults("-6") == ["eth1 101"])
+        #expect(try bed.run("DEL", ctr, conf: net(2), env: ["CNI_IFNAME": "eth1"]).exitCode == 0)
+    }
+
     @Test func bridgeModeContainersTalkPrivateModeOnesDoNot() throws {
         let bed = try MBed()
         defer { bed.remove() }

@@ -89,7 +89,7 @@ public struct BridgePlugin: CNIPlugin {
                 let gateway = conf.vlan != 0 ? try Bridge.ensureVLANGateway(conf, bridge: br, host: host) : br
                 try Bridge.configureGateway(conf, &result, bridge: gateway, host: host)
             }
-            try Bridge.configureContainer(conf, result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
+            try Bridge.configureContainer(conf, &result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
             if conf.ipMasq {
                 let nft = try NFTSocket.open()
                 do {
@@ -385,11 +385,12 @@ enum Bridge {
 
     /// Addresses and routes on the container interface (see ``NetworkNamespace/configure``).
     static func configureContainer(
-        _ conf: BridgeConfig, _ result: CNIResult, ifName: String, index: Int32, container: NetworkNamespace,
+        _ conf: BridgeConfig, _ result: inout CNIResult, ifName: String, index: Int32, container: NetworkNamespace,
         cnl: NetlinkSocket
     ) throws {
         do {
-            try container.configure(result, index: index, ifName: ifName, nl: cnl, enableDAD: conf.enableDAD)
+            try container.configure(
+                &result, index: index, ifName: ifName, nl: cnl, enableDAD: conf.enableDAD, routeMetric: conf.routeMetric)
         } catch {
             throw kernel("failed to configure \(ifName) in \(container.path)", error)
         }

@@ -19,6 +19,9 @@ struct BridgeConfig {
     var macSpoofCheck = false
     var disableContainerInterface = false
     var portIsolation = false
+    /// The metric of the container's routes that name no `priority` (automatic when nil: see
+    /// `RouteMetric`).
+    var routeMetric: UInt32?
     /// The container's MAC: CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac (last wins).
     var mac: [UInt8]?
     var ipamType: String?
@@ -70,6 +73,7 @@ struct BridgeConfig {
         macSpoofCheck = try f.bool("macspoofchk") ?? false
         disableContainerInterface = try f.bool("disableContainerInterface") ?? false
         portIsolation = try f.bool("portIsolation") ?? false
+        routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipamType = conf.ipamType
         dns = conf.dns
 

@@ -71,7 +71,7 @@ public struct MacvlanPlugin: CNIPlugin {
         }
         do {
             if conf.isLayer3 {
-                try container.configure(result, index: link.index, ifName: ifName, nl: cnl)
+                try container.configure(&result, index: link.index, ifName: ifName, nl: cnl, routeMetric: conf.routeMetric)
             } else {
                 try cnl.setUp(link.index, arpNotify: true)
             }

@@ -11,6 +11,8 @@ struct MacvlanConfig {
     var mac: [UInt8]?
     var linkInContainer = false
     var broadcastQueueLength: UInt32?
+    /// The metric of the container's routes that name no `priority` (automatic when nil).
+    var routeMetric: UInt32?
     var ipamType: String?
     var dns: CNIResult.DNS?
 
@@ -38,6 +40,7 @@ struct MacvlanConfig {
         mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
         if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
         linkInContainer = try f.bool("linkInContainer") ?? false
+        routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipamType = conf.ipamType
         dns = conf.dns

@@ -127,6 +127,7 @@ enum Vxlan {
             "bridge": .string(conf.bridge), "isGateway": .bool(true), "ipam": .object(ipam),
         ]
         if let mtu { o["mtu"] = .int(mtu) }
+        if let m = ctx.config.raw["routeMetric"] { o["routeMetric"] = m }
         if conf.ipMasq {
             o["ipMasq"] = .bool(true)
             o["ipMasqExclude"] = .array([.string(conf.overlay.network.description)])
