@@ -111,8 +111,11 @@ public enum Firewall {
             b.flushChain(table, c)
             b.addRule(table, c, .outputInterfaceReturn(bridge))
             b.addRule(table, c, .outputInterfaceVerdictMap(map: isolationOut))
-            b.addElements(table, isolationIn, [VerdictElement(key: .interface(bridge), jump: c, comment: isolationComment + network)])
-            b.addElements(table, isolationOut, [VerdictElement(key: .interface(bridge), jump: dropped, comment: isolationComment + network)])
+            // Not exclusive: the same elements (same verdicts) another ADD of the network committed
+            // meanwhile are kept, so a batch that makes the network's chain never fails on them
+            // (exclusive, racing ADDs and DELs of one network could each fail eight times over).
+            b.addElements(table, isolationIn, [VerdictElement(key: .interface(bridge), jump: c, comment: isolationComment + network)], exclusive: false)
+            b.addElements(table, isolationOut, [VerdictElement(key: .interface(bridge), jump: dropped, comment: isolationComment + network)], exclusive: false)
         }
         let tag = a.ownerTag(network: network)
         for f in [IPFamily.v4, .v6] {
