@@ -32,9 +32,16 @@ import CNftnl
 /// }
 /// ```
 ///
-/// Every element carries `<owner tag> <container id>/<ifname> <network>` as its comment, the tag
-/// as ``Masquerade`` makes it, so DEL and GC find an attachment's elements without its mappings
-/// and a conflict names the owner.
+/// Every element carries `<owner tag> <container tag> <container id>/<ifname> <network>` as its
+/// comment, the owner tag as ``Masquerade`` makes it, so DEL and GC find an attachment's elements
+/// without its mappings and a conflict names the owner.
+///
+/// A container on several networks asks for the same host ports through each of its interfaces
+/// (podman passes a container's mappings to every network). A map key holds one element, so the
+/// first attachment's mapping is active and the others wait in a standby map (`dnat4_standby`
+/// beside `dnat4`, keyed by the active key and the container address, made when first needed);
+/// when the active attachment goes (DEL, GC), one transaction puts a standby of the same
+/// container in its place, so the port keeps working while any of those attachments lives.
 public enum PortMap {
     public static let table = TableRef(.inet, "swift_cni_portmap")
     static let hostports = "hostports"
@@ -63,6 +70,8 @@ public enum PortMap {
         public var key: [FieldValue] {
             (hostIP.map { [.address($0)] } ?? []) + [.proto(proto), .port(hostPort)]
         }
+        /// The key of this mapping in the standby map of ``map``.
+        var standbyKey: [FieldValue] { key + [.address(container)] }
         var value: [FieldValue] { [.address(container), .port(containerPort)] }
         /// `[<hostIP>:]<port>/<proto>`, as the errors name it.
         public var hostDescription: String {
@@ -85,10 +94,19 @@ public enum PortMap {
         (f == .v4 ? "dnat4" : "dnat6") + (byAddress ? "_addr" : "")
     }
     static func snatMap(_ f: IPFamily) -> String { f == .v4 ? "snat4" : "snat6" }
+    /// Where mappings of a host port that another attachment of the same container holds in
+    /// `map` wait.
+    public static func standbyMap(_ map: String) -> String { map + "_standby" }
+    static let dnatMaps = [IPFamily.v4, .v6].flatMap { f in [true, false].map { (f, $0) } }
 
     static func type(_ f: IPFamily, byAddress: Bool) -> MapType {
         let addr: FieldType = f == .v4 ? .ipv4 : .ipv6
         return MapType(key: (byAddress ? [addr] : []) + [.proto, .port], value: [addr, .port])
+    }
+
+    static func standbyType(_ f: IPFamily, byAddress: Bool) -> MapType {
+        let t = type(f, byAddress: byAddress)
+        return MapType(key: t.key + [f == .v4 ? .ipv4 : .ipv6], value: t.value)
     }
 
     /// The chain that masquerades translated connections to attachment `a`'s address in
@@ -98,21 +116,43 @@ public enum PortMap {
         "snat-" + Masquerade.hash(network, a.containerID, a.ifName, subnet.network.description, masqAll ? "all" : "local")
     }
 
-    /// The comment of an attachment's elements: the owner tag first.
+    /// The comment of an attachment's elements: the owner tag first, then the container's tag
+    /// (what tells that two attachments are the same container's); at most 128 bytes, nft's own
+    /// limit for comments.
     public static func comment(network: String, _ a: Attachment) -> String {
-        "\(Masquerade.tag(network: network, a)) \(a.containerID.prefix(12))/\(a.ifName) \(network.prefix(64))"
+        "\(Masquerade.tag(network: network, a)) \(a.containerTag) \(a.containerID.prefix(12))/\(a.ifName) \(network.prefix(48))"
     }
 
     /// The owner tag at the start of a comment.
     static func owner(_ comment: String) -> Substring { comment.prefix { $0 != " " } }
 
+    /// The container tag of a comment; nil in comments written before there was one.
+    static func container(_ comment: String) -> Substring? {
+        let parts = comment.split(separator: " ", maxSplits: 2)
+        guard parts.count == 3, parts[1].utf8.count == 16, parts[1].allSatisfy(\.isHexDigit) else { return nil }
+        return parts[1]
+    }
+
+    /// The order of the interface a comment names (``Attachment/ordinal(ifName:)``).
+    static func ordinal(_ comment: String) -> UInt32 {
+        let parts = comment.split(separator: " ", maxSplits: 3)
+        let who = parts.count > 2 ? parts[container(comment) != nil ? 2 : 1] : ""
+        return Attachment.ordinal(ifName: String(who.split(separator: "/", maxSplits: 1).last ?? ""))
+    }
+
     /// "container <id> (<ifname>) of network <name>" from a comment.
     static func ownerDescription(_ comment: String) -> String {
-        let parts = comment.split(separator: " ", maxSplits: 2)
+        var parts = comment.split(separator: " ", maxSplits: 3)
+        if container(comment) != nil { parts.remove(at: 1) }
         guard parts.count >= 2 else { return "an attachment tagged \(comment)" }
         let who = parts[1].split(separator: "/", maxSplits: 1)
-        let network = parts.count > 2 ? " on network \"\(parts[2])\"" : ""
+        let network = parts.count > 2 ? " on network \"\(parts[2...].joined(separator: " "))\"" : ""
         return "container \(who[0])" + (who.count > 1 ? " (\(who[1]))" : "") + network
+    }
+
+    /// The element's owner is attachment `tag` or another attachment of container `ctag`.
+    static func sameContainer(_ comment: String, tag: String, ctag: String) -> Bool {
+        owner(comment) == tag || container(comment).map { $0 == ctag } ?? false
     }
 
     /// Table, maps, base chains and fixed rules in one transaction that fails with EEXIST when
@@ -152,9 +192,12 @@ public enum PortMap {
 
     /// The snat chains not in `existing`, the mappings, and (when `snat`) the container
     /// addresses' snat elements. `subnets` are the container addresses with their prefix length.
+    /// The mappings in `standby` go to the standby maps (made if missing), their keys in
+    /// `replacingStandby` deleted first.
     public static func addBatch(
         network: String, _ a: Attachment, mappings: [Mapping], subnets: [IPPrefix], snat: Bool, masqAll: Bool,
-        existing: Set<String> = [], skipping: Set<[FieldValue]> = [], replacing: [IPFamily: [ElementKey]] = [:]
+        existing: Set<String> = [], skipping: Set<[FieldValue]> = [], replacing: [IPFamily: [ElementKey]] = [:],
+        standby: [Mapping] = [], replacingStandby: [Mapping] = []
     ) -> Batch {
         var b = Batch()
         let comment = comment(network: network, a)
@@ -186,6 +229,14 @@ public enum PortMap {
             b.addElements(table, snatMap(f), els)
         }
         for m in order { b.addElements(table, m, byMap[m]!) }
+        for (i, (f, byAddress)) in dnatMaps.enumerated() {
+            let map = dnatMap(f, byAddress: byAddress)
+            let waiting = standby.filter { $0.map == map }
+            guard !waiting.isEmpty else { continue }
+            b.addMap(table, standbyMap(map), standbyType(f, byAddress: byAddress), id: 100 + UInt32(i))  // kept if there
+            b.deleteElements(table, standbyMap(map), keys: replacingStandby.filter { $0.map == map }.map(\.standbyKey))
+            b.addElements(table, standbyMap(map), waiting.map { MapElement(key: $0.standbyKey, value: $0.value, comment: comment) })
+        }
         return b
     }
 
@@ -199,13 +250,15 @@ public enum PortMap {
         guard !mappings.isEmpty else { return }
         let counts = try s.ensureTable(table, also: snat ? subnets.map { snatChain(network: network, a, subnet: $0, masqAll: masqAll) } : [], skeleton)
         let tag = Masquerade.tag(network: network, a)
+        let ctag = a.containerTag
         // "Any address" and one address of the same port exclude each other: look in the other map.
         // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.
+        // The same container's other attachments are no conflict.
         for f in [IPFamily.v4, .v6] {
             let mine = mappings.filter { $0.family == f }
             for byAddress in [true, false] where mine.contains(where: { ($0.hostIP == nil) == byAddress }) {
                 let els = try s.elements(table, dnatMap(f, byAddress: byAddress), type(f, byAddress: byAddress))
-                for el in els where owner(el.comment) != tag {
+                for el in els where !sameContainer(el.comment, tag: tag, ctag: ctag) {
                     let port = Array(el.key.suffix(2))
                     if let m = mine.first(where: { ($0.hostIP == nil) == byAddress && Array($0.key.suffix(2)) == port }) {
                         throw Conflict(mapping: m, owner: ownerDescription(el.comment), target: FieldValue.text(el.value))
@@ -230,17 +283,23 @@ public enum PortMap {
             }
             guard error.errno == EEXIST || error.errno == EBUSY else { throw error }
         }
-        // Some key exists: ours (a repeated ADD) is kept, another owner's host port is a conflict,
-        // another owner's container address (a leaked snat element) is ours now.
+        // Some key exists: ours (a repeated ADD) is kept, another attachment of the same container
+        // makes ours a standby, another owner's host port is a conflict, another owner's
+        // container address (a leaked snat element) is ours now.
         var skipping = Set<[FieldValue]>()
+        var standby: [Mapping] = [], replacingStandby: [Mapping] = []
         for m in mappings {
-            let els = try s.elements(table, m.map, type(m.family, byAddress: m.hostIP != nil))
-            guard let el = els.first(where: { $0.key == m.key }) else { continue }
-            if owner(el.comment) != tag || el.value != m.value {
+            guard let el = try s.element(table, m.map, type(m.family, byAddress: m.hostIP != nil), key: m.key) else { continue }
+            skipping.insert(m.standbyKey)
+            if owner(el.comment) == tag && el.value == m.value { continue }
+            guard owner(el.comment) != tag, container(el.comment).map { $0 == ctag } == true else {
                 throw Conflict(mapping: m, owner: owner(el.comment) == tag ? "this attachment" : ownerDescription(el.comment),
                     target: FieldValue.text(el.value))
             }
-            skipping.insert(m.key + [.address(m.container)])
+            let waiting = try s.element(table, standbyMap(m.map), standbyType(m.family, byAddress: m.hostIP != nil), key: m.standbyKey)
+            if let waiting, owner(waiting.comment) == tag, waiting.value == m.value { continue }
+            standby.append(m)
+            if waiting != nil { replacingStandby.append(m) }
         }
         var replacing: [IPFamily: [ElementKey]] = [:]
         for f in [IPFamily.v4, .v6] where snat {
@@ -254,13 +313,41 @@ public enum PortMap {
         try s.apply(
             addBatch(
                 network: network, a, mappings: mappings, subnets: subnets, snat: snat, masqAll: masqAll,
-                existing: existing, skipping: skipping, replacing: replacing))
+                existing: existing, skipping: skipping, replacing: replacing, standby: standby,
+                replacingStandby: replacingStandby))
     }
 
-    /// The mappings attachment `a` holds (read from the maps).
+    /// The mappings attachment `a` holds (read from the maps), active or standing by.
     public static func mappings(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
         let tag = Masquerade.tag(network: network, a)
-        return try all(s).filter { owner($0.comment) == tag }.map(\.mapping)
+        return try (all(s) + allStandby(s)).filter { owner($0.comment) == tag }.map(\.mapping)
+    }
+
+    /// The mappings attachment `a` has in the standby maps.
+    public static func standbyMappings(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
+        let tag = Masquerade.tag(network: network, a)
+        return try allStandby(s).filter { owner($0.comment) == tag }.map(\.mapping)
+    }
+
+    /// Deletes the active elements in `going` (listed from `map`) and puts in the place of each
+    /// the first of `waiting` (the standby elements of that map) whose key extends it and that
+    /// `keep` accepts; deletes the standby elements that `keep` refuses. Returns the standby
+    /// elements promoted.
+    static func promote(
+        _ b: inout Batch, map: String, going: [MapElement], waiting: [MapElement], keep: (String) -> Bool
+    ) {
+        b.deleteElements(table, map, keys: going.map(\.key))
+        b.deleteElements(table, standbyMap(map), keys: waiting.filter { !keep($0.comment) }.map(\.key))
+        var promoted: [MapElement] = []
+        for el in going {
+            // The container's first interface (as routes prefer it: eth1 before eth2).
+            let next = waiting.filter { Array($0.key.dropLast()) == el.key && keep($0.comment) }
+                .min { (ordinal($0.comment), $0.comment) < (ordinal($1.comment), $1.comment) }
+            guard let next else { continue }
+            b.deleteElements(table, standbyMap(map), keys: [next.key])
+            promoted.append(MapElement(key: el.key, value: next.value, comment: next.comment))
+        }
+        b.addElements(table, map, promoted)
     }
 
     /// Removes every element of attachment `a` (found by tag); returns the mappings removed.
@@ -309,11 +396,21 @@ public enum PortMap {
             var b = Batch()
             gone = []
             var seen = Set<String>()
+            // The standby maps are small (only containers on several networks): listed, since a
+            // successor is found by the first part of its key.
+            var waiting: [String: [MapElement]] = [:]
             for hp in hostPorts {
                 for c in hp.candidates where seen.insert("\(c.map) \(FieldValue.text(c.key))").inserted {
-                    guard let el = try s.element(table, c.map, c.type, key: c.key), owner(el.comment) == tag else { continue }
-                    b.deleteElements(table, c.map, keys: [el.key])
-                    gone.append(Listed(map: c.map, element: el).mapping)
+                    if waiting[c.map] == nil {
+                        let byAddress = c.key.count == 3, f: IPFamily = c.map.hasPrefix("dnat4") ? .v4 : .v6
+                        waiting[c.map] = try s.elements(table, standbyMap(c.map), standbyType(f, byAddress: byAddress))
+                    }
+                    let candidates = waiting[c.map]!.filter { Array($0.key.dropLast()) == c.key }
+                    let el = try s.element(table, c.map, c.type, key: c.key)
+                    let mine = el.map { owner($0.comment) == tag } ?? false
+                    promote(&b, map: c.map, going: mine ? [el!] : [], waiting: candidates) { owner($0) != tag }
+                    if mine { gone.append(Listed(map: c.map, element: el!).mapping) }
+                    gone += candidates.filter { owner($0.comment) == tag }.map { Listed(map: standbyMap(c.map), element: $0).mapping }
                 }
             }
             var refs: [String: Int] = [:]  // chain -> our elements that jump to it
@@ -354,29 +451,39 @@ public enum PortMap {
         var element: MapElement
         var comment: String { element.comment }
         var mapping: Mapping {
-            let byAddress = element.key.count == 3
+            // A standby key is the active key and the container address.
+            let key = map.hasSuffix("_standby") ? Array(element.key.dropLast()) : element.key
+            let byAddress = key.count == 3
             var hostIP: IPAddress?
-            if byAddress, case .address(let a) = element.key[0] { hostIP = a }
+            if byAddress, case .address(let a) = key[0] { hostIP = a }
             var proto: UInt8 = 0
             var hostPort: UInt16 = 0
             var container = IPAddress(family: .v4, bits: 0)
             var containerPort: UInt16 = 0
-            if case .proto(let p) = element.key[element.key.count - 2] { proto = p }
-            if case .port(let p) = element.key[element.key.count - 1] { hostPort = p }
+            if case .proto(let p) = key[key.count - 2] { proto = p }
+            if case .port(let p) = key[key.count - 1] { hostPort = p }
             if case .address(let c) = element.value[0] { container = c }
             if case .port(let p) = element.value[1] { containerPort = p }
             return Mapping(hostPort: hostPort, containerPort: containerPort, proto: proto, hostIP: hostIP, container: container)
         }
     }
 
-    /// Every mapping element of the table.
+    /// Every active mapping element of the table.
     static func all(_ s: NFTSocket) throws(NFTError) -> [Listed] {
         var out: [Listed] = []
-        for f in [IPFamily.v4, .v6] {
-            for byAddress in [true, false] {
-                let m = dnatMap(f, byAddress: byAddress)
-                out += try s.elements(table, m, type(f, byAddress: byAddress)).map { Listed(map: m, element: $0) }
-            }
+        for (f, byAddress) in dnatMaps {
+            let m = dnatMap(f, byAddress: byAddress)
+            out += try s.elements(table, m, type(f, byAddress: byAddress)).map { Listed(map: m, element: $0) }
+        }
+        return out
+    }
+
+    /// Every standby mapping element of the table (none while no standby map exists).
+    static func allStandby(_ s: NFTSocket) throws(NFTError) -> [Listed] {
+        var out: [Listed] = []
+        for (f, byAddress) in dnatMaps {
+            let m = standbyMap(dnatMap(f, byAddress: byAddress))
+            out += try s.elements(table, m, standbyType(f, byAddress: byAddress)).map { Listed(map: m, element: $0) }
         }
         return out
     }
@@ -387,9 +494,13 @@ public enum PortMap {
         var gone: [Listed] = []
         try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
             var b = Batch()
-            gone = try all(s).filter { predicate($0.comment) }
-            for (map, els) in Dictionary(grouping: gone, by: \.map).sorted(by: { $0.key < $1.key }) {
-                b.deleteElements(table, map, keys: els.map(\.element.key))
+            let active = try all(s), waiting = try allStandby(s)
+            gone = active.filter { predicate($0.comment) } + waiting.filter { predicate($0.comment) }
+            for (f, byAddress) in dnatMaps {
+                let map = dnatMap(f, byAddress: byAddress)
+                let going = active.filter { $0.map == map && predicate($0.comment) }.map(\.element)
+                let standing = waiting.filter { $0.map == standbyMap(map) }.map(\.element)
+                promote(&b, map: map, going: going, waiting: standing) { !predicate($0) }
             }
             var used = Set<String>(), freed = Set<String>()
             for f in [IPFamily.v4, .v6] {
@@ -411,12 +522,19 @@ public enum PortMap {
     ) throws(NFTError) -> String? {
         if let m = try s.missingLayout(table, skeleton().layout) { return m }
         let tag = Masquerade.tag(network: network, a)
+        let ctag = a.containerTag
         // Each element by its key, as ADD and DEL find them: no listing of the host's mappings.
+        // Behind another attachment of the same container, the mapping must be standing by.
         for m in mappings {
             let el = try s.element(table, m.map, type(m.family, byAddress: m.hostIP != nil), key: m.key)
-            guard let el, owner(el.comment) == tag, el.value == m.value else {
-                return "host port \(m.hostDescription) is not mapped to \(m.container):\(m.containerPort)"
+            if let el, owner(el.comment) == tag, el.value == m.value { continue }
+            if let el, owner(el.comment) != tag, container(el.comment).map { $0 == ctag } == true,
+                let w = try s.element(table, standbyMap(m.map), standbyType(m.family, byAddress: m.hostIP != nil), key: m.standbyKey),
+                owner(w.comment) == tag, w.value == m.value
+            {
+                continue
             }
+            return "host port \(m.hostDescription) is not mapped to \(m.container):\(m.containerPort)"
         }
         if snat {
             for addr in Set(mappings.map(\.container)) {

@@ -40,7 +40,7 @@ import Testing
             PortMap.Mapping(hostPort: 53, containerPort: 5353, proto: 17, hostIP: IPAddress("192.0.2.1"), container: subnets[0].address),
         ]
         let c = PortMap.comment(network: "web", a)
-        #expect(c == "\(Masquerade.tag(network: "web", a)) 0123456789ab/eth0 web")
+        #expect(c == "\(Masquerade.tag(network: "web", a)) \(a.containerTag) 0123456789ab/eth0 web")
         let s4 = PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: false), s6 = PortMap.snatChain(network: "web", a, subnet: subnets[1], masqAll: false)
         let text = PortMap.addBatch(network: "web", a, mappings: mappings, subnets: subnets, snat: true, masqAll: false).text
         #expect(text == """
@@ -341,6 +341,77 @@ struct PortMapKernelTests {
         #expect(try PortMap.remove(s, network: "web", a, hostPorts: ports).isEmpty, "again: nothing")
         _ = try PortMap.remove(s, network: "web", b, hostPorts: ports)
         #expect(!ns.nft("list", "table", "inet", "swift_cni_portmap").contains("chain snat-"), "the last snat chain went too")
+    }
+
+    /// One container on two networks asks for the same host ports through both interfaces
+    /// (podman passes its mappings to every network): the second is no conflict but stands by,
+    /// and takes over when the active one goes, whichever is added and deleted first. Another
+    /// container is still refused.
+    @Test(arguments: [(0, 0), (0, 1), (1, 0), (1, 1)])
+    func sameContainerOnTwoNetworksSharesItsHostPorts(addFirst: Int, delFirst: Int) throws {
+        let s = try ns.socket()
+        let x = [Attachment(containerID: "cccc", ifName: "eth0"), Attachment(containerID: "cccc", ifName: "eth1")]
+        let networks = ["front", "back"]
+        let subnets = [[IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!], [IPPrefix("10.89.0.5/16")!, IPPrefix("fd00:89::5/64")!]]
+        func maps(_ i: Int) -> [PortMap.Mapping] {
+            [mapping(8080, subnets[i][0].address.description), mapping(8080, subnets[i][1].address.description),
+             mapping(53, subnets[i][0].address.description, proto: 17, hostIP: "192.0.2.1")]
+        }
+        let ports = [PortMap.HostPort(proto: 6, port: 8080, hostIP: nil), PortMap.HostPort(proto: 17, port: 53, hostIP: IPAddress("192.0.2.1"))]
+        let first = addFirst, second = 1 - addFirst
+        for i in [first, second] {
+            try PortMap.add(s, network: networks[i], x[i], mappings: maps(i), subnets: subnets[i], snat: true, masqAll: false)
+        }
+        try PortMap.add(s, network: networks[second], x[second], mappings: maps(second), subnets: subnets[second], snat: true, masqAll: false)
+        let active = elements("dnat4").joined() + elements("dnat6").joined() + elements("dnat4_addr").joined()
+        #expect(active.contains("\(subnets[first][0].address) . 80") && active.contains("\(subnets[first][1].address) . 80"))
+        #expect(!active.contains("\(subnets[second][0].address) . 80"))
+        #expect(Set(try PortMap.standbyMappings(s, network: networks[second], x[second])) == Set(maps(second)), "a repeated ADD keeps one standby")
+        for i in [0, 1] {
+            #expect(try PortMap.missing(s, network: networks[i], x[i], mappings: maps(i), snat: true) == nil, "CHECK of \(x[i])")
+        }
+        // Another container is refused with the owner named, as before.
+        let other = Attachment(containerID: "dddd", ifName: "eth0")
+        let e = try #require(throws: PortMap.Conflict.self) {
+            try PortMap.add(s, network: "front", other, mappings: [mapping(8080, "10.88.0.6")], subnets: [IPPrefix("10.88.0.6/16")!], snat: true, masqAll: false)
+        }
+        #expect(e.owner == "container cccc (\(x[first].ifName)) on network \"\(networks[first])\"")
+
+        // DEL of one: the port reaches the container through the other.
+        let removed = try PortMap.remove(s, network: networks[delFirst], x[delFirst], hostPorts: ports, containers: subnets[delFirst].map(\.address))
+        #expect(Set(removed) == Set(maps(delFirst)))
+        let left = 1 - delFirst
+        let now = elements("dnat4").joined() + elements("dnat6").joined() + elements("dnat4_addr").joined()
+        #expect(now.contains("\(subnets[left][0].address) . 80") && now.contains("\(subnets[left][1].address) . 80") && now.contains("\(subnets[left][0].address) . 80"))
+        #expect(!now.contains("\(subnets[delFirst][0].address) . "), "nothing points to the deleted interface")
+        #expect(try PortMap.standbyMappings(s, network: networks[left], x[left]).isEmpty, "the standby took over")
+        #expect(try PortMap.missing(s, network: networks[left], x[left], mappings: maps(left), snat: true) == nil)
+        #expect(try PortMap.mappings(s, network: networks[delFirst], x[delFirst]).isEmpty)
+
+        _ = try PortMap.remove(s, network: networks[left], x[left], hostPorts: ports, containers: subnets[left].map(\.address))
+        let listing = ns.nft("list", "table", "inet", "swift_cni_portmap")
+        #expect(!listing.contains("cccc/"), "no element of the container left: \(listing)")
+        #expect(!listing.contains("chain snat-"))
+    }
+
+    /// DEL without the mappings (by tag) and GC promote a standby as DEL by host port does; GC
+    /// never promotes an attachment that is not valid.
+    @Test func removeByTagAndGCPromoteTheStandby() throws {
+        let s = try ns.socket()
+        let a0 = Attachment(containerID: "cccc", ifName: "eth0"), a1 = Attachment(containerID: "cccc", ifName: "eth1")
+        let a2 = Attachment(containerID: "cccc", ifName: "eth2")
+        let m0 = [mapping(8080, "10.88.0.5")], m1 = [mapping(8080, "10.89.0.5")], m2 = [mapping(8080, "10.90.0.5")]
+        try PortMap.add(s, network: "front", a0, mappings: m0, subnets: [IPPrefix("10.88.0.5/16")!], snat: true, masqAll: false)
+        try PortMap.add(s, network: "back", a1, mappings: m1, subnets: [IPPrefix("10.89.0.5/16")!], snat: true, masqAll: false)
+        try PortMap.add(s, network: "back", a2, mappings: m2, subnets: [IPPrefix("10.90.0.5/16")!], snat: true, masqAll: false)
+        #expect(try PortMap.remove(s, network: "front", a0) == m0)
+        #expect(elements("dnat4").joined().contains("10.89.0.5 . 80"), "eth1 took over: \(elements("dnat4"))")
+        // GC of "back" with only eth2 valid: eth1 goes and eth2 takes over.
+        try PortMap.collect(s, network: "back", valid: [a2])
+        #expect(elements("dnat4").joined().contains("10.90.0.5 . 80"), "\(elements("dnat4"))")
+        #expect(try PortMap.missing(s, network: "back", a2, mappings: m2, snat: true) == nil)
+        try PortMap.collect(s, network: "back", valid: [])
+        #expect(elements("dnat4").isEmpty && elements("dnat4_standby").isEmpty)
     }
 
     @Test func removeWithoutTableIsSuccessAndCreatesNothing() throws {
