@@ -10,8 +10,12 @@ import CNI
 /// internal 0
 /// listen 10.88.0.1 fd00:88::1
 /// upstreams 192.0.2.53
-/// entry <owner tag> <ipv4,...|-> <ipv6,...|-> <name,alias,...>
+/// entry <owner tag>[@<container tag>:<ifname>] <ipv4,...|-> <ipv6,...|-> <name,alias,...>
 /// ```
+///
+/// The container tag (the same in all of a container's attachments) and the interface name let
+/// the responder answer a container with the names of all of its networks; a responder that
+/// predates them reads the first field as the owner tag and answers as before.
 public struct NetworkRecords: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         /// The attachment's owner tag (the plugin's DEL and GC find its lines by it).
@@ -20,11 +24,34 @@ public struct NetworkRecords: Sendable, Equatable {
         public var v6: [IPAddress]
         /// Lowercased; the first is the primary name (PTR answers use it).
         public var names: [String]
-        public init(owner: String, v4: [IPAddress], v6: [IPAddress], names: [String]) {
+        /// The container's tag (``Attachment/containerTag``) and its interface on this network;
+        /// nil in entries written before they were recorded.
+        public var container: String?
+        public var ifName: String?
+        public init(owner: String, v4: [IPAddress], v6: [IPAddress], names: [String], container: String? = nil, ifName: String? = nil) {
             self.owner = owner
             self.v4 = v4
             self.v6 = v6
             self.names = names
+            self.container = container
+            self.ifName = ifName
+        }
+
+        /// `<owner>[@<container>:<ifname>]`: an interface name never holds ':', a tag never '@'.
+        var ownerField: String {
+            guard let container, !container.isEmpty else { return owner }
+            return "\(owner)@\(container):\(ifName ?? "")"
+        }
+
+        init(ownerField f: Substring, v4: [IPAddress], v6: [IPAddress], names: [String]) {
+            let parts = f.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+            var container: String?, ifName: String?
+            if parts.count == 2 {
+                let c = parts[1].split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                container = c[0].isEmpty ? nil : String(c[0])
+                ifName = c.count == 2 && !c[1].isEmpty ? String(c[1]) : nil
+            }
+            self.init(owner: String(parts[0]), v4: v4, v6: v6, names: names, container: container, ifName: ifName)
         }
     }
 
@@ -50,7 +77,7 @@ public struct NetworkRecords: Sendable, Equatable {
         for e in entries {
             let v4 = e.v4.isEmpty ? "-" : e.v4.map(\.description).joined(separator: ",")
             let v6 = e.v6.isEmpty ? "-" : e.v6.map(\.description).joined(separator: ",")
-            lines.append("entry \(e.owner) \(v4) \(v6) \(e.names.joined(separator: ","))")
+            lines.append("entry \(e.ownerField) \(v4) \(v6) \(e.names.joined(separator: ","))")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -73,7 +100,7 @@ public struct NetworkRecords: Sendable, Equatable {
             case "entry" where f.count == 5:
                 func addrs(_ s: Substring) -> [IPAddress] { s == "-" ? [] : s.split(separator: ",").compactMap { IPAddress($0) } }
                 let names = f[4].split(separator: ",").map { String($0).lowercased() }.filter { DNSName($0) != nil }
-                entries.append(Entry(owner: String(f[1]), v4: addrs(f[2]), v6: addrs(f[3]), names: names))
+                entries.append(Entry(ownerField: f[1], v4: addrs(f[2]), v6: addrs(f[3]), names: names))
             default:
                 problems.append("\(network): line \(n + 2) ignored: \(line.prefix(80))")
             }
@@ -107,26 +134,36 @@ public final class Zones: Sendable {
 
     public let generation: UInt64
     public let networks: [String: Network]
-    /// A container address -> the networks it is attached to (the source of a query).
+    /// A container address -> the networks of its container (the source of a query): all of
+    /// the container's attachments, in the order of its interfaces (eth0 first), then by name.
     let memberOf: [IPAddress: [Network]]
     /// A listen address -> its network.
     let listenerNetworks: [IPAddress: Network]
     /// A listen address -> its network (for sources that are no container).
     public let listenerNetwork: [IPAddress: String]
+    /// Every network's domain (with its SOA), each once: a name under one is ours, never
+    /// forwarded, also for a client that is not on that network.
+    let domains: [(name: DNSName, soa: [UInt8])]
 
     public init(_ all: [NetworkRecords], generation: UInt64) {
         self.generation = generation
         var nets: [String: Network] = [:]
-        var member: [IPAddress: [String]] = [:]
+        typealias Membership = (network: String, ordinal: UInt32)
+        var member: [IPAddress: [Membership]] = [:]
+        var containerOf: [IPAddress: Set<String>] = [:]
+        var attachmentsOf: [String: [Membership]] = [:]  // container tag -> its networks
         var listeners: [IPAddress: String] = [:]
         for r in all.sorted(by: { $0.network < $1.network }) {
             var byName: [DNSName: [Int]] = [:]
             var byAddress: [IPAddress: Int] = [:]
             for (i, e) in r.entries.enumerated() {
                 for n in e.names { if let d = DNSName(n) { byName[d.lowercased, default: []].append(i) } }
+                let here = (r.network, Attachment.ordinal(ifName: e.ifName ?? ""))
+                if let c = e.container { attachmentsOf[c, default: []].append(here) }
                 for a in e.v4 + e.v6 {
                     if byAddress[a] == nil { byAddress[a] = i }
-                    if !(member[a] ?? []).contains(r.network) { member[a, default: []].append(r.network) }
+                    member[a, default: []].append(here)
+                    if let c = e.container { containerOf[a, default: []].insert(c) }
                 }
             }
             for l in r.listen where listeners[l] == nil { listeners[l] = r.network }
@@ -143,7 +180,20 @@ public final class Zones: Sendable {
                 soa: ResponseWriter.soaRecord(zone: domain, ttl: r.ttl))
         }
         networks = nets
-        memberOf = member.mapValues { $0.compactMap { nets[$0] } }
+        var seen = Set<DNSName>()
+        domains = nets.keys.sorted().compactMap { k in
+            let n = nets[k]!
+            return !n.domain.labels.isEmpty && seen.insert(n.domain).inserted ? (n.domain, n.soa) : nil
+        }
+        var memberOf: [IPAddress: [Network]] = [:]
+        for (a, direct) in member {
+            var first: [String: UInt32] = [:]
+            for m in direct + (containerOf[a] ?? []).flatMap({ attachmentsOf[$0] ?? [] }) {
+                first[m.network] = min(first[m.network] ?? .max, m.ordinal)
+            }
+            memberOf[a] = first.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.compactMap { nets[$0.key] }
+        }
+        self.memberOf = memberOf
         listenerNetwork = listeners
         listenerNetworks = listeners.compactMapValues { nets[$0] }
     }
@@ -151,11 +201,18 @@ public final class Zones: Sendable {
     /// The network served on `listener`.
     public func networkName(listening listener: IPAddress) -> String? { listenerNetwork[listener] }
 
-    /// The networks whose names `source` may see: those it is attached to; a source that is no
-    /// container sees only the network of the address it asked.
-    /// Also whether `source` is a container of some network (only those get forwarding).
+    /// The networks whose names `source` may see, in the order they are searched: those its
+    /// container is attached to, the network of the address it asked first (when it is on it),
+    /// then in the order of its interfaces; a source that is no container sees only the network
+    /// of the address it asked. Also whether `source` is a container of some network (only
+    /// those get forwarding).
     public func visibility(source: IPAddress, listener: IPAddress) -> (networks: [Network], member: Bool) {
-        if let m = memberOf[source] { return (m, true) }
+        if var m = memberOf[source] {
+            if m.count > 1, let asked = listenerNetworks[listener], let i = m.firstIndex(where: { $0 === asked }), i > 0 {
+                m.insert(m.remove(at: i), at: 0)
+            }
+            return (m, true)
+        }
         if let net = listenerNetworks[listener] { return ([net], false) }
         return ([], false)
     }

@@ -31,8 +31,9 @@ public enum Responder {
         }
         let (nets, member) = zones.visibility(source: source, listener: listener)
         // Forwarding only for the containers of the networks: anyone else who can reach a gateway
-        // (the host, a routed client) gets the network's names, never an open resolver.
-        let forwards = member && !nets.isEmpty && nets.allSatisfy { !$0.records.isInternal }
+        // (the host, a routed client) gets the network's names, never an open resolver. A
+        // container only on internal networks gets none either.
+        let forwards = member && nets.contains { !$0.records.isInternal }
         func writer(_ rcode: UInt8, authoritative: Bool) -> ResponseWriter {
             ResponseWriter(id: q.id, queryFlags: q.flags, rcode: rcode, authoritative: authoritative, recursionAvailable: forwards, question: q.questionBytes)
         }
@@ -109,10 +110,16 @@ public enum Responder {
                 w.authoritySOA(n.soa)
                 return finish(w)
             }
+            // Under the domain of a network the client is not on: it does not exist for it.
+            if let d = zones.domains.first(where: { name.hasSuffix($0.name) }) {
+                var w = writer(RCode.nxDomain, authoritative: true)
+                w.authoritySOA(d.soa)
+                return finish(w)
+            }
         }
         guard forwards else { return finish(writer(RCode.refused, authoritative: false)) }
         var upstreams: [IPAddress] = []
-        for n in nets { for u in n.records.upstreams where !upstreams.contains(u) { upstreams.append(u) } }
+        for n in nets where !n.records.isInternal { for u in n.records.upstreams where !upstreams.contains(u) { upstreams.append(u) } }
         var fail = writer(RCode.servFail, authoritative: false)
         if q.edns != nil { fail.opt(udpSize: ednsSize) }
         return .forward(q, upstreams: upstreams, servFail: fail.bytes)

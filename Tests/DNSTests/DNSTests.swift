@@ -149,6 +149,118 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
     }
 }
 
+/// The founding document's compose topology: web on frontend; api on frontend (eth0) and
+/// backend (eth1); db and cache on backend; "both", another container on the two networks
+/// (backend as eth0, frontend as eth1), whose name exists on both.
+@Suite struct SeveralNetworksTests {
+    static let api = Attachment(containerID: "api", ifName: "eth0").containerTag
+    static let both = Attachment(containerID: "both", ifName: "eth0").containerTag
+    static let zones: Zones = {
+        func entry(_ tag: String, _ v4: String, _ names: [String], _ container: String? = nil, _ ifName: String? = nil) -> NetworkRecords.Entry {
+            .init(owner: tag, v4: [IPAddress(v4)!], v6: [], names: names, container: container, ifName: ifName)
+        }
+        var front = NetworkRecords(network: "frontend")
+        front.domain = "front.test"
+        front.listen = [IPAddress("10.251.0.1")!]
+        front.upstreams = [IPAddress("192.0.2.53")!]
+        front.entries = [
+            entry("f1", "10.251.0.2", ["web"], Attachment(containerID: "web", ifName: "eth0").containerTag, "eth0"),
+            entry("f2", "10.251.0.3", ["api", "api-alias"], api, "eth0"),
+            entry("f3", "10.251.0.4", ["both"], both, "eth1"),
+        ]
+        var back = NetworkRecords(network: "backend")
+        back.domain = "back.test"
+        back.listen = [IPAddress("10.252.0.1")!]
+        back.isInternal = true
+        back.entries = [
+            entry("b1", "10.252.0.3", ["api"], api, "eth1"),
+            entry("b2", "10.252.0.4", ["db", "0123456789ab"], Attachment(containerID: "db", ifName: "eth0").containerTag, "eth0"),
+            entry("b3", "10.252.0.5", ["cache"]),  // written before container tags: still served
+            entry("b4", "10.252.0.6", ["both"], both, "eth0"),
+        ]
+        return Zones([front, back], generation: 1)
+    }()
+    static let frontGW = IPAddress("10.251.0.1")!, backGW = IPAddress("10.252.0.1")!
+
+    func ask(_ name: String, _ type: UInt16 = RRType.a, from: String, via: IPAddress) -> Answer? {
+        if case .reply(let b) = Responder.respond(query(name, type), source: IPAddress(from)!, listener: via, overTCP: false, zones: Self.zones, shuffle: { _ in }) {
+            return Answer(bytes: b)
+        }
+        return nil
+    }
+
+    @Test func aContainerSeesTheNamesOfAllOfItsNetworksOnEveryNameserver() throws {
+        // api, from either of its addresses, on either nameserver: web (frontend), db and cache (backend).
+        for (from, via) in [("10.251.0.3", Self.frontGW), ("10.251.0.3", Self.backGW), ("10.252.0.3", Self.backGW), ("10.252.0.3", Self.frontGW)] {
+            #expect(ask("web", from: from, via: via)?.addresses == ["10.251.0.2"], "\(from) via \(via)")
+            #expect(ask("db", from: from, via: via)?.addresses == ["10.252.0.4"], "\(from) via \(via)")
+            #expect(ask("0123456789ab", from: from, via: via)?.addresses == ["10.252.0.4"], "short ID")
+            #expect(ask("cache", from: from, via: via)?.addresses == ["10.252.0.5"])
+            #expect(ask("db.back.test", from: from, via: via)?.addresses == ["10.252.0.4"], "FQDN of the other network")
+            #expect(ask("4.0.252.10.in-addr.arpa", RRType.ptr, from: from, via: via)?.an == 1, "reverse of db")
+        }
+        // api's own alias, from the backend side.
+        #expect(ask("api-alias", from: "10.252.0.4", via: Self.backGW)?.rcode == 3, "db is not on frontend: api's frontend alias is hidden")
+        #expect(ask("api-alias", from: "10.252.0.3", via: Self.backGW)?.addresses == ["10.251.0.3"])
+    }
+
+    @Test func isolationHolds() throws {
+        // web (frontend only) reaches api by name but never db or cache: NXDOMAIN, not a timeout.
+        #expect(ask("api", from: "10.251.0.2", via: Self.frontGW)?.addresses == ["10.251.0.3"])
+        for name in ["db", "cache", "db.back.test"] {
+            let a = try #require(ask(name, from: "10.251.0.2", via: Self.frontGW))
+            #expect(a.rcode == 3, "\(name)")
+        }
+        // Asking backend's nameserver does not help web either.
+        #expect(ask("db", from: "10.251.0.2", via: Self.backGW)?.rcode == 3)
+        // db (backend only) sees api on backend, never web.
+        #expect(ask("api", from: "10.252.0.4", via: Self.backGW)?.addresses == ["10.252.0.3"])
+        #expect(ask("web", from: "10.252.0.4", via: Self.backGW)?.rcode == 3)
+        #expect(ask("4.0.251.10.in-addr.arpa", RRType.ptr, from: "10.252.0.4", via: Self.backGW)?.an == 0)
+    }
+
+    @Test func aNameOnTwoNetworksAnswersWithTheAddressOnTheNetworkAsked() throws {
+        // "both" and api share both networks: the nameserver asked decides; then the asker's
+        // interface order (api's eth0 is frontend).
+        #expect(ask("both", from: "10.251.0.3", via: Self.frontGW)?.addresses == ["10.251.0.4"])
+        #expect(ask("both", from: "10.251.0.3", via: Self.backGW)?.addresses == ["10.252.0.6"])
+        #expect(ask("both", from: "10.252.0.3", via: Self.backGW)?.addresses == ["10.252.0.6"])
+        #expect(ask("both", from: "10.252.0.3", via: IPAddress("10.9.9.9")!)?.addresses == ["10.251.0.4"], "no listener of its networks: eth0's network first")
+        // And for "both" itself, whose eth0 is backend.
+        #expect(ask("api", from: "10.251.0.4", via: IPAddress("10.9.9.9")!)?.addresses == ["10.252.0.3"])
+        // web and db see "both" on their one network.
+        #expect(ask("both", from: "10.251.0.2", via: Self.frontGW)?.addresses == ["10.251.0.4"])
+        #expect(ask("both", from: "10.252.0.4", via: Self.backGW)?.addresses == ["10.252.0.6"])
+    }
+
+    @Test func forwardingAsToday() throws {
+        // api is on a non-internal network: forwarded to frontend's upstream on either nameserver.
+        for via in [Self.frontGW, Self.backGW] {
+            guard case .forward(_, let upstreams, _) = Responder.respond(
+                query("example.org"), source: IPAddress("10.252.0.3")!, listener: via, overTCP: false, zones: Self.zones)
+            else {
+                Issue.record("api via \(via) is forwarded")
+                continue
+            }
+            #expect(upstreams == [IPAddress("192.0.2.53")!])
+        }
+        // db is only on the internal backend: refused.
+        #expect(ask("example.org", from: "10.252.0.4", via: Self.backGW)?.rcode == 5)
+    }
+
+    @Test func entriesKeepTheirContainerThroughTheFile() throws {
+        var r = NetworkRecords(network: "n")
+        r.entries = [
+            .init(owner: "a:b", v4: [IPAddress("10.0.0.2")!], v6: [], names: ["x"], container: "c0ffee0123456789", ifName: "eth1"),
+            .init(owner: "a:c", v4: [IPAddress("10.0.0.3")!], v6: [], names: ["y"]),
+        ]
+        #expect(r.text.contains("entry a:b@c0ffee0123456789:eth1 10.0.0.2 - x\n"))
+        var problems: [String] = []
+        #expect(NetworkRecords(network: "n", text: r.text, problems: &problems) == r)
+        #expect(problems.isEmpty)
+    }
+}
+
 /// The bad-packet table of dns.md, row by row.
 @Suite struct BadPacketTests {
     func rcode(_ m: [UInt8]) -> UInt8? { answer(m)?.rcode }

@@ -35,9 +35,10 @@ public struct DNSNamePlugin: CNIPlugin {
                 details: "the responder listens on the network's gateway addresses; set isGateway on the bridge")
         }
         let names = try conf.names(ctx)
+        let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         let entry = NetworkRecords.Entry(
             owner: DNSNameConfig.owner(network: ctx.config.name, ctx.args), v4: mine.filter { $0.family == .v4 },
-            v6: mine.filter { $0.family == .v6 }, names: names)
+            v6: mine.filter { $0.family == .v6 }, names: names, container: attachment.containerTag, ifName: ctx.args.ifName)
         try Records.update(conf, network: ctx.config.name, ctx: ctx, startIfNeeded: true) { r in
             r.domain = conf.domain
             r.ttl = conf.ttl
@@ -49,9 +50,14 @@ public struct DNSNamePlugin: CNIPlugin {
             // Docker does for a shared alias).
             r.entries.append(entry)
         }
+        // The domains of the container's other networks (cni-dnsd answers their names on
+        // every one of its nameservers), each once, this network's first.
         var dns = result.dns
         for g in gateways where !dns.nameservers.contains(g.description) { dns.nameservers.append(g.description) }
-        if !dns.search.contains(conf.domain) { dns.search.append(conf.domain) }
+        for d in [conf.domain] + Records.domains(conf, of: attachment.containerTag, except: ctx.config.name)
+        where !dns.search.contains(d) {
+            dns.search.append(d)
+        }
         result.dns = dns
         return result
     }
@@ -111,6 +117,20 @@ public struct DNSNamePlugin: CNIPlugin {
 /// The records files: `<runDir>/<network>.net`, changed under `<runDir>/lock`.
 enum Records {
     static func path(_ conf: DNSNameConfig, _ network: String) -> String { "\(conf.runDir)/\(network).net" }
+
+    /// The domains of the networks (other than `except`) that container `tag` has names on,
+    /// in the order of its interfaces; unreadable files are skipped.
+    static func domains(_ conf: DNSNameConfig, of tag: String, except: String) -> [String] {
+        var found: [(UInt32, String, String)] = []
+        for file in (try? System.listDirectory(conf.runDir)) ?? [] where file.hasSuffix(".net") {
+            let network = String(file.dropLast(4))
+            guard network != except, let r = try? read(conf, network: network),
+                let e = r.entries.first(where: { $0.container == tag })
+            else { continue }
+            found.append((Attachment.ordinal(ifName: e.ifName ?? ""), network, r.domain))
+        }
+        return found.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
+    }
 
     static func read(_ conf: DNSNameConfig, network: String) throws -> NetworkRecords? {
         let p = path(conf, network)
