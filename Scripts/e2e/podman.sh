@@ -3,44 +3,11 @@
 # conflist (bridge, portmap, firewall, tuning, dnsname; all ours) in a private CNI directory;
 # `podman run -d -p 8080:80` serves through 127.0.0.1:8080, a second container reaches the first
 # by name, and `podman rm -f` leaves no address, link, nft element, DNS record or netns.
-#
-# Everything happens in a private mount namespace (podman's caches under /var/lib land on a tmpfs
-# there; its netns files stay there) and podman runs inside a throwaway "host" netns, entered with
-# nsenter (ip netns exec would remount /sys and hide the cgroup mounts runc needs). runc, as crun
-# fails on this machine's hybrid cgroups; cgroupfs; events to a file.
+# The test bed (a private mount namespace, a throwaway host netns, runc): Scripts/lib/podman.sh.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${SWCNI_PODMAN_NS:-}" ]; then
-    . "$here/../lib/deps.sh"   # podman, runc, conmon, busybox: installed by Scripts/lib/deps.sh
-    check_tools || { echo "podman: 0 passed, 1 failed (tools missing, above)"; exit 1; }
-    exec unshare --mount --propagation private env SWCNI_PODMAN_NS=1 bash "$0" "$@"
-fi
-mount -t tmpfs -o size=64m swcni-podman /var/lib || { echo "podman: 0 passed, 1 failed (cannot mount a private /var/lib)"; exit 1; }
-. "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
-tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/libpod" "$D/rootfs/bin" "$D/rootfs/www" "$D/rootfs/etc"
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
-cat > "$D/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-tmp_dir = "$D/libpod"
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["$D/bin"]
-network_config_dir = "$D/net.d"
-CONF
-cat > "$D/storage.conf" <<CONF
-[storage]
-driver = "vfs"
-graphroot = "$D/storage"
-runroot = "$D/runroot"
-CONF
+. "$here/../lib/podman.sh"
+podman_bed "$@"
 cat > "$D/net.d/swpod.conflist" <<CONF
 {"cniVersion":"0.4.0","name":"swpod","plugins":[
  {"type":"bridge","bridge":"swpd$TB_ID","isGateway":true,"ipMasq":true,"hairpinMode":true,
@@ -50,20 +17,6 @@ cat > "$D/net.d/swpod.conflist" <<CONF
  {"type":"tuning"},
  {"type":"dnsname","domainName":"dns.podman","runDir":"$D/dns","capabilities":{"aliases":true}}]}
 CONF
-export CONTAINERS_CONF="$D/containers.conf" CONTAINERS_STORAGE_CONF="$D/storage.conf"
-tb_netns swcni-poh; H=$TB_LAST
-pm() { nsenter --net="/run/netns/$H" podman "$@"; }
-cleanup_podman() { pm rm -af >/dev/null 2>&1; pm rmi -af >/dev/null 2>&1; }
-trap 'cleanup_podman; tb_cleanup' EXIT
-# The image: busybox-static as a root file system, imported.
-cp /bin/busybox "$D/rootfs/bin/busybox"
-for c in sh httpd nslookup wget sleep cat; do ln -s busybox "$D/rootfs/bin/$c"; done
-echo "hello from web" > "$D/rootfs/www/index.html"
-echo "root:x:0:0:root:/:/bin/sh" > "$D/rootfs/etc/passwd"
-tar -C "$D/rootfs" -c . | pm import - localhost/swcni-bb:latest >/dev/null 2>"$D/err"
-rc=$?
-check_eq "busybox image imported" 0 "$rc"
-[ "$rc" -eq 0 ] || head -c 500 "$D/err"
 netns_before=$(ls /run/netns | sort)
 
 echo "podman $(pm --version | awk '{print $3}'), network backend cni, our plugins only"
