@@ -22,11 +22,12 @@ public struct Attachment: Sendable, Hashable, CustomStringConvertible {
     /// its networks).
     public var containerTag: String { Attachment.shortHash("container", containerID) }
 
-    /// The number `ifName` ends with (eth0 0, eth1 1, net2 2; none: 0): the order of a
-    /// container's interfaces, as runtimes name them (the first network's is eth0).
+    /// The number `ifName` ends with (eth0 0, eth1 1, net2 2; none: 0; at most 100,000): the
+    /// order of a container's interfaces, as runtimes name them (the first network's is eth0).
     public static func ordinal(ifName: String) -> UInt32 {
-        let digits = ifName.reversed().prefix { $0.isASCII && $0.isNumber }
-        return UInt32(String(digits.reversed())).map { min($0, 100_000) } ?? 0
+        let digits = String(ifName.reversed().prefix { $0.isASCII && $0.isNumber }.reversed())
+        if digits.isEmpty { return 0 }
+        return digits.count > 6 ? 100_000 : min(UInt32(digits)!, 100_000)
     }
 
     /// 16 hex digits of SHA-512 over the parts (NUL-separated): stable names and tags.

@@ -331,8 +331,7 @@ public enum PortMap {
 
     /// Deletes the active elements in `going` (listed from `map`) and puts in the place of each
     /// the first of `waiting` (the standby elements of that map) whose key extends it and that
-    /// `keep` accepts; deletes the standby elements that `keep` refuses. Returns the standby
-    /// elements promoted.
+    /// `keep` accepts; deletes the standby elements that `keep` refuses.
     static func promote(
         _ b: inout Batch, map: String, going: [MapElement], waiting: [MapElement], keep: (String) -> Bool
     ) {

@@ -119,3 +119,17 @@ enum Golden {
         #expect(r.routes.map(\.dst.description) == ["10.0.0.0/8", "2001:db8::/32"])
     }
 }
+
+/// The identity every plugin puts on a container's state across its attachments.
+@Suite struct AttachmentTests {
+    @Test func interfaceOrdinalOrdersTheWayRuntimesNameInterfaces() {
+        #expect(["eth0", "eth1", "net1", "eth10", "foo", "", "eth99999999999"].map { Attachment.ordinal(ifName: $0) } == [0, 1, 1, 10, 0, 0, 100_000])
+    }
+
+    @Test func theContainerTagIsTheSameOnEveryInterfaceAndNetwork() {
+        let a = Attachment(containerID: "c1", ifName: "eth0"), b = Attachment(containerID: "c1", ifName: "eth1")
+        #expect(a.containerTag == b.containerTag && a.containerTag.count == 16)
+        #expect(a.containerTag != Attachment(containerID: "c2", ifName: "eth0").containerTag)
+        #expect(a.ownerTag(network: "n") != b.ownerTag(network: "n"))
+    }
+}
