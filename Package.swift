@@ -32,6 +32,10 @@ let package = Package(
         // dispatch, delegation. Depends on nothing but the C library.
         .target(name: "CNI", dependencies: ["CLinux"]),
 
+        // The runtime side, for cnictl: conflist loading, running a list's plugins, libcni's
+        // result cache. No plugin imports it.
+        .target(name: "CNIRuntime", dependencies: ["CNI"]),
+
         // rtnetlink: links, addresses, routes, namespaces, sysctl.
         .target(name: "Netlink", dependencies: ["CNI", "CLinux", "CMnl"]),
 
@@ -83,7 +87,7 @@ let package = Package(
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
-            dependencies: ["CNI", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
+            dependencies: ["CNI", "CNIRuntime", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin"]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
         // and the overlay's lease store on it.
@@ -106,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "cnictl",
             dependencies: [
-                "CNI",
+                "CNI", "CNIRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -114,7 +118,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CNI"], path: "Tests/TestSupport"),
         .testTarget(
             name: "CNITests",
-            dependencies: ["CNI", "CLinux", "CMnl", "CNftnl"]),
+            dependencies: ["CNI", "CNIRuntime", "CLinux", "CMnl", "CNftnl"]),
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "CLinux", "TestSupport"]),

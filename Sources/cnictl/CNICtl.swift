@@ -1,5 +1,6 @@
 import ArgumentParser
 import CNI
+import CNIRuntime
 import Foundation
 
 // cnictl: a cnitool-compatible CNI client. Same environment (NETCONFPATH, CNI_PATH, CNI_IFNAME,

@@ -1,5 +1,6 @@
 import BridgePlugin
 import CNI
+import CNIRuntime
 import FuzzSupport
 import DNSNamePlugin
 import FirewallPlugin

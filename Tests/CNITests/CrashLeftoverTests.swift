@@ -1,4 +1,5 @@
 import CNI
+import CNIRuntime
 import Foundation
 import Testing
 

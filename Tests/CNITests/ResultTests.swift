@@ -1,4 +1,5 @@
 import CNI
+import CNIRuntime
 import Testing
 
 /// Golden documents: the spec's examples for each result shape.

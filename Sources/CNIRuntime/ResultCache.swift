@@ -1,3 +1,5 @@
+import CNI
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,3 +1,5 @@
+import CNI
+
 /// A network configuration list (a `.conflist`, or a single-plugin `.conf` wrapped into one), as a
 /// runtime loads it.
 public struct NetworkConfigList: Sendable {
