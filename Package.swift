@@ -45,9 +45,13 @@ let package = Package(
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
 
-        // The VXLAN overlay (groundwork of #8): leases, the file store, the desired-vs-actual
-        // planner (pure), and the VTEP it programs through Netlink.
-        .target(name: "Overlay", dependencies: ["CNI", "Netlink"]),
+        // The VXLAN overlay's model: leases, the file store, the node file, the desired-vs-actual
+        // planner. Pure: no kernel calls.
+        .target(name: "Overlay", dependencies: ["CNI"]),
+
+        // The VXLAN device and its peers (FDB, neighbours, routes) as the overlay's plans say,
+        // through Netlink: what the vxlan plugin and cni-overlayd program.
+        .target(name: "VXLAN", dependencies: ["CNI", "Netlink", "Overlay"]),
 
         // DNS: the wire format (a hardened parser), the records files, the answering logic.
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
@@ -60,7 +64,7 @@ let package = Package(
         .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Tuning"),
         .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
-        .target(name: "VxlanPlugin", dependencies: ["CNI", "Netlink", "Overlay"], path: "Sources/Plugins/Vxlan"),
+        .target(name: "VxlanPlugin", dependencies: ["CNI", "Netlink", "Overlay", "VXLAN"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
@@ -104,7 +108,7 @@ let package = Package(
 
         // The overlay's agent: holds the lease (file store or etcd), writes the node file, keeps
         // the VTEP and the peers reconciled.
-        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay", "Etcd"]),
+        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd"]),
 
         // cnitool-compatible client.
         .executableTarget(
@@ -137,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
-        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "Etcd", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "VXLAN", "Etcd", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",
             dependencies: ["CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),

@@ -81,7 +81,7 @@ public enum Reconcile {
     }
 }
 
-/// MAC text without the Netlink module (the planner is pure).
+/// MAC text for the planner (pure: no Netlink).
 enum MACText {
     static func format(_ b: [UInt8]) -> String {
         b.map { x in let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")

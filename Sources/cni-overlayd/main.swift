@@ -4,6 +4,7 @@ import Etcd
 import Foundation
 import Netlink
 import Overlay
+import VXLAN
 
 // cni-overlayd: holds this host's lease of an overlay network, writes the node file the vxlan
 // plugin reads, keeps the VTEP, and reconciles the other hosts' entries (FDB, neighbour, route)

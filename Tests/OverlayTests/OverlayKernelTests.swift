@@ -2,6 +2,7 @@ import CNI
 import Foundation
 import Netlink
 import Overlay
+import VXLAN
 import TestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import CNI
 import Netlink
 import Overlay
+import VXLAN
 
 #if canImport(Glibc)
     import Glibc

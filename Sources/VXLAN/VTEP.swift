@@ -1,5 +1,6 @@
 import CNI
 import Netlink
+import Overlay
 
 #if canImport(Glibc)
     import Glibc
