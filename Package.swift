@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// swift-cni: CNI plugins for Linux. Module map and dependency rules: shared DESIGN.md (README).
+// swift-cni: CNI plugins for Linux. Module map and the imports it allows: docs/architecture.md.
 import PackageDescription
 
 let package = Package(
@@ -39,7 +39,9 @@ let package = Package(
         // rtnetlink: links, addresses, routes, namespaces, sysctl.
         .target(name: "Netlink", dependencies: ["CNI", "CLinux", "CMnl"]),
 
-        // nftables: atomic batches built with libnftnl, rendered as nft text; the masquerade layout.
+        // nftables, the mechanism: tables, chains, rules, maps and their elements with owner tags,
+        // atomic batches built with libnftnl and rendered as nft text, listings. The layouts of
+        // ipMasq, macspoofchk, portmap and firewall live beside their plugins.
         .target(name: "NFTables", dependencies: ["CNI", "CNftnl"]),
 
         // Address allocation: ranges, allocator, the on-disk store.
@@ -128,7 +130,7 @@ let package = Package(
             dependencies: ["Netlink", "CLinux", "TestSupport"]),
         .testTarget(
             name: "NFTablesTests",
-            dependencies: ["CNI", "NFTables", "Netlink", "TestSupport"]),
+            dependencies: ["CNI", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "BridgeTests",
             dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),

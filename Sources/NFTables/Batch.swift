@@ -34,7 +34,8 @@ public struct TableRef: Sendable, Hashable {
         self.family = family
         self.name = name
     }
-    var text: String { "\(family.text) \(name)" }
+    /// `<family> <name>`, as nft names a table.
+    public var text: String { "\(family.text) \(name)" }
 }
 
 /// The rules this project writes. Each shape knows its expressions and its nft text, so a batch

@@ -58,7 +58,8 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func bytes(_ values: [FieldValue]) -> [UInt8] { values.flatMap(\.bytes) }
-    static func text(_ values: [FieldValue]) -> String { values.map(\.description).joined(separator: " . ") }
+    /// `a . b . c`: a key or value as nft writes it.
+    public static func text(_ values: [FieldValue]) -> String { values.map(\.description).joined(separator: " . ") }
 
     /// Splits key or value bytes by `fields`; nil when they do not fit.
     static func parse(_ b: UnsafeRawBufferPointer, _ fields: [FieldType]) -> [FieldValue]? {

@@ -1,4 +1,6 @@
 import CNI
+import FirewallPlugin
+import BridgePlugin
 import Foundation
 @testable import NFTables
 import Netlink

@@ -1,6 +1,9 @@
 import CNI
+import FirewallPlugin
+import BridgePlugin
 import Foundation
 import NFTables
+import PortmapPlugin
 import Netlink
 import TestSupport
 import Testing

@@ -1,4 +1,5 @@
 import CNI
+import NFTables
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,5 @@
 import CNI
-import CNftnl
+import NFTables
 
 #if canImport(Glibc)
     import Glibc

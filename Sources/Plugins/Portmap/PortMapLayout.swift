@@ -1,5 +1,5 @@
 import CNI
-import CNftnl
+import NFTables
 
 #if canImport(Glibc)
     import Glibc
@@ -33,7 +33,7 @@ import CNftnl
 /// ```
 ///
 /// Every element carries `<owner tag> <container tag> <container id>/<ifname> <network>` as its
-/// comment, the owner tag as ``Masquerade`` makes it, so DEL and GC find an attachment's elements
+/// comment, the owner tag as every plugin makes it (``CNI/Attachment/ownerTag(network:)``), so DEL and GC find an attachment's elements
 /// without its mappings and a conflict names the owner.
 ///
 /// A container on several networks asks for the same host ports through each of its interfaces
@@ -113,14 +113,14 @@ public enum PortMap {
     /// `subnet`: one per attachment and family, so it goes with the attachment's element in one
     /// transaction, and a DEL never has to find out whether another container still uses it.
     public static func snatChain(network: String, _ a: Attachment, subnet: IPPrefix, masqAll: Bool) -> String {
-        "snat-" + Masquerade.hash(network, a.containerID, a.ifName, subnet.network.description, masqAll ? "all" : "local")
+        "snat-" + Attachment.shortHash(network, a.containerID, a.ifName, subnet.network.description, masqAll ? "all" : "local")
     }
 
     /// The comment of an attachment's elements: the owner tag first, then the container's tag
     /// (what tells that two attachments are the same container's); at most 128 bytes, nft's own
     /// limit for comments.
     public static func comment(network: String, _ a: Attachment) -> String {
-        "\(Masquerade.tag(network: network, a)) \(a.containerTag) \(a.containerID.prefix(12))/\(a.ifName) \(network.prefix(48))"
+        "\(a.ownerTag(network: network)) \(a.containerTag) \(a.containerID.prefix(12))/\(a.ifName) \(network.prefix(48))"
     }
 
     /// The owner tag at the start of a comment.
@@ -249,7 +249,7 @@ public enum PortMap {
     ) throws -> Void {
         guard !mappings.isEmpty else { return }
         let counts = try s.ensureTable(table, also: snat ? subnets.map { snatChain(network: network, a, subnet: $0, masqAll: masqAll) } : [], skeleton)
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         let ctag = a.containerTag
         // "Any address" and one address of the same port exclude each other: look in the other map.
         // The by-address maps are small (hostIP is rare); the "any" maps are only read for hostIP.
@@ -319,13 +319,13 @@ public enum PortMap {
 
     /// The mappings attachment `a` holds (read from the maps), active or standing by.
     public static func mappings(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         return try (all(s) + allStandby(s)).filter { owner($0.comment) == tag }.map(\.mapping)
     }
 
     /// The mappings attachment `a` has in the standby maps.
     public static func standbyMappings(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         return try allStandby(s).filter { owner($0.comment) == tag }.map(\.mapping)
     }
 
@@ -352,7 +352,7 @@ public enum PortMap {
     /// Removes every element of attachment `a` (found by tag); returns the mappings removed.
     @discardableResult
     public static func remove(_ s: NFTSocket, network: String, _ a: Attachment) throws(NFTError) -> [Mapping] {
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         return try removeWhere(s, orphans: false) { owner($0) == tag }
     }
 
@@ -385,7 +385,7 @@ public enum PortMap {
     public static func remove(
         _ s: NFTSocket, network: String, _ a: Attachment, hostPorts: [HostPort], containers: [IPAddress] = []
     ) throws(NFTError) -> [Mapping] {
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         var gone: [Mapping] = []
         // The snat chains are the attachment's own and go along. One that another element
         // still used (a leaked element of an earlier attachment of the same name) would fail
@@ -440,8 +440,8 @@ public enum PortMap {
     /// GC: removes the network's elements whose attachment is not in `valid`.
     @discardableResult
     public static func collect(_ s: NFTSocket, network: String, valid: [Attachment]) throws(NFTError) -> [Mapping] {
-        let prefix = Masquerade.networkTag(network) + ":"
-        let keep = Set(valid.map { Masquerade.tag(network: network, $0) })
+        let prefix = Attachment.networkTag(network) + ":"
+        let keep = Set(valid.map { $0.ownerTag(network: network) })
         return try removeWhere(s, orphans: true) { $0.hasPrefix(prefix) && !keep.contains(String(owner($0))) }
     }
 
@@ -488,7 +488,7 @@ public enum PortMap {
     }
 
     /// One transaction: the elements, and the snat chains they leave without an element (all
-    /// such chains with `orphans`), race-safe as ``Masquerade`` removes its subnet chains.
+    /// such chains with `orphans`), race-safe as the masquerade layout removes its subnet chains.
     static func removeWhere(_ s: NFTSocket, orphans: Bool, _ predicate: (String) -> Bool) throws(NFTError) -> [Mapping] {
         var gone: [Listed] = []
         try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
@@ -520,7 +520,7 @@ public enum PortMap {
         _ s: NFTSocket, network: String, _ a: Attachment, mappings: [Mapping], snat: Bool
     ) throws(NFTError) -> String? {
         if let m = try s.missingLayout(table, skeleton().layout) { return m }
-        let tag = Masquerade.tag(network: network, a)
+        let tag = a.ownerTag(network: network)
         let ctag = a.containerTag
         // Each element by its key, as ADD and DEL find them: no listing of the host's mappings.
         // Behind another attachment of the same container, the mapping must be standing by.
