@@ -1,6 +1,6 @@
 /// A CNI error code: the spec's codes 1-99 and this project's own codes (100 and up).
 ///
-/// Every code the project uses is declared here and listed in the README; nowhere else invents one.
+/// Every code the project uses is declared here and listed in docs/reliability.md; nowhere else invents one.
 public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt
     public init(rawValue: UInt) { self.rawValue = rawValue }
@@ -51,7 +51,7 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     /// is missing or changed).
     public static let checkFailed = CNIErrorCode(rawValue: 108)
 
-    /// Every code above with a one-line meaning, in order: the table printed in the README.
+    /// Every code above with a one-line meaning, in order: the table printed in docs/reliability.md.
     public static let documented: [(CNIErrorCode, String)] = [
         (.incompatibleVersion, "incompatible CNI version"),
         (.unsupportedField, "unsupported field in network configuration"),
