@@ -22,10 +22,13 @@ public final class BackgroundTask<T> {
         let box = self.box
         let job = PThreadJob { box.result = Result { try body() } }
         let ctx = Unmanaged.passRetained(job).toOpaque()
-        if pthread_create(&thread, nil, { raw in
-            Unmanaged<PThreadJob>.fromOpaque(raw!).takeRetainedValue().work()
-            return nil
-        }, ctx) == 0 {
+        if pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<PThreadJob>.fromOpaque(raw!).takeRetainedValue().work()
+                return nil
+            }, ctx) == 0
+        {
             started = true
         } else {
             Unmanaged<PThreadJob>.fromOpaque(ctx).release()

@@ -30,9 +30,10 @@ public struct Fields: Sendable {
     /// ASCII case-insensitive equality without making lowercased copies (the lookup of every
     /// absent optional key takes this path, on every plugin's start).
     static func equalFoldingASCII(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { x, y in
-            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A)
-        }
+        a.utf8.count == b.utf8.count
+            && zip(a.utf8, b.utf8).allSatisfy { x, y in
+                x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A)
+            }
     }
 
     public func string(_ key: String) throws(CNIError) -> String? {

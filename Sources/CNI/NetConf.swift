@@ -104,7 +104,8 @@ public struct NetConf: Sendable {
             // version): the list itself here would run with defaults (a cni0 bridge appears).
             throw CNIError(
                 .invalidNetworkConfig, "a network configuration list (\"plugins\") was given to a plugin",
-                details: "a plugin takes one network configuration with its \"type\"; run the list with a runtime (cnitool, cnictl add) or pass one of its plugins")
+                details:
+                    "a plugin takes one network configuration with its \"type\"; run the list with a runtime (cnitool, cnictl add) or pass one of its plugins")
         }
         var caps: [String: Bool] = [:]
         if let c = try f.object("capabilities") {

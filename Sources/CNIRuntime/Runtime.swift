@@ -81,7 +81,8 @@ public struct NetworkConfigList: Sendable {
         }
         throw CNIError(
             .invalidNetworkConfig, "no network \"\(name)\" in \(directory)",
-            details: files.isEmpty ? "the directory has no .conflist, .conf or .json file"
+            details: files.isEmpty
+                ? "the directory has no .conflist, .conf or .json file"
                 : "files: \(files.joined(separator: ", "))" + (skipped.isEmpty ? "" : "; unreadable: \(skipped.joined(separator: "; "))"))
     }
 

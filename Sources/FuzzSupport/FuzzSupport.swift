@@ -8,7 +8,8 @@ public typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> I
     @_silgen_name("LLVMFuzzerRunDriver")
     func LLVMFuzzerRunDriver(
         _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-        _ cb: FuzzCallback) -> Int32
+        _ cb: FuzzCallback
+    ) -> Int32
 
     /// Hands the process to libFuzzer with `callback` as LLVMFuzzerTestOneInput.
     public func runFuzzer(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ callback: FuzzCallback) -> Int32 {

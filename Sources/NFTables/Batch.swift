@@ -398,16 +398,18 @@ public struct Batch: Sendable {
     /// `add table` (`create table` when `exclusive`: fails with EEXIST if it exists).
     public mutating func addTable(_ t: TableRef, exclusive: Bool = false) {
         messages.append(
-            Message(text: "\(exclusive ? "create" : "add") table \(t.text)", build: { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWTABLE, t.family, NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), seq)
-                    let o = nftnl_table_alloc()!
-                    nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), t.name)
-                    nftnl_table_set_u32(o, attr(NFTNL_TABLE_FAMILY), UInt32(t.family.nfproto))
-                    nftnl_table_nlmsg_build_payload(nlh, o)
-                    nftnl_table_free(o)
-                }
-            }, role: .table))
+            Message(
+                text: "\(exclusive ? "create" : "add") table \(t.text)",
+                build: { seq in
+                    Batch.buffer { p in
+                        let nlh = Batch.header(p, NFT_MSG_NEWTABLE, t.family, NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0), seq)
+                        let o = nftnl_table_alloc()!
+                        nftnl_table_set_str(o, attr(NFTNL_TABLE_NAME), t.name)
+                        nftnl_table_set_u32(o, attr(NFTNL_TABLE_FAMILY), UInt32(t.family.nfproto))
+                        nftnl_table_nlmsg_build_payload(nlh, o)
+                        nftnl_table_free(o)
+                    }
+                }, role: .table))
     }
 
     /// `delete table`.
@@ -472,22 +474,24 @@ public struct Batch: Sendable {
         let text = hook.map { "add chain \(t.text) \(name) { \($0.text) }" } ?? "add chain \(t.text) \(name)"
         if !layout.contains(where: { $0.chain == name }) { layout.append((name, 0)) }
         messages.append(
-            Message(text: text, build: { seq in
-                Batch.buffer { p in
-                    let nlh = Batch.header(p, NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE, seq)
-                    let o = nftnl_chain_alloc()!
-                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
-                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
-                    if let hook {
-                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), hook.chainType)
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), hook.number)
-                        nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), hook.priority)
-                        nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+            Message(
+                text: text,
+                build: { seq in
+                    Batch.buffer { p in
+                        let nlh = Batch.header(p, NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE, seq)
+                        let o = nftnl_chain_alloc()!
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), t.name)
+                        nftnl_chain_set_str(o, attr(NFTNL_CHAIN_NAME), name)
+                        if let hook {
+                            nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TYPE), hook.chainType)
+                            nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_HOOKNUM), hook.number)
+                            nftnl_chain_set_s32(o, attr(NFTNL_CHAIN_PRIO), hook.priority)
+                            nftnl_chain_set_u32(o, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+                        }
+                        nftnl_chain_nlmsg_build_payload(nlh, o)
+                        nftnl_chain_free(o)
                     }
-                    nftnl_chain_nlmsg_build_payload(nlh, o)
-                    nftnl_chain_free(o)
-                }
-            }, role: .chain(name)))
+                }, role: .chain(name)))
     }
 
     /// `delete chain` (it must have no rules and no references left in the same transaction).

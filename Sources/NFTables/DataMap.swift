@@ -130,8 +130,10 @@ extension Batch {
         self.elements(
             "create element \(t.text) \(map)", NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, t, map,
             elements.map {
-                ("\(FieldValue.text($0.key)) comment \"\($0.comment)\" : \(FieldValue.text($0.value))",
-                 ElementSpec(key: FieldValue.bytes($0.key), data: FieldValue.bytes($0.value), comment: $0.comment))
+                (
+                    "\(FieldValue.text($0.key)) comment \"\($0.comment)\" : \(FieldValue.text($0.value))",
+                    ElementSpec(key: FieldValue.bytes($0.key), data: FieldValue.bytes($0.value), comment: $0.comment)
+                )
             })
     }
 

@@ -204,15 +204,18 @@ extension NFTSocket {
     public func chainNames(_ table: TableRef) throws(NFTError) -> Set<String>? {
         guard try tableExists(table) else { return nil }
         var names = Set<String>()
-        for msg in try dump("list chains \(table.text)", { seq in
-            Batch.buffer { p in
-                let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
-                let o = nftnl_chain_alloc()!
-                nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
-                nftnl_chain_nlmsg_build_payload(nlh, o)
-                nftnl_chain_free(o)
-            }
-        }) {
+        for msg in try dump(
+            "list chains \(table.text)",
+            { seq in
+                Batch.buffer { p in
+                    let nlh = nftnl_nlmsg_build_hdr(p, UInt16(NFT_MSG_GETCHAIN.rawValue), table.family.nfproto, UInt16(NLM_F_DUMP), seq)
+                    let o = nftnl_chain_alloc()!
+                    nftnl_chain_set_str(o, attr(NFTNL_CHAIN_TABLE), table.name)
+                    nftnl_chain_nlmsg_build_payload(nlh, o)
+                    nftnl_chain_free(o)
+                }
+            })
+        {
             let c = nftnl_chain_alloc()!
             defer { nftnl_chain_free(c) }
             let ok = msg.withUnsafeBytes { nftnl_chain_nlmsg_parse($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), c) }

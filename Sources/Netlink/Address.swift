@@ -18,7 +18,6 @@ public struct InterfaceAddress: Sendable, Equatable {
     public let scope: UInt8
 }
 
-
 extension NetlinkSocket {
     /// Adds `prefix` (address with its prefix length) to link `index`; `noDAD` skips IPv6 duplicate
     /// address detection. IPv4 gets the broadcast address, as `ip addr add ... brd +`.

@@ -47,7 +47,9 @@ extension NetlinkSocket {
         var flags = UInt16(0)
         if pvid { flags |= UInt16(BRIDGE_VLAN_INFO_PVID) }
         if untagged { flags |= UInt16(BRIDGE_VLAN_INFO_UNTAGGED) }
-        try execute(vlanRequest(Int(RTM_SETLINK), port, vids, flags), "bridge vlan add dev \(port) vid \(Self.text(vids))\(pvid ? " pvid" : "")\(untagged ? " untagged" : "")")
+        try execute(
+            vlanRequest(Int(RTM_SETLINK), port, vids, flags),
+            "bridge vlan add dev \(port) vid \(Self.text(vids))\(pvid ? " pvid" : "")\(untagged ? " untagged" : "")")
     }
 
     /// Equivalent to `bridge vlan del dev <port> vid <a>[-<b>]`.

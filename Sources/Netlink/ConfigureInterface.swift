@@ -110,7 +110,8 @@ extension NetlinkSocket {
                 let mine = present.filter { $0.destination == dst && $0.outputIndex == index }
                 if mine.isEmpty { return "route to \(r.dst) is missing on \(ifName)" }
                 if let p = r.priority, !mine.contains(where: { RouteMetric.effective($0.priority, fam) == RouteMetric.effective(UInt32(p), fam) }) {
-                    return "route to \(r.dst) on \(ifName) has metric \(mine.map { String(RouteMetric.effective($0.priority, fam)) }.joined(separator: ", ")), the result says \(p)"
+                    return
+                        "route to \(r.dst) on \(ifName) has metric \(mine.map { String(RouteMetric.effective($0.priority, fam)) }.joined(separator: ", ")), the result says \(p)"
                 }
             }
         }

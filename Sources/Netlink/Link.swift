@@ -58,7 +58,9 @@ public struct Link: Sendable, Equatable {
 /// MAC address text <-> bytes.
 public enum MAC {
     public static func format(_ bytes: some Collection<UInt8>) -> String {
-        bytes.map { b in let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")
+        bytes.map { b in
+            let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
+        }.joined(separator: ":")
     }
 
     /// `aa:bb:cc:dd:ee:ff` (also with `-`); nil unless six hexadecimal bytes.
@@ -253,7 +255,7 @@ extension NetlinkSocket {
         let now = try self.routes(family: .v4) + self.routes(family: .v6)
         // Routes on the link first: a gateway route needs the route to its gateway.
         for r in routes.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) where !now.contains(r) {
-            do { try addRoute(r) } catch where error.errno == EEXIST {}
+            do { try addRoute(r) } catch  where error.errno == EEXIST {}
         }
     }
 

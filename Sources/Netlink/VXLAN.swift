@@ -71,7 +71,8 @@ extension NetlinkSocket {
     /// MAC is replaced. Equivalent to `bridge fdb replace <mac> dev <link> dst <remote> self permanent`.
     public func replaceFDB(_ index: Int32, _ entry: FDBEntry) throws(NetlinkError) {
         try execute(
-            neighborRequest(Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: UInt8(AF_BRIDGE), index: index,
+            neighborRequest(
+                Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: UInt8(AF_BRIDGE), index: index,
                 flags: UInt8(NTF_SELF), address: entry.remote, mac: entry.mac),
             "RTM_NEWNEIGH fdb \(MAC.format(entry.mac)) dst \(entry.remote)")
     }
@@ -79,7 +80,8 @@ extension NetlinkSocket {
     /// Equivalent to `bridge fdb del <mac> dev <link> dst <remote> self`.
     public func deleteFDB(_ index: Int32, _ entry: FDBEntry) throws(NetlinkError) {
         try execute(
-            neighborRequest(Int(RTM_DELNEIGH), NLM_F_ACK, family: UInt8(AF_BRIDGE), index: index, flags: UInt8(NTF_SELF),
+            neighborRequest(
+                Int(RTM_DELNEIGH), NLM_F_ACK, family: UInt8(AF_BRIDGE), index: index, flags: UInt8(NTF_SELF),
                 address: entry.remote, mac: entry.mac),
             "RTM_DELNEIGH fdb \(MAC.format(entry.mac)) dst \(entry.remote)")
     }
@@ -108,7 +110,8 @@ extension NetlinkSocket {
     /// Equivalent to `ip neigh replace <address> lladdr <mac> dev <link> nud permanent`.
     public func replaceNeighbor(_ index: Int32, _ address: IPAddress, mac: [UInt8]) throws(NetlinkError) {
         try execute(
-            neighborRequest(Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: address.addressFamily, index: index,
+            neighborRequest(
+                Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: address.addressFamily, index: index,
                 flags: 0, address: address, mac: mac),
             "RTM_NEWNEIGH \(address) lladdr \(MAC.format(mac))")
     }

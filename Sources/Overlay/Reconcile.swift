@@ -32,7 +32,10 @@ public enum Reconcile {
         public var fdb: [(mac: [UInt8], remote: IPAddress)]
         public var neighbors: [(address: IPAddress, mac: [UInt8])]
         public var routes: [(subnet: IPPrefix, via: IPAddress)]
-        public init(fdb: [(mac: [UInt8], remote: IPAddress)] = [], neighbors: [(address: IPAddress, mac: [UInt8])] = [], routes: [(subnet: IPPrefix, via: IPAddress)] = []) {
+        public init(
+            fdb: [(mac: [UInt8], remote: IPAddress)] = [], neighbors: [(address: IPAddress, mac: [UInt8])] = [],
+            routes: [(subnet: IPPrefix, via: IPAddress)] = []
+        ) {
             self.fdb = fdb
             self.neighbors = neighbors
             self.routes = routes
@@ -84,6 +87,8 @@ public enum Reconcile {
 /// MAC text for the planner (pure: no Netlink).
 enum MACText {
     static func format(_ b: [UInt8]) -> String {
-        b.map { x in let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h }.joined(separator: ":")
+        b.map { x in
+            let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h
+        }.joined(separator: ":")
     }
 }

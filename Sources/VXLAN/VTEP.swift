@@ -25,8 +25,9 @@ public enum VTEP {
                 }
                 link = l
             }
-            guard let a = try nl.addresses(link.index, family: .v4).first(where: { $0.scope == 0 })?.prefix.address
-                ?? (try nl.addresses(link.index, family: .v6).first(where: { $0.scope == 0 })?.prefix.address)
+            guard
+                let a = try nl.addresses(link.index, family: .v4).first(where: { $0.scope == 0 })?.prefix.address
+                    ?? (try nl.addresses(link.index, family: .v6).first(where: { $0.scope == 0 })?.prefix.address)
             else {
                 throw CNIError(.invalidNetworkConfig, "underlay \(link.name) has no global address for the VTEP")
             }

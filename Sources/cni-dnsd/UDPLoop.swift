@@ -168,7 +168,11 @@ final class UDPLoop: @unchecked Sendable {
 
     /// Loop thread: sockets added and removed, answers that came later sent.
     private func control() {
-        let (a, r, l) = lock.withLock { () -> ([(fd: Int32, listener: IPAddress)], [(fd: Int32, done: DispatchSemaphore)], [(fd: Int32, address: sockaddr_storage, length: socklen_t, bytes: [UInt8])]) in
+        let (a, r, l) = lock.withLock {
+            () -> (
+                [(fd: Int32, listener: IPAddress)], [(fd: Int32, done: DispatchSemaphore)],
+                [(fd: Int32, address: sockaddr_storage, length: socklen_t, bytes: [UInt8])]
+            ) in
             defer {
                 adds = []
                 removes = []

@@ -51,7 +51,9 @@ while let a = argv.popFirst() {
     }
 }
 guard let storeOption = opts["store"], let cidr = opts["network"].flatMap(IPPrefix.init), let nodeOption = opts["node"], !nodeOption.isEmpty else {
-    fail("usage: cni-overlayd --store FILE|etcd --network CIDR --node NAME [--subnet-len N] [--vni N] [--port N] [--underlay IF] [--mtu N] [--resync S] [--node-file PATH] [--once] [--release-on-exit] [--etcd-endpoints URLS --etcd-prefix P --lease-ttl S --etcd-cacert F --etcd-cert F --etcd-key F]")
+    fail(
+        "usage: cni-overlayd --store FILE|etcd --network CIDR --node NAME [--subnet-len N] [--vni N] [--port N] [--underlay IF] [--mtu N] [--resync S] [--node-file PATH] [--once] [--release-on-exit] [--etcd-endpoints URLS --etcd-prefix P --lease-ttl S --etcd-cacert F --etcd-cert F --etcd-key F]"
+    )
 }
 @MainActor func number<T: FixedWidthInteger>(_ key: String, _ fallback: T, _ range: ClosedRange<T>) -> T {
     guard let s = opts[key] else { return fallback }

@@ -49,7 +49,8 @@ struct AttachmentOptions: ParsableArguments {
     }
 
     func attachment() throws -> RuntimeAttachment {
-        let cid = containerID ?? Environment.env["CNI_CONTAINERID"].flatMap { $0.isEmpty ? nil : $0 }
+        let cid =
+            containerID ?? Environment.env["CNI_CONTAINERID"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ContainerID.cnitool(netnsPath: absoluteNetns)
         let args = try CommandArgs.parseCNIArgs(Environment.env["CNI_ARGS"] ?? "")
         var caps = JSONObject()
@@ -204,7 +205,9 @@ struct List: ParsableCommand {
         }
         let widths = (0..<5).map { c in rows.map { $0[c].count }.max()! }
         for r in rows {
-            print(r.enumerated().map { $0.offset == 4 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            print(
+                r.enumerated().map { $0.offset == 4 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(
+                    separator: "  "))
         }
     }
 }
@@ -246,7 +249,10 @@ struct DNSStats: ParsableCommand {
                 if case .object(let r)? = c["rcodes"] { rc = r } else { rc = JSONObject() }
                 let named = ["NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL"]
                 let other = rc.filter { !named.contains($0.key) }.reduce(0) { $0 + int($1.value) }
-                rows.append([name, n(c["queries"])] + named.map { n(rc[$0]) } + [String(other), n(c["forwarded"]), n(c["upstreamFailures"]), n(c["rateLimited"]), n(c["dropped"])])
+                rows.append(
+                    [name, n(c["queries"])] + named.map { n(rc[$0]) } + [
+                        String(other), n(c["forwarded"]), n(c["upstreamFailures"]), n(c["rateLimited"]), n(c["dropped"]),
+                    ])
             }
         }
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }

@@ -19,7 +19,8 @@ import VxlanPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self, TuningPlugin.self, VxlanPlugin.self,
+    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self,
+    TuningPlugin.self, VxlanPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

@@ -50,7 +50,9 @@ final class Bed {
     }
 
     /// Runs the plugin in-process on a thread inside the host namespace, exactly as exec'ed.
-    func run(_ command: String, _ ctr: String?, cid: String = "c1", ifname: String = "eth0", conf: String, path: String? = nil, env extra: [String: String] = [:]) throws -> PluginOutcome {
+    func run(
+        _ command: String, _ ctr: String?, cid: String = "c1", ifname: String = "eth0", conf: String, path: String? = nil, env extra: [String: String] = [:]
+    ) throws -> PluginOutcome {
         var env = ["CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_IFNAME": ifname, "CNI_PATH": path ?? ours, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
         if let ctr { env["CNI_NETNS"] = ctr.hasPrefix("/") ? ctr : "/run/netns/\(ctr)" }
         if command == "GC" || command == "STATUS" { env = ["CNI_COMMAND": command, "CNI_PATH": path ?? ours] }
@@ -286,13 +288,16 @@ struct BridgeKernelTests {
         sh("ip", "-n", outside, "route", "add", "10.80.0.0/24", "via", "192.168.250.1")  // replies to unmasqueraded sources
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        server.arguments = ["netns", "exec", outside, "/usr/bin/python3", "-c", """
+        server.arguments = [
+            "netns", "exec", outside, "/usr/bin/python3", "-c",
+            """
             import socket
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("192.168.250.2", 7777)); s.listen(8)
             while True:
                 c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
-            """]
+            """,
+        ]
         try server.run()
         // SIGKILL: a child of Process inherits the test thread's blocked signals, SIGTERM among them.
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
@@ -301,7 +306,9 @@ struct BridgeKernelTests {
             sh("ip", "netns", "exec", ctr, "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/192.168.250.2/7777; cat <&3").out
         }
 
-        let masq = bed.conf(.v1_0_0, #","isDefaultGateway":true,"ipMasq":true"#, ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
+        let masq = bed.conf(
+            .v1_0_0, #","isDefaultGateway":true,"ipMasq":true"#,
+            ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
         let add = try bed.run("ADD", ctr, cid: "m1", conf: masq)
         #expect(add.exitCode == 0, "\(msg(add))")
         #expect(peerSeen() == "192.168.250.1", "masqueraded to the host's address")
@@ -314,7 +321,8 @@ struct BridgeKernelTests {
         #expect(try bed.run("DEL", ctr, cid: "m1", conf: masq).exitCode == 0)
         #expect(!sh("ip", "netns", "exec", bed.host, "nft", "list", "map", "inet", "swift_cni", "masq4").out.contains("10.80.0"))
 
-        let plain = bed.conf(.v1_0_0, #","isDefaultGateway":true"#, ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
+        let plain = bed.conf(
+            .v1_0_0, #","isDefaultGateway":true"#, ipam: #"{"type":"host-local","ranges":[[{"subnet":"10.80.0.0/24"}]],"dataDir":"\#(bed.dir)/ipam"}"#)
         #expect(try bed.run("ADD", ctr, cid: "p1", conf: plain).exitCode == 0)
         #expect(peerSeen() == "10.80.0.3", "not masqueraded without ipMasq")
         #expect(try bed.run("DEL", ctr, cid: "p1", conf: plain).exitCode == 0)
@@ -449,8 +457,10 @@ struct BridgeKernelTests {
         #expect(sh("ip", "netns", "exec", a, "ping", "-c1", "-W2", "10.80.0.1").status == 0, "a reaches the VLAN gateway")
         // CHECK passes, then notices the access VLAN gone from a's port.
         #expect(try bed.run("CHECK", a, cid: a, conf: withPrev(v100, results[a]!)).exitCode == 0)
-        let aPort = containerPorts.first { p in ipJSON(bed.host, "link", "show", "dev", p).first?["link_netnsid"] != nil
-            && sh("ip", "-n", a, "link", "show", "eth0").out.contains("@if\((ipJSON(bed.host, "link", "show", "dev", p).first?["ifindex"] as? Int) ?? -1):") }
+        let aPort = containerPorts.first { p in
+            ipJSON(bed.host, "link", "show", "dev", p).first?["link_netnsid"] != nil
+                && sh("ip", "-n", a, "link", "show", "eth0").out.contains("@if\((ipJSON(bed.host, "link", "show", "dev", p).first?["ifindex"] as? Int) ?? -1):")
+        }
         if let aPort {
             sh("ip", "netns", "exec", bed.host, "bridge", "vlan", "del", "dev", aPort, "vid", "100")
             let check = try bed.run("CHECK", a, cid: a, conf: withPrev(v100, results[a]!))

@@ -13,7 +13,8 @@ struct MultiNetworkKernelTests {
     /// Network `n` (1 or 2): bridge swbr<id>n<n>, 10.8<n>.0.0/24 and fd8<n>::/64, default routes of
     /// both families from IPAM.
     func conf(_ bed: Bed, _ n: Int, _ extra: String = "", routes: String = #"[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]"#) -> String {
-        let ipam = #"{"type":"host-local","ranges":[[{"subnet":"10.8\#(n).0.0/24"}],[{"subnet":"fd8\#(n)::/64"}]],"routes":\#(routes),"dataDir":"\#(bed.dir)/ipam"}"#
+        let ipam =
+            #"{"type":"host-local","ranges":[[{"subnet":"10.8\#(n).0.0/24"}],[{"subnet":"fd8\#(n)::/64"}]],"routes":\#(routes),"dataDir":"\#(bed.dir)/ipam"}"#
         return #"{"cniVersion":"1.1.0","name":"net\#(n)","type":"bridge","bridge":"swbr\#(bed.id)n\#(n)","isGateway":true\#(extra),"ipam":\#(ipam)}"#
     }
 
@@ -87,7 +88,8 @@ struct MultiNetworkKernelTests {
         #expect(egress(ctr, "2001:db8::1") == "eth1")
 
         // A third network asking for metric 50 by the route's priority: taken, so 51.
-        let three = #"{"cniVersion":"1.1.0","name":"net3","type":"bridge","bridge":"swbr\#(bed.id)n3","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.83.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0","priority":50}],"dataDir":"\#(bed.dir)/ipam"}}"#
+        let three =
+            #"{"cniVersion":"1.1.0","name":"net3","type":"bridge","bridge":"swbr\#(bed.id)n3","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.83.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0","priority":50}],"dataDir":"\#(bed.dir)/ipam"}}"#
         let add3 = try bed.run("ADD", ctr, ifname: "eth2", conf: three)
         #expect(add3.exitCode == 0, "\(msg(add3))")
         #expect(defaults(ctr, "-4") == ["eth0 100", "eth1 50", "eth2 51"])

@@ -158,9 +158,9 @@ final class LockedLines: @unchecked Sendable {
         #expect(errorOf(run(EchoPlugin(failWith: CNIError(.addressUnavailable, "full"))))?.code == .addressUnavailable)
         // A listed type whose file is some other program is exec'ed as usual.
         try FileManager.default.removeItem(atPath: dir + "/echo-ipam")
-        _ = FileManager.default.createFile(atPath: dir + "/echo-ipam", contents: Data("#!/bin/sh\necho '{\"code\":7,\"msg\":\"from the exec\"}'; exit 1\n".utf8))
+        _ = FileManager.default.createFile(
+            atPath: dir + "/echo-ipam", contents: Data("#!/bin/sh\necho '{\"code\":7,\"msg\":\"from the exec\"}'; exit 1\n".utf8))
         chmod(dir + "/echo-ipam", 0o755)
         #expect(errorOf(run(EchoPlugin()))?.msg == "from the exec")
     }
 }
-

@@ -114,7 +114,9 @@ import Testing
         two.run("fine", code: .internalError) {}
         let e = try #require(throws: CNIError.self) { try two.throwIfAny("DEL was incomplete") }
         #expect(e.code == .stateStoreFailure && e.msg == "DEL was incomplete")
-        #expect(e.details.contains("IPAM DEL: host-local: cannot lock (ENOTDIR) (code 105)") && e.details.contains("delete eth0 (Plain()) (code 103)"), "\(e.details)")
+        #expect(
+            e.details.contains("IPAM DEL: host-local: cannot lock (ENOTDIR) (code 105)") && e.details.contains("delete eth0 (Plain()) (code 103)"),
+            "\(e.details)")
         #expect(throws: Never.self) { try StepFailures().throwIfAny("x") }
     }
 
@@ -144,8 +146,11 @@ import Testing
             ("10 MB", [UInt8](repeating: UInt8(ascii: " "), count: 10 << 20)),
             ("binary garbage", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }),
             ("JSON array", Array(#"[{"cniVersion":"1.0.0","name":"n"}]"#.utf8)),
-            ("100k nesting", [UInt8](repeating: UInt8(ascii: "{"), count: 1) + Array(#""a":"#.utf8)
-                + [UInt8](repeating: UInt8(ascii: "["), count: 100_000)),
+            (
+                "100k nesting",
+                [UInt8](repeating: UInt8(ascii: "{"), count: 1) + Array(#""a":"#.utf8)
+                    + [UInt8](repeating: UInt8(ascii: "["), count: 100_000)
+            ),
             ("NUL", [0]),
             ("truncated", Array(#"{"cniVersion":"1.0.0","name":"n""#.utf8)),
         ]

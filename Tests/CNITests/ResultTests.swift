@@ -5,8 +5,10 @@ import Testing
 /// Golden documents: the spec's examples for each result shape.
 enum Golden {
     static let v020 = #"{"cniVersion":"0.2.0","ip4":{"ip":"10.222.0.2/24","gateway":"10.222.0.1","routes":[{"dst":"0.0.0.0/0"}]},"dns":{}}"#
-    static let v040 = #"{"cniVersion":"0.4.0","interfaces":[{"name":"cni0","mac":"c6:e0:63:33:9b:98"},{"name":"veth13fd3d21","mac":"fa:80:b6:db:ca:26"},{"name":"eth0","mac":"36:cb:66:d4:2f:d7","sandbox":"/run/netns/ctr-a"}],"ips":[{"version":"4","interface":2,"address":"10.222.0.2/24","gateway":"10.222.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}"#
-    static let v110 = #"{"cniVersion":"1.1.0","interfaces":[{"name":"cni0","mac":"c6:e0:63:33:9b:98","mtu":1450},{"name":"veth13fd3d21","mac":"fa:80:b6:db:ca:26","mtu":1450},{"name":"eth0","mac":"36:cb:66:d4:2f:d7","mtu":1450,"sandbox":"/run/netns/ctr-a"}],"ips":[{"interface":2,"address":"10.222.0.2/24","gateway":"10.222.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.222.0.1","priority":100},{"dst":"10.244.0.0/16","mtu":1450,"scope":0}],"dns":{"nameservers":["10.222.0.1"],"search":["dns.podman"]}}"#
+    static let v040 =
+        #"{"cniVersion":"0.4.0","interfaces":[{"name":"cni0","mac":"c6:e0:63:33:9b:98"},{"name":"veth13fd3d21","mac":"fa:80:b6:db:ca:26"},{"name":"eth0","mac":"36:cb:66:d4:2f:d7","sandbox":"/run/netns/ctr-a"}],"ips":[{"version":"4","interface":2,"address":"10.222.0.2/24","gateway":"10.222.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}"#
+    static let v110 =
+        #"{"cniVersion":"1.1.0","interfaces":[{"name":"cni0","mac":"c6:e0:63:33:9b:98","mtu":1450},{"name":"veth13fd3d21","mac":"fa:80:b6:db:ca:26","mtu":1450},{"name":"eth0","mac":"36:cb:66:d4:2f:d7","mtu":1450,"sandbox":"/run/netns/ctr-a"}],"ips":[{"interface":2,"address":"10.222.0.2/24","gateway":"10.222.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.222.0.1","priority":100},{"dst":"10.244.0.0/16","mtu":1450,"scope":0}],"dns":{"nameservers":["10.222.0.1"],"search":["dns.podman"]}}"#
 
     /// A dual-stack result with one address per family, expressible in every version.
     static let dual = CNIResult(
@@ -92,10 +94,13 @@ enum Golden {
 
     @Test func upConversionFromLegacyCollectsRoutesByFamily() throws {
         let r = try CNIResult(
-            json: json(#"{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/8","routes":[{"dst":"10.0.0.0/8","gw":"10.0.0.1"}]},"ip6":{"ip":"fd00::2/64","gateway":"fd00::1"},"dns":{"nameservers":["1.1.1.1"]}}"#))
+            json: json(
+                #"{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/8","routes":[{"dst":"10.0.0.0/8","gw":"10.0.0.1"}]},"ip6":{"ip":"fd00::2/64","gateway":"fd00::1"},"dns":{"nameservers":["1.1.1.1"]}}"#
+            ))
         #expect(
             try r.json(version: .v1_0_0).serialized()
-                == #"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/8"},{"address":"fd00::2/64","gateway":"fd00::1"}],"routes":[{"dst":"10.0.0.0/8","gw":"10.0.0.1"}],"dns":{"nameservers":["1.1.1.1"]}}"#)
+                == #"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/8"},{"address":"fd00::2/64","gateway":"fd00::1"}],"routes":[{"dst":"10.0.0.0/8","gw":"10.0.0.1"}],"dns":{"nameservers":["1.1.1.1"]}}"#
+        )
     }
 
     @Test func badResultsAreDecodingErrorsNamingTheField() throws {

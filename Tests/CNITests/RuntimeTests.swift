@@ -56,7 +56,10 @@ import Testing
 
     func runtime() -> Runtime { Runtime(pluginPath: [dir + "/bin"], cacheDir: dir + "/cache") }
     func calls() -> [String] { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
-    func list(_ version: String = "1.1.0", _ plugins: String = #"{"type":"first"},{"type":"second","capabilities":{"portMappings":true,"mac":false}}"#, extra: String = "") throws -> NetworkConfigList {
+    func list(
+        _ version: String = "1.1.0", _ plugins: String = #"{"type":"first"},{"type":"second","capabilities":{"portMappings":true,"mac":false}}"#,
+        extra: String = ""
+    ) throws -> NetworkConfigList {
         try NetworkConfigList(bytes: Array(#"{"cniVersion":"\#(version)","name":"rt"\#(extra),"plugins":[\#(plugins)]}"#.utf8))
     }
 
@@ -65,13 +68,17 @@ import Testing
         let caps: JSONObject = ["portMappings": .array([.int(1)]), "mac": .string("x"), "ips": .array([])]
         let a = RuntimeAttachment(containerID: "c1", netns: "/run/netns/c1", cniArgs: [("K8S_POD_NAME", "web")], capabilityArgs: caps)
         let result = try runtime().add(try list(), a)
-        #expect(result.serialized() == #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/c1"}],"ips":[{"interface":0,"address":"10.5.0.2/24"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}"#)
+        #expect(
+            result.serialized()
+                == #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/c1"}],"ips":[{"interface":0,"address":"10.5.0.2/24"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}"#
+        )
         // first: no prevResult, no runtimeConfig (no capabilities); second: prevResult, and only
         // the capability it enables.
-        #expect(calls() == [
-            #"first ADD c1 eth0 {"prev":false,"rc":null,"va":null,"name":"rt","cniVersion":"1.1.0"}"#,
-            #"second ADD c1 eth0 {"prev":true,"rc":{"portMappings":[1]},"va":null,"name":"rt","cniVersion":"1.1.0"}"#,
-        ])
+        #expect(
+            calls() == [
+                #"first ADD c1 eth0 {"prev":false,"rc":null,"va":null,"name":"rt","cniVersion":"1.1.0"}"#,
+                #"second ADD c1 eth0 {"prev":true,"rc":{"portMappings":[1]},"va":null,"name":"rt","cniVersion":"1.1.0"}"#,
+            ])
         let cached = try ResultCache(root: dir + "/cache").load(network: "rt", "c1", "eth0")
         #expect(cached.result == result)
         #expect(cached.netns == "/run/netns/c1")
@@ -100,9 +107,10 @@ import Testing
             try runtime().add(l, RuntimeAttachment(containerID: "boom", netns: "/run/netns/b"))
         }
         #expect(err.plugin == "failing" && err.error.code == .invalidNetworkConfig)
-        #expect(calls().map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
-            "first ADD", "failing ADD", "second DEL", "failing DEL", "first DEL",
-        ])
+        #expect(
+            calls().map { $0.split(separator: " ").prefix(2).joined(separator: " ") } == [
+                "first ADD", "failing ADD", "second DEL", "failing DEL", "first DEL",
+            ])
         #expect(ResultCache(root: dir + "/cache").entries().isEmpty)
     }
 
@@ -127,9 +135,10 @@ import Testing
         _ = try runtime().add(try list(), RuntimeAttachment(containerID: "gone", netns: dir + "/no-such-netns"))
         try runtime().gc(try list(), valid: nil)
         let tail = calls().suffix(4)
-        #expect(tail.map { $0.split(separator: " ").prefix(3).joined(separator: " ") } == [
-            "second DEL gone", "first DEL gone", "first GC -", "second GC -",
-        ])
+        #expect(
+            tail.map { $0.split(separator: " ").prefix(3).joined(separator: " ") } == [
+                "second DEL gone", "first DEL gone", "first GC -", "second GC -",
+            ])
         #expect(tail.last!.contains(#""va":[{"containerID":"alive","ifname":"eth0"}]"#))
         #expect(ResultCache(root: dir + "/cache").entries().map(\.containerID) == ["alive"])
         // 1.0.0 lists get the DELs but no GC; disableGC does nothing at all.
@@ -162,7 +171,9 @@ import Testing
 
     @Test func listLoadingPicksVersionsAndFilesAsLibcni() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try NetworkConfigList(bytes: Array(#"{"name":"n","cniVersions":["0.4.0","1.1.0","9.9.9"],"cniVersion":"1.0.0","plugins":[{"type":"a"}]}"#.utf8)).cniVersion == .v1_1_0)
+        #expect(
+            try NetworkConfigList(bytes: Array(#"{"name":"n","cniVersions":["0.4.0","1.1.0","9.9.9"],"cniVersion":"1.0.0","plugins":[{"type":"a"}]}"#.utf8))
+                .cniVersion == .v1_1_0)
         #expect(try NetworkConfigList(bytes: Array(#"{"name":"n","plugins":[{"type":"a"}]}"#.utf8)).cniVersion == .v0_1_0)
         #expect(throws: CNIError.self) { try NetworkConfigList(bytes: Array(#"{"name":"n","cniVersion":"7.0.0","plugins":[{"type":"a"}]}"#.utf8)) }
         #expect(throws: CNIError.self) { try NetworkConfigList(bytes: Array(#"{"name":"n","plugins":[{}]}"#.utf8)) }

@@ -5,13 +5,16 @@ import Testing
 
 /// The dnsname plugin refuses bad input before touching anything (the e2e script covers the rest).
 @Suite struct DNSNameConfigTests {
-    static let prev = #"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/x"}],"ips":[{"address":"10.93.0.2/24","gateway":"10.93.0.1","interface":0}]}"#
+    static let prev =
+        #"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/x"}],"ips":[{"address":"10.93.0.2/24","gateway":"10.93.0.1","interface":0}]}"#
 
     func run(_ extra: String, prev: String? = DNSNameConfigTests.prev, args: String = "K8S_POD_NAME=alpha", runtime: String = "{}") -> PluginOutcome {
         var conf = #"{"cniVersion":"1.0.0","name":"web","type":"dnsname","runDir":"/nonexistent/swift-cni-test"\#(extra),"runtimeConfig":\#(runtime)}"#
         if let prev { conf = withPrev(conf, prev) }
-        let env = ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "0123456789abcdef", "CNI_IFNAME": "eth0", "CNI_NETNS": "/run/netns/x",
-            "CNI_PATH": "/nonexistent", "CNI_ARGS": "IgnoreUnknown=1;" + args]
+        let env = [
+            "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "0123456789abcdef", "CNI_IFNAME": "eth0", "CNI_NETNS": "/run/netns/x",
+            "CNI_PATH": "/nonexistent", "CNI_ARGS": "IgnoreUnknown=1;" + args,
+        ]
         let bytes = Array(conf.utf8)
         return PluginMain.run(DNSNamePlugin(), environment: env, readStdin: { bytes }, log: { _ in })
     }

@@ -183,7 +183,9 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
     static let frontGW = IPAddress("10.251.0.1")!, backGW = IPAddress("10.252.0.1")!
 
     func ask(_ name: String, _ type: UInt16 = RRType.a, from: String, via: IPAddress) -> Answer? {
-        if case .reply(let b) = Responder.respond(query(name, type), source: IPAddress(from)!, listener: via, overTCP: false, zones: Self.zones, shuffle: { _ in }) {
+        if case .reply(let b) = Responder.respond(
+            query(name, type), source: IPAddress(from)!, listener: via, overTCP: false, zones: Self.zones, shuffle: { _ in })
+        {
             return Answer(bytes: b)
         }
         return nil
@@ -236,8 +238,9 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
     @Test func forwardingAsToday() throws {
         // api is on a non-internal network: forwarded to frontend's upstream on either nameserver.
         for via in [Self.frontGW, Self.backGW] {
-            guard case .forward(_, let upstreams, _) = Responder.respond(
-                query("example.org"), source: IPAddress("10.252.0.3")!, listener: via, overTCP: false, zones: Self.zones)
+            guard
+                case .forward(_, let upstreams, _) = Responder.respond(
+                    query("example.org"), source: IPAddress("10.252.0.3")!, listener: via, overTCP: false, zones: Self.zones)
             else {
                 Issue.record("api via \(via) is forwarded")
                 continue

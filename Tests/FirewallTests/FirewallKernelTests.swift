@@ -42,7 +42,8 @@ struct FirewallKernelTests {
         }
         func ping(_ from: String, _ to: String) -> Bool { sh("ip", "netns", "exec", from, "ping", "-c1", "-W1", to).status == 0 }
         func run(_ command: String, cid: String, ns: String, ip: String, bridge: String, keys: String = "") throws -> PluginOutcome {
-            let prev = #"{"cniVersion":"1.0.0","interfaces":[{"name":"\#(bridge)"},{"name":"veth"},{"name":"eth0","sandbox":"/run/netns/\#(ns)"}],"ips":[{"address":"\#(ip)/24","interface":2}]}"#
+            let prev =
+                #"{"cniVersion":"1.0.0","interfaces":[{"name":"\#(bridge)"},{"name":"veth"},{"name":"eth0","sandbox":"/run/netns/\#(ns)"}],"ips":[{"address":"\#(ip)/24","interface":2}]}"#
             let conf = Array(#"{"cniVersion":"1.0.0","name":"fw","type":"firewall"\#(keys),"prevResult":\#(prev)}"#.utf8)
             let env = ["CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/\(ns)", "CNI_IFNAME": "eth0", "CNI_PATH": "/x"]
             return try NetworkNamespace(path: "/run/netns/\(host)").perform {
@@ -65,7 +66,9 @@ struct FirewallKernelTests {
         #expect(!bed.ping(a, "10.71.2.2"), "isolated bridges do not reach each other")
         #expect(!bed.ping(b, "10.71.1.2"))
         let listing = bed.nft("list", "table", "inet", "swift_cni_firewall")
-        #expect(listing.contains("jump CNI-ADMIN") && listing.contains("ip saddr vmap @from4") && listing.contains("ct state established,related ip daddr vmap @from4"))
+        #expect(
+            listing.contains("jump CNI-ADMIN") && listing.contains("ip saddr vmap @from4")
+                && listing.contains("ct state established,related ip daddr vmap @from4"))
         #expect(listing.contains("10.71.1.2 comment") && listing.contains("10.71.2.2 comment"))
         let fw = Firewall.networkChain("fw")
         #expect(listing.contains(": jump \(fw)") && listing.contains("chain \(fw) {\n\t\taccept"), "\(listing)")
@@ -91,7 +94,8 @@ struct FirewallKernelTests {
         // The accepted path is taken: a counter on it moves with A's forwarded traffic.
         _ = bed.nft("insert", "rule", "inet", "swift_cni_firewall", Firewall.networkChain("fw"), "counter")
         #expect(bed.ping(a, "10.71.2.2"), "open: bridges reach each other")
-        #expect(bed.nft("list", "chain", "inet", "swift_cni_firewall", Firewall.networkChain("fw")).contains("counter packets 2 "), "request and reply accepted")
+        #expect(
+            bed.nft("list", "chain", "inet", "swift_cni_firewall", Firewall.networkChain("fw")).contains("counter packets 2 "), "request and reply accepted")
         // GC with only B valid.
         let gc = Array(#"{"cniVersion":"1.1.0","name":"fw","type":"firewall","cni.dev/valid-attachments":[{"containerID":"cb","ifname":"eth0"}]}"#.utf8)
         let o = try NetworkNamespace(path: "/run/netns/\(bed.host)").perform {
@@ -102,12 +106,13 @@ struct FirewallKernelTests {
         #expect(!left.contains("10.71.1.2") && left.contains("10.71.2.2"))
     }
 
-    @Test(arguments: [
-        (#","backend":"firewalld""#, 2, "firewalld"),
-        (#","backend":"ebtables""#, 7, "backend"),
-        (#","ingressPolicy":"closed""#, 7, "ingressPolicy"),
-        (#","iptablesAdminChainName":"bad name""#, 7, "iptablesAdminChainName"),
-    ] as [(String, UInt, String)])
+    @Test(
+        arguments: [
+            (#","backend":"firewalld""#, 2, "firewalld"),
+            (#","backend":"ebtables""#, 7, "backend"),
+            (#","ingressPolicy":"closed""#, 7, "ingressPolicy"),
+            (#","iptablesAdminChainName":"bad name""#, 7, "iptablesAdminChainName"),
+        ] as [(String, UInt, String)])
     func refused(_ keys: String, _ expected: UInt, _ named: String) throws {
         let bed = Bed()
         let o = try bed.run("ADD", cid: "c1", ns: bed.host, ip: "10.71.1.9", bridge: "fwbr1", keys: keys)

@@ -342,7 +342,10 @@ func message(_ o: PluginOutcome) -> String {
     }
 
     @Test func wrongTypesAreCode6() {
-        for ipam in [#""ranges":{"subnet":"10.0.0.0/24"}"#, #""ranges":[[{"subnet":24}]]"#, #""routes":{},"subnet":"10.0.0.0/24""#, #""resolvConf":["x"],"subnet":"10.0.0.0/24""#] {
+        for ipam in [
+            #""ranges":{"subnet":"10.0.0.0/24"}"#, #""ranges":[[{"subnet":24}]]"#, #""routes":{},"subnet":"10.0.0.0/24""#,
+            #""resolvConf":["x"],"subnet":"10.0.0.0/24""#,
+        ] {
             #expect(code(Net(ipam).run("ADD")) == 6, "\(ipam)")
         }
     }
@@ -359,20 +362,22 @@ func message(_ o: PluginOutcome) -> String {
         try FileManager.default.createDirectory(atPath: net.dir, withIntermediateDirectories: true)
         let path = net.dir + "/resolv.conf"
         try """
-            # comment
-            nameserver 10.0.0.53
-            nameserver fd00::53
-            domain example.org
-            search a.example b.example
-            ; also a comment
-            options ndots:2 timeout:1
-            sortlist 10.0.0.0
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        # comment
+        nameserver 10.0.0.53
+        nameserver fd00::53
+        domain example.org
+        search a.example b.example
+        ; also a comment
+        options ndots:2 timeout:1
+        sortlist 10.0.0.0
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         net.ipam = #""subnet":"10.32.0.0/24","resolvConf":"\#(path)""#
         let r = try CNIResult(json: JSONValue.parse(net.run("ADD").stdout))
-        #expect(r.dns == CNIResult.DNS(
-            nameservers: ["10.0.0.53", "fd00::53"], domain: "example.org", search: ["a.example", "b.example"],
-            options: ["ndots:2", "timeout:1"]))
+        #expect(
+            r.dns
+                == CNIResult.DNS(
+                    nameservers: ["10.0.0.53", "fd00::53"], domain: "example.org", search: ["a.example", "b.example"],
+                    options: ["ndots:2", "timeout:1"]))
     }
 }
 

@@ -12,14 +12,15 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
 /// Golden nft text: what a batch programs, readable without root.
 @Suite struct BatchTextTests {
     @Test func masqueradeSkeleton() {
-        #expect(Masquerade.skeleton().text == """
-            create table inet swift_cni
-            add chain inet swift_cni postrouting { type nat hook postrouting priority srcnat; policy accept; }
-            add map inet swift_cni masq4 { type ipv4_addr : verdict; }
-            add map inet swift_cni masq6 { type ipv6_addr : verdict; }
-            add rule inet swift_cni postrouting ip saddr vmap @masq4
-            add rule inet swift_cni postrouting ip6 saddr vmap @masq6
-            """)
+        #expect(
+            Masquerade.skeleton().text == """
+                create table inet swift_cni
+                add chain inet swift_cni postrouting { type nat hook postrouting priority srcnat; policy accept; }
+                add map inet swift_cni masq4 { type ipv4_addr : verdict; }
+                add map inet swift_cni masq6 { type ipv6_addr : verdict; }
+                add rule inet swift_cni postrouting ip saddr vmap @masq4
+                add rule inet swift_cni postrouting ip6 saddr vmap @masq6
+                """)
     }
 
     @Test func masqueradeAddForADualStackAttachment() {
@@ -29,20 +30,21 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
         let tag = Masquerade.tag(network: "net1", a)
         #expect(tag.hasPrefix(Masquerade.networkTag("net1") + ":") && tag.count == 33)
         let text = Masquerade.addBatch(network: "net1", a, addresses: [IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!]).text
-        #expect(text == """
-            add chain inet swift_cni \(c4)
-            flush chain inet swift_cni \(c4)
-            add rule inet swift_cni \(c4) ip daddr 10.88.0.0/16 return
-            add rule inet swift_cni \(c4) ip daddr 224.0.0.0/4 return
-            add rule inet swift_cni \(c4) masquerade
-            add chain inet swift_cni \(c6)
-            flush chain inet swift_cni \(c6)
-            add rule inet swift_cni \(c6) ip6 daddr fd00:88::/64 return
-            add rule inet swift_cni \(c6) ip6 daddr ff00::/8 return
-            add rule inet swift_cni \(c6) masquerade
-            create element inet swift_cni masq4 { 10.88.0.5 comment "\(tag)" : jump \(c4) }
-            create element inet swift_cni masq6 { fd00:88::5 comment "\(tag)" : jump \(c6) }
-            """)
+        #expect(
+            text == """
+                add chain inet swift_cni \(c4)
+                flush chain inet swift_cni \(c4)
+                add rule inet swift_cni \(c4) ip daddr 10.88.0.0/16 return
+                add rule inet swift_cni \(c4) ip daddr 224.0.0.0/4 return
+                add rule inet swift_cni \(c4) masquerade
+                add chain inet swift_cni \(c6)
+                flush chain inet swift_cni \(c6)
+                add rule inet swift_cni \(c6) ip6 daddr fd00:88::/64 return
+                add rule inet swift_cni \(c6) ip6 daddr ff00::/8 return
+                add rule inet swift_cni \(c6) masquerade
+                create element inet swift_cni masq4 { 10.88.0.5 comment "\(tag)" : jump \(c4) }
+                create element inet swift_cni masq6 { fd00:88::5 comment "\(tag)" : jump \(c6) }
+                """)
         #expect(c4 != c6 && c4 != Masquerade.chain(network: "net2", subnet: IPPrefix("10.88.0.0/16")!))
     }
 
@@ -53,15 +55,16 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
         let c = Masquerade.chain(network: "ov", subnet: IPPrefix("10.244.3.0/24")!, exclude: overlay)
         #expect(c != Masquerade.chain(network: "ov", subnet: IPPrefix("10.244.3.0/24")!), "its own chain, not the plain one")
         let text = Masquerade.addBatch(network: "ov", a, addresses: [IPPrefix("10.244.3.5/24")!], exclude: overlay).text
-        #expect(text == """
-            add chain inet swift_cni \(c)
-            flush chain inet swift_cni \(c)
-            add rule inet swift_cni \(c) ip daddr 10.244.3.0/24 return
-            add rule inet swift_cni \(c) ip daddr 10.244.0.0/16 return
-            add rule inet swift_cni \(c) ip daddr 224.0.0.0/4 return
-            add rule inet swift_cni \(c) masquerade
-            create element inet swift_cni masq4 { 10.244.3.5 comment "\(Masquerade.tag(network: "ov", a))" : jump \(c) }
-            """)
+        #expect(
+            text == """
+                add chain inet swift_cni \(c)
+                flush chain inet swift_cni \(c)
+                add rule inet swift_cni \(c) ip daddr 10.244.3.0/24 return
+                add rule inet swift_cni \(c) ip daddr 10.244.0.0/16 return
+                add rule inet swift_cni \(c) ip daddr 224.0.0.0/4 return
+                add rule inet swift_cni \(c) masquerade
+                create element inet swift_cni masq4 { 10.244.3.5 comment "\(Masquerade.tag(network: "ov", a))" : jump \(c) }
+                """)
     }
 
     /// An element another attachment leaked is replaced in the same transaction as the addition:
@@ -71,19 +74,25 @@ let canCreateNetns = TestSupport.canCreateNetns(needsNft: true)
         let c4 = Masquerade.chain(network: "net1", subnet: IPPrefix("10.88.0.0/16")!)
         let masq = Masquerade.addBatch(
             network: "net1", a, addresses: [IPPrefix("10.88.0.5/16")!], existing: [c4], replacing: [.v4: [.address(IPAddress("10.88.0.5")!)]])
-        #expect(masq.text == """
-            delete element inet swift_cni masq4 { 10.88.0.5 }
-            create element inet swift_cni masq4 { 10.88.0.5 comment "\(Masquerade.tag(network: "net1", a))" : jump \(c4) }
-            """)
+        #expect(
+            masq.text == """
+                delete element inet swift_cni masq4 { 10.88.0.5 }
+                create element inet swift_cni masq4 { 10.88.0.5 comment "\(Masquerade.tag(network: "net1", a))" : jump \(c4) }
+                """)
         let leaked = VerdictElement(key: .interface("veth1"), jump: "spoof-old", comment: "x")
         let spoof = MacSpoofCheck.addBatch(network: "net1", a, hostInterface: "veth1", mac: [2, 0, 0, 0, 0, 1], replacing: leaked).text
-        #expect(spoof.hasPrefix("""
-            delete element bridge swift_cni macspoof { "veth1" }
-            flush chain bridge swift_cni spoof-old
-            delete chain bridge swift_cni spoof-old
-            add chain bridge swift_cni \(MacSpoofCheck.chain(network: "net1", a))
-            """))
-        #expect(spoof.hasSuffix("create element bridge swift_cni macspoof { \"veth1\" comment \"\(Masquerade.tag(network: "net1", a))\" : jump \(MacSpoofCheck.chain(network: "net1", a)) }"))
+        #expect(
+            spoof.hasPrefix(
+                """
+                delete element bridge swift_cni macspoof { "veth1" }
+                flush chain bridge swift_cni spoof-old
+                delete chain bridge swift_cni spoof-old
+                add chain bridge swift_cni \(MacSpoofCheck.chain(network: "net1", a))
+                """))
+        #expect(
+            spoof.hasSuffix(
+                "create element bridge swift_cni macspoof { \"veth1\" comment \"\(Masquerade.tag(network: "net1", a))\" : jump \(MacSpoofCheck.chain(network: "net1", a)) }"
+            ))
     }
 }
 
@@ -121,15 +130,18 @@ struct MasqueradeKernelTests {
         let listing = ns.nft("list", "table", "inet", "swift_cni")
         #expect(listing.contains("ip saddr vmap @masq4") && listing.contains("ip6 saddr vmap @masq6"))
         #expect(listing.contains("ip daddr 10.88.0.0/16 return") && listing.contains("masquerade"))
-        #expect(listing.contains("10.88.0.5 comment \"\(Masquerade.tag(network: "n1", a))\" : jump \(Masquerade.chain(network: "n1", subnet: IPPrefix("10.88.0.0/16")!))"))
+        #expect(
+            listing.contains(
+                "10.88.0.5 comment \"\(Masquerade.tag(network: "n1", a))\" : jump \(Masquerade.chain(network: "n1", subnet: IPPrefix("10.88.0.0/16")!))"))
         #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.5", "10.88.0.6", "10.89.0.5"])
         // Rules do not grow with containers: a fourth ADD in n1 adds one element only.
         try Masquerade.add(s, network: "n1", Attachment(containerID: "c", ifName: "eth0"), addresses: [IPPrefix("10.88.0.7/16")!])
         #expect(ns.json().compactMap { $0["rule"] }.count == 11)
         // ADD again over a leaked element of the same address (another owner): replaced.
         try Masquerade.add(s, network: "n1", Attachment(containerID: "d", ifName: "eth0"), addresses: [IPPrefix("10.88.0.7/16")!])
-        #expect(try Masquerade.elements(s, .v4).first { $0.key.description == "10.88.0.7" }?.comment
-            == Masquerade.tag(network: "n1", Attachment(containerID: "d", ifName: "eth0")))
+        #expect(
+            try Masquerade.elements(s, .v4).first { $0.key.description == "10.88.0.7" }?.comment
+                == Masquerade.tag(network: "n1", Attachment(containerID: "d", ifName: "eth0")))
         // DEL by tag: both families of a in n1, nothing of a in n2, nothing of b.
         try Masquerade.remove(s, network: "n1", a)
         #expect(try Masquerade.elements(s, .v4).map(\.key.description).sorted() == ["10.88.0.6", "10.88.0.7", "10.89.0.5"])
@@ -151,11 +163,12 @@ struct MasqueradeKernelTests {
         var other = Batch()
         other.addTable(TableRef(.inet, "unacked"))
         let m = other.messages[0]
-        b.messages.append(Batch.Message(text: m.text) { seq in
-            var bytes = m.build(seq)
-            bytes[6] &= ~UInt8(4)  // NLM_F_ACK
-            return bytes
-        })
+        b.messages.append(
+            Batch.Message(text: m.text) { seq in
+                var bytes = m.build(seq)
+                bytes[6] &= ~UInt8(4)  // NLM_F_ACK
+                return bytes
+            })
         let e = try #require(throws: NFTError.self) { try s.apply(b) }
         #expect(e.errno == EAGAIN && e.operation.contains("only 1 acknowledged"), "\(e)")
     }
@@ -237,8 +250,10 @@ struct MasqueradeKernelTests {
         let f = forward()
         #expect(f.prefix(2).sorted() == ["jump ADMIN1", "jump ADMIN2"], "\(f)")
         _ = ns.nft("flush", "chain", "inet", "swift_cni_firewall", "forward")
-        try Firewall.add(s, network: "n1", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.88.0.6")!], adminChain: "ADMIN1", isolate: nil)
-        try Firewall.add(s, network: "n2", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.89.0.6")!], adminChain: "ADMIN2", isolate: nil)
+        try Firewall.add(
+            s, network: "n1", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.88.0.6")!], adminChain: "ADMIN1", isolate: nil)
+        try Firewall.add(
+            s, network: "n2", Attachment(containerID: "b", ifName: "eth0"), addresses: [IPAddress("10.89.0.6")!], adminChain: "ADMIN2", isolate: nil)
         let g = forward()
         #expect(g.prefix(2).sorted() == ["jump ADMIN1", "jump ADMIN2"] && g.filter { $0.hasPrefix("jump") }.count == 2, "\(g)")
     }

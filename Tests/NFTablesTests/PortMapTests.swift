@@ -11,27 +11,28 @@ import Testing
 /// Golden nft text of the portmap batches.
 @Suite struct PortMapTextTests {
     @Test func skeleton() {
-        #expect(PortMap.skeleton().text == """
-            create table inet swift_cni_portmap
-            add map inet swift_cni_portmap dnat4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
-            add map inet swift_cni_portmap dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
-            add map inet swift_cni_portmap snat4 { type ipv4_addr : verdict; }
-            add map inet swift_cni_portmap dnat6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
-            add map inet swift_cni_portmap dnat6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
-            add map inet swift_cni_portmap snat6 { type ipv6_addr : verdict; }
-            add chain inet swift_cni_portmap hostports
-            add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @dnat4_addr
-            add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4
-            add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_addr
-            add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6
-            add chain inet swift_cni_portmap prerouting { type nat hook prerouting priority dstnat; policy accept; }
-            add rule inet swift_cni_portmap prerouting fib daddr type local jump hostports
-            add chain inet swift_cni_portmap output { type nat hook output priority -100; policy accept; }
-            add rule inet swift_cni_portmap output fib daddr type local jump hostports
-            add chain inet swift_cni_portmap postrouting { type nat hook postrouting priority srcnat; policy accept; }
-            add rule inet swift_cni_portmap postrouting ct status dnat ip daddr vmap @snat4
-            add rule inet swift_cni_portmap postrouting ct status dnat ip6 daddr vmap @snat6
-            """)
+        #expect(
+            PortMap.skeleton().text == """
+                create table inet swift_cni_portmap
+                add map inet swift_cni_portmap dnat4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+                add map inet swift_cni_portmap dnat4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
+                add map inet swift_cni_portmap snat4 { type ipv4_addr : verdict; }
+                add map inet swift_cni_portmap dnat6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+                add map inet swift_cni_portmap dnat6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
+                add map inet swift_cni_portmap snat6 { type ipv6_addr : verdict; }
+                add chain inet swift_cni_portmap hostports
+                add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @dnat4_addr
+                add rule inet swift_cni_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4
+                add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_addr
+                add rule inet swift_cni_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6
+                add chain inet swift_cni_portmap prerouting { type nat hook prerouting priority dstnat; policy accept; }
+                add rule inet swift_cni_portmap prerouting fib daddr type local jump hostports
+                add chain inet swift_cni_portmap output { type nat hook output priority -100; policy accept; }
+                add rule inet swift_cni_portmap output fib daddr type local jump hostports
+                add chain inet swift_cni_portmap postrouting { type nat hook postrouting priority srcnat; policy accept; }
+                add rule inet swift_cni_portmap postrouting ct status dnat ip daddr vmap @snat4
+                add rule inet swift_cni_portmap postrouting ct status dnat ip6 daddr vmap @snat6
+                """)
     }
 
     @Test func addForADualStackAttachment() {
@@ -44,22 +45,24 @@ import Testing
         ]
         let c = PortMap.comment(network: "web", a)
         #expect(c == "\(Masquerade.tag(network: "web", a)) \(a.containerTag) 0123456789ab/eth0 web")
-        let s4 = PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: false), s6 = PortMap.snatChain(network: "web", a, subnet: subnets[1], masqAll: false)
+        let s4 = PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: false),
+            s6 = PortMap.snatChain(network: "web", a, subnet: subnets[1], masqAll: false)
         let text = PortMap.addBatch(network: "web", a, mappings: mappings, subnets: subnets, snat: true, masqAll: false).text
-        #expect(text == """
-            add chain inet swift_cni_portmap \(s4)
-            flush chain inet swift_cni_portmap \(s4)
-            add rule inet swift_cni_portmap \(s4) ip saddr 127.0.0.0/8 masquerade
-            add rule inet swift_cni_portmap \(s4) ip saddr 10.88.0.0/16 masquerade
-            add chain inet swift_cni_portmap \(s6)
-            flush chain inet swift_cni_portmap \(s6)
-            add rule inet swift_cni_portmap \(s6) ip6 saddr fd00:88::/64 masquerade
-            create element inet swift_cni_portmap snat4 { 10.88.0.5 comment "\(c)" : jump \(s4) }
-            create element inet swift_cni_portmap snat6 { fd00:88::5 comment "\(c)" : jump \(s6) }
-            create element inet swift_cni_portmap dnat4 { tcp . 8080 comment "\(c)" : 10.88.0.5 . 80 }
-            create element inet swift_cni_portmap dnat6 { tcp . 8080 comment "\(c)" : fd00:88::5 . 80 }
-            create element inet swift_cni_portmap dnat4_addr { 192.0.2.1 . udp . 53 comment "\(c)" : 10.88.0.5 . 5353 }
-            """)
+        #expect(
+            text == """
+                add chain inet swift_cni_portmap \(s4)
+                flush chain inet swift_cni_portmap \(s4)
+                add rule inet swift_cni_portmap \(s4) ip saddr 127.0.0.0/8 masquerade
+                add rule inet swift_cni_portmap \(s4) ip saddr 10.88.0.0/16 masquerade
+                add chain inet swift_cni_portmap \(s6)
+                flush chain inet swift_cni_portmap \(s6)
+                add rule inet swift_cni_portmap \(s6) ip6 saddr fd00:88::/64 masquerade
+                create element inet swift_cni_portmap snat4 { 10.88.0.5 comment "\(c)" : jump \(s4) }
+                create element inet swift_cni_portmap snat6 { fd00:88::5 comment "\(c)" : jump \(s6) }
+                create element inet swift_cni_portmap dnat4 { tcp . 8080 comment "\(c)" : 10.88.0.5 . 80 }
+                create element inet swift_cni_portmap dnat6 { tcp . 8080 comment "\(c)" : fd00:88::5 . 80 }
+                create element inet swift_cni_portmap dnat4_addr { 192.0.2.1 . udp . 53 comment "\(c)" : 10.88.0.5 . 5353 }
+                """)
         // masqAll: one chain that masquerades every source; snat off: no chain, no snat element.
         let all = PortMap.addBatch(network: "web", a, mappings: [mappings[0]], subnets: [subnets[0]], snat: true, masqAll: true).text
         #expect(all.contains("add rule inet swift_cni_portmap \(PortMap.snatChain(network: "web", a, subnet: subnets[0], masqAll: true)) masquerade\n"))
@@ -157,7 +160,8 @@ struct PortMapKernelTests {
         // A failed ADD changed nothing: b still has exactly its one mapping.
         #expect(try PortMap.mappings(s, network: "web", b) == [mapping(8081, "10.88.0.6")])
         // The same port over another protocol, or on another hostIP, is free.
-        try PortMap.add(s, network: "web", b, mappings: [mapping(8080, "10.88.0.6", proto: 17), mapping(53, "10.88.0.6", proto: 17, hostIP: "192.0.2.2")],
+        try PortMap.add(
+            s, network: "web", b, mappings: [mapping(8080, "10.88.0.6", proto: 17), mapping(53, "10.88.0.6", proto: 17, hostIP: "192.0.2.2")],
             subnets: sb, snat: true, masqAll: false)
 
         // CHECK sees a missing element.
@@ -357,8 +361,10 @@ struct PortMapKernelTests {
         let networks = ["front", "back"]
         let subnets = [[IPPrefix("10.88.0.5/16")!, IPPrefix("fd00:88::5/64")!], [IPPrefix("10.89.0.5/16")!, IPPrefix("fd00:89::5/64")!]]
         func maps(_ i: Int) -> [PortMap.Mapping] {
-            [mapping(8080, subnets[i][0].address.description), mapping(8080, subnets[i][1].address.description),
-             mapping(53, subnets[i][0].address.description, proto: 17, hostIP: "192.0.2.1")]
+            [
+                mapping(8080, subnets[i][0].address.description), mapping(8080, subnets[i][1].address.description),
+                mapping(53, subnets[i][0].address.description, proto: 17, hostIP: "192.0.2.1"),
+            ]
         }
         let ports = [PortMap.HostPort(proto: 6, port: 8080, hostIP: nil), PortMap.HostPort(proto: 17, port: 53, hostIP: IPAddress("192.0.2.1"))]
         let first = addFirst, second = 1 - addFirst
@@ -376,7 +382,8 @@ struct PortMapKernelTests {
         // Another container is refused with the owner named, as before.
         let other = Attachment(containerID: "dddd", ifName: "eth0")
         let e = try #require(throws: PortMap.Conflict.self) {
-            try PortMap.add(s, network: "front", other, mappings: [mapping(8080, "10.88.0.6")], subnets: [IPPrefix("10.88.0.6/16")!], snat: true, masqAll: false)
+            try PortMap.add(
+                s, network: "front", other, mappings: [mapping(8080, "10.88.0.6")], subnets: [IPPrefix("10.88.0.6/16")!], snat: true, masqAll: false)
         }
         #expect(e.owner == "container cccc (\(x[first].ifName)) on network \"\(networks[first])\"")
 
@@ -385,7 +392,9 @@ struct PortMapKernelTests {
         #expect(Set(removed) == Set(maps(delFirst)))
         let left = 1 - delFirst
         let now = elements("dnat4").joined() + elements("dnat6").joined() + elements("dnat4_addr").joined()
-        #expect(now.contains("\(subnets[left][0].address) . 80") && now.contains("\(subnets[left][1].address) . 80") && now.contains("\(subnets[left][0].address) . 80"))
+        #expect(
+            now.contains("\(subnets[left][0].address) . 80") && now.contains("\(subnets[left][1].address) . 80")
+                && now.contains("\(subnets[left][0].address) . 80"))
         #expect(!now.contains("\(subnets[delFirst][0].address) . "), "nothing points to the deleted interface")
         #expect(try PortMap.standbyMappings(s, network: networks[left], x[left]).isEmpty, "the standby took over")
         #expect(try PortMap.missing(s, network: networks[left], x[left], mappings: maps(left), snat: true) == nil)

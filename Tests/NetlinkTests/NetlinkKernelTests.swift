@@ -167,8 +167,10 @@ struct NetlinkKernelTests {
         let ns = try TestNetns("nlct")
         defer { ns.remove() }
         // Conntrack runs in a namespace once a rule there needs it.
-        for cmd in [["add", "table", "ip", "t"], ["add", "chain", "ip", "t", "out", "{ type filter hook output priority 0; }"],
-            ["add", "rule", "ip", "t", "out", "ct", "state", "new", "accept"]] {
+        for cmd in [
+            ["add", "table", "ip", "t"], ["add", "chain", "ip", "t", "out", "{ type filter hook output priority 0; }"],
+            ["add", "rule", "ip", "t", "out", "ct", "state", "new", "accept"],
+        ] {
             #expect(sh(["ip", "netns", "exec", ns.name, "nft"] + cmd).status == 0)
         }
         let send = "import socket\nfor p in (5300, 5301, 5300):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('127.0.0.1', p))\n"
@@ -187,7 +189,8 @@ struct NetlinkKernelTests {
         #expect(tracked(5301) == 1)
         // Several ports in one walk.
         #expect(sh("ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", send).status == 0)
-        #expect(try Conntrack.delete(nl, family: .v4, proto: 17, destinationPorts: [5300, 5301, 9]) == 4, "two new flows to 5300, the old and a new one to 5301")
+        #expect(
+            try Conntrack.delete(nl, family: .v4, proto: 17, destinationPorts: [5300, 5301, 9]) == 4, "two new flows to 5300, the old and a new one to 5301")
         #expect(tracked(5300) == 0 && tracked(5301) == 0)
     }
 }

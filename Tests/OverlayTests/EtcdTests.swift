@@ -8,7 +8,9 @@ import Testing
     @Test func streamSplitterFindsEveryMessageWhereverTheChunksBreak() throws {
         let text = #"{"result":{"a":"}{\"x"}}"# + "\n" + #"{"result":{"b":[1,{"c":"]"}]}}"# + #"{"error":{}}"#
         let bytes = Array(text.utf8)
-        let whole = try { var s = JSONStreamSplitter(); return try s.feed(bytes) }()
+        let whole = try {
+            var s = JSONStreamSplitter(); return try s.feed(bytes)
+        }()
         #expect(whole.count == 3)
         #expect(whole[0] == (try JSONValue.parse(#"{"result":{"a":"}{\"x"}}"#)))
         for cut in 1..<bytes.count {
@@ -26,7 +28,8 @@ import Testing
                 #"{"result":{"header":{"revision":"7"},"events":[{"kv":{"key":"YQ==","create_revision":"5","mod_revision":"7","version":"2","value":"eA==","lease":"42"}},{"type":"DELETE","kv":{"key":"Yg==","mod_revision":"7"}}]}}"#
             ))
         #expect(put.revision == 7 && !put.canceled)
-        #expect(put.events == [.put(EtcdKeyValue(key: [0x61], value: [0x78], createRevision: 5, modRevision: 7, lease: 42)), .delete(key: [0x62], modRevision: 7)])
+        #expect(
+            put.events == [.put(EtcdKeyValue(key: [0x61], value: [0x78], createRevision: 5, modRevision: 7, lease: 42)), .delete(key: [0x62], modRevision: 7)])
         let compacted = try EtcdClient.watchResponse(JSONValue.parse(#"{"result":{"header":{},"canceled":true,"compact_revision":"3"}}"#))
         #expect(compacted.canceled && compacted.compactRevision == 3 && compacted.events.isEmpty)
         #expect(throws: EtcdError.self) { _ = try EtcdClient.watchResponse(JSONValue.parse(#"{"error":{"grpc_code":14}}"#)) }

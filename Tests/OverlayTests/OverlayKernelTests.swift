@@ -50,7 +50,9 @@ struct OverlayKernelTests {
             let lease = try store.claim(net, node: "host\(i + 1)", vtep: IPAddress("192.168.70.\(i + 1)")!)
             index.append(try VTEP.ensure(nl, vni: 1, port: 4789, underlay: try nl.requireLink("eth0").index, lease: lease, mtu: 1450))
         }
-        func reconcileAll() throws { for i in 0..<3 { try VTEP.reconcile(try h.nl(i), index[i], node: "host\(i + 1)", network: net, leases: try store.leases()) } }
+        func reconcileAll() throws {
+            for i in 0..<3 { try VTEP.reconcile(try h.nl(i), index[i], node: "host\(i + 1)", network: net, leases: try store.leases()) }
+        }
         try reconcileAll()
         let leases = try store.leases()
         let vtepAddr = { (node: String) in leases.first { $0.node == node }!.vtepOverlayAddress.description }
@@ -62,8 +64,9 @@ struct OverlayKernelTests {
         try VTEP.reconcile(try h.nl(0), index[0], node: "host1", network: net, leases: try store.leases())
         let actual = try VTEP.actual(try h.nl(0), index[0], family: .v4)
         let gone = leases.first { $0.node == "host3" }!
-        #expect(!actual.fdb.contains { $0.mac == gone.mac } && !actual.neighbors.contains { $0.address == gone.vtepOverlayAddress }
-            && !actual.routes.contains { $0.subnet == gone.subnet })
+        #expect(
+            !actual.fdb.contains { $0.mac == gone.mac } && !actual.neighbors.contains { $0.address == gone.vtepOverlayAddress }
+                && !actual.routes.contains { $0.subnet == gone.subnet })
         #expect(!h.ping(0, gone.vtepOverlayAddress.description))
 
         // host2's VTEP is deleted (an operator, a flap): ensure makes it again with the same MAC,

@@ -55,10 +55,13 @@ func lease(_ node: String, _ subnet: String, _ vtep: String) -> NodeLease { Node
 
     @Test func anEmptyVTEPGetsEveryPeerRouteLast() {
         let ops = Reconcile.plan(node: "self", network: net, leases: leases, actual: .init())
-        #expect(ops.map(\.description) == [
-            "fdb replace 0e:00:0a:f4:01:00 dst 192.168.1.2", "neigh replace 10.244.1.0 lladdr 0e:00:0a:f4:01:00", "route replace 10.244.1.0/24 via 10.244.1.0 onlink",
-            "fdb replace 0e:00:0a:f4:02:00 dst 192.168.1.3", "neigh replace 10.244.2.0 lladdr 0e:00:0a:f4:02:00", "route replace 10.244.2.0/24 via 10.244.2.0 onlink",
-        ])
+        #expect(
+            ops.map(\.description) == [
+                "fdb replace 0e:00:0a:f4:01:00 dst 192.168.1.2", "neigh replace 10.244.1.0 lladdr 0e:00:0a:f4:01:00",
+                "route replace 10.244.1.0/24 via 10.244.1.0 onlink",
+                "fdb replace 0e:00:0a:f4:02:00 dst 192.168.1.3", "neigh replace 10.244.2.0 lladdr 0e:00:0a:f4:02:00",
+                "route replace 10.244.2.0/24 via 10.244.2.0 onlink",
+            ])
         #expect(Reconcile.plan(node: "self", network: net, leases: leases, actual: programmed(leases)).isEmpty, "converged: nothing to do")
     }
 

@@ -12,7 +12,8 @@ let prev = """
     """
 
 func conf(_ extra: String = "", mappings: String = #"[{"hostPort":8080,"containerPort":80}]"#, prevResult: String? = prev) -> String {
-    let c = #"{"cniVersion":"1.1.0","name":"web","type":"portmap","capabilities":{"portMappings":true}"#
+    let c =
+        #"{"cniVersion":"1.1.0","name":"web","type":"portmap","capabilities":{"portMappings":true}"#
         + extra + #","runtimeConfig":{"portMappings":\#(mappings)}}"#
     return prevResult.map { withPrev(c, $0) } ?? c
 }
@@ -37,24 +38,27 @@ final class Sandbox {
 @Suite struct PortmapConfigTests {
     let sandbox = Sandbox()
 
-    @Test(arguments: [
-        (conf(#","snat":"yes""#), 6, "snat"),
-        (conf(mappings: #"[{"hostPort":0,"containerPort":80}]"#), 7, "runtimeConfig.portMappings[0].hostPort"),
-        (conf(mappings: #"[{"hostPort":8080,"containerPort":70000}]"#), 7, "runtimeConfig.portMappings[0].containerPort"),
-        (conf(mappings: #"[{"hostPort":"8080","containerPort":80}]"#), 6, "runtimeConfig.portMappings[0].hostPort"),
-        (conf(mappings: #"[{"containerPort":80}]"#), 7, "runtimeConfig.portMappings[0].hostPort"),
-        (conf(mappings: #"[{"hostPort":8080,"containerPort":80,"protocol":"icmp"}]"#), 7, "runtimeConfig.portMappings[0].protocol"),
-        (conf(mappings: #"[{"hostPort":8080,"containerPort":80,"hostIP":"10.0.0.300"}]"#), 7, "runtimeConfig.portMappings[0].hostIP"),
-        (conf(mappings: #"[{"hostPort":8080,"containerPort":80},{"hostPort":8080,"containerPort":81}]"#), 7, "8080/tcp is given twice"),
-        (conf(mappings: #"{"hostPort":8080}"#), 6, "runtimeConfig.portMappings"),
-        (conf(#","conditionsV4":["-s","1.2.3.4"]"#), 2, "conditionsV4"),
-        (conf(#","markMasqBit":40"#), 7, "markMasqBit"),
-        (conf(#","markMasqBit":13,"externalSetMarkChain":"KUBE-MARK-MASQ""#), 7, "externalSetMarkChain"),
-        (conf(#","backend":"ebtables""#), 7, "backend"),
-        (conf(prevResult: nil), 7, "chained plugin"),
-        (conf(prevResult: #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth1","sandbox":"/x"}],"ips":[{"address":"10.1.0.2/24","interface":0}]}"#),
-         7, "no address for eth0"),
-    ] as [(String, UInt, String)])
+    @Test(
+        arguments: [
+            (conf(#","snat":"yes""#), 6, "snat"),
+            (conf(mappings: #"[{"hostPort":0,"containerPort":80}]"#), 7, "runtimeConfig.portMappings[0].hostPort"),
+            (conf(mappings: #"[{"hostPort":8080,"containerPort":70000}]"#), 7, "runtimeConfig.portMappings[0].containerPort"),
+            (conf(mappings: #"[{"hostPort":"8080","containerPort":80}]"#), 6, "runtimeConfig.portMappings[0].hostPort"),
+            (conf(mappings: #"[{"containerPort":80}]"#), 7, "runtimeConfig.portMappings[0].hostPort"),
+            (conf(mappings: #"[{"hostPort":8080,"containerPort":80,"protocol":"icmp"}]"#), 7, "runtimeConfig.portMappings[0].protocol"),
+            (conf(mappings: #"[{"hostPort":8080,"containerPort":80,"hostIP":"10.0.0.300"}]"#), 7, "runtimeConfig.portMappings[0].hostIP"),
+            (conf(mappings: #"[{"hostPort":8080,"containerPort":80},{"hostPort":8080,"containerPort":81}]"#), 7, "8080/tcp is given twice"),
+            (conf(mappings: #"{"hostPort":8080}"#), 6, "runtimeConfig.portMappings"),
+            (conf(#","conditionsV4":["-s","1.2.3.4"]"#), 2, "conditionsV4"),
+            (conf(#","markMasqBit":40"#), 7, "markMasqBit"),
+            (conf(#","markMasqBit":13,"externalSetMarkChain":"KUBE-MARK-MASQ""#), 7, "externalSetMarkChain"),
+            (conf(#","backend":"ebtables""#), 7, "backend"),
+            (conf(prevResult: nil), 7, "chained plugin"),
+            (
+                conf(prevResult: #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth1","sandbox":"/x"}],"ips":[{"address":"10.1.0.2/24","interface":0}]}"#),
+                7, "no address for eth0"
+            ),
+        ] as [(String, UInt, String)])
     func refused(_ stdin: String, _ expected: UInt, _ named: String) throws {
         let o = try run("ADD", stdin, in: sandbox.name)
         #expect(code(o) == expected, "\(msg(o))")
@@ -91,7 +95,8 @@ struct PortmapKernelTests {
 
     @Test func addCheckDelGCStatus() throws {
         let h = Host()
-        let m = #"[{"hostPort":8080,"containerPort":80},{"hostPort":5300,"containerPort":53,"protocol":"UDP"},{"hostPort":9000,"containerPort":9000,"protocol":"sctp"}]"#
+        let m =
+            #"[{"hostPort":8080,"containerPort":80},{"hostPort":5300,"containerPort":53,"protocol":"UDP"},{"hostPort":9000,"containerPort":9000,"protocol":"sctp"}]"#
         let add = try run("ADD", conf(mappings: m), in: h.name)
         #expect(add.exitCode == 0, "\(msg(add))")
         #expect(try JSONValue.parse(add.stdout).objectValue?["ips"] == JSONValue.parse(prev).objectValue?["ips"], "prevResult passes through")
@@ -118,8 +123,11 @@ struct PortmapKernelTests {
 
         // GC: c3 is not in the valid list, c4 is.
         for (cid, ip) in [("c3", "10.61.0.3"), ("c4", "10.61.0.4")] {
-            let p = try run("ADD", conf(mappings: #"[{"hostPort":\#(cid == "c3" ? 81 : 82),"containerPort":80}]"#,
-                prevResult: prev.replacingOccurrences(of: "10.61.0.2", with: ip)), cid: cid, in: h.name)
+            let p = try run(
+                "ADD",
+                conf(
+                    mappings: #"[{"hostPort":\#(cid == "c3" ? 81 : 82),"containerPort":80}]"#,
+                    prevResult: prev.replacingOccurrences(of: "10.61.0.2", with: ip)), cid: cid, in: h.name)
             #expect(p.exitCode == 0, "\(msg(p))")
         }
         let gcConf = withPrev(conf(mappings: "[]", prevResult: nil), "{}").replacingOccurrences(

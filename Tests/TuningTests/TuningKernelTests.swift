@@ -26,7 +26,8 @@ struct TuningKernelTests {
             sh("ip", "netns", "exec", ns, "sysctl", "-n", key).out.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         func conf(_ keys: String) -> String {
-            let prev = #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"\#(path)"}],"ips":[{"address":"10.1.0.2/24","interface":0}]}"#
+            let prev =
+                #"{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"\#(path)"}],"ips":[{"address":"10.1.0.2/24","interface":0}]}"#
             return #"{"cniVersion":"1.1.0","name":"tn","type":"tuning","dataDir":"\#(dir)"\#(keys),"prevResult":\#(prev)}"#
         }
         func run(_ command: String, _ stdin: String, netns: String? = nil) -> PluginOutcome {
@@ -36,7 +37,8 @@ struct TuningKernelTests {
         }
     }
 
-    let keys = #","sysctl":{"net.core.somaxconn":"512","net/ipv4/conf/eth0/rp_filter":"2"},"mac":"02:00:00:00:00:aa","mtu":1400,"promisc":true,"allmulti":true,"txQLen":2000"#
+    let keys =
+        #","sysctl":{"net.core.somaxconn":"512","net/ipv4/conf/eth0/rp_filter":"2"},"mac":"02:00:00:00:00:aa","mtu":1400,"promisc":true,"allmulti":true,"txQLen":2000"#
 
     @Test func addTunesCheckVerifiesDelPutsTheInterfaceBack() throws {
         let bed = Bed()
@@ -98,15 +100,16 @@ struct TuningKernelTests {
         #expect((try? FileManager.default.contentsOfDirectory(atPath: bed.dir)) ?? [] == [])
     }
 
-    @Test(arguments: [
-        (#","sysctl":{"kernel.hostname":"x"}"#, 7, "net.*"),
-        (#","sysctl":{"net/../../kernel/hostname":"x"}"#, 7, "not a sysctl name"),
-        (#","sysctl":{"net.core.somaxconn":512}"#, 6, "sysctl.net.core.somaxconn"),
-        (#","mac":"01:00:5e:00:00:01""#, 7, "multicast"),
-        (#","mac":"zz""#, 7, "mac"),
-        (#","mtu":20"#, 7, "mtu"),
-        (#","dataDir":"run/tuning""#, 7, "dataDir"),
-    ] as [(String, UInt, String)])
+    @Test(
+        arguments: [
+            (#","sysctl":{"kernel.hostname":"x"}"#, 7, "net.*"),
+            (#","sysctl":{"net/../../kernel/hostname":"x"}"#, 7, "not a sysctl name"),
+            (#","sysctl":{"net.core.somaxconn":512}"#, 6, "sysctl.net.core.somaxconn"),
+            (#","mac":"01:00:5e:00:00:01""#, 7, "multicast"),
+            (#","mac":"zz""#, 7, "mac"),
+            (#","mtu":20"#, 7, "mtu"),
+            (#","dataDir":"run/tuning""#, 7, "dataDir"),
+        ] as [(String, UInt, String)])
     func refused(_ keys: String, _ expected: UInt, _ named: String) {
         let bed = Bed()
         let o = bed.run("ADD", bed.conf(keys))

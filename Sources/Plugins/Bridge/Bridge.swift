@@ -367,7 +367,8 @@ enum Bridge {
                         if error.errno != EEXIST { throw error }  // EEXIST: another ADD added it meanwhile
                     }
                 }
-                let forwarding: [String] = gw.family == .v4
+                let forwarding: [String] =
+                    gw.family == .v4
                     ? ["net", "ipv4", "ip_forward"] : ["net", "ipv6", "conf", "all", "forwarding"]
                 if (try? Sysctl.get(forwarding)) != "1" { try Sysctl.set(forwarding, "1") }
                 if conf.isDefaultGateway {
@@ -425,9 +426,11 @@ enum Bridge {
             if conf.vlan != 0 && !vlans.contains(PortVLAN(vid: conf.vlan, pvid: true, untagged: true)) {
                 throw fail("port \(port.name) is not an untagged access port of VLAN \(conf.vlan)", "its VLANs: \(vlans)")
             }
-            for r in conf.vlanTrunk { for v in r where !vlans.contains(where: { $0.vid == v }) {
-                throw fail("port \(port.name) does not carry trunk VLAN \(v)", "its VLANs: \(vlans)")
-            } }
+            for r in conf.vlanTrunk {
+                for v in r where !vlans.contains(where: { $0.vid == v }) {
+                    throw fail("port \(port.name) does not carry trunk VLAN \(v)", "its VLANs: \(vlans)")
+                }
+            }
         }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         if conf.macSpoofCheck,

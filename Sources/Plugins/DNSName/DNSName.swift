@@ -94,9 +94,10 @@ public struct DNSNamePlugin: CNIPlugin {
     /// GC: the network's entries whose attachment is not in the valid list go.
     public func gc(_ ctx: PluginContext) throws {
         let conf = try DNSNameConfig(ctx.config, args: ctx.args, forAdd: false)
-        let valid = Set((ctx.config.validAttachments ?? []).map {
-            DNSNameConfig.owner(network: ctx.config.name, containerID: $0.containerID, ifName: $0.ifName)
-        })
+        let valid = Set(
+            (ctx.config.validAttachments ?? []).map {
+                DNSNameConfig.owner(network: ctx.config.name, containerID: $0.containerID, ifName: $0.ifName)
+            })
         try Records.update(conf, network: ctx.config.name, ctx: ctx, startIfNeeded: false) { r in
             r.entries.removeAll { !valid.contains($0.owner) }
         }

@@ -293,7 +293,8 @@ public enum PortMap {
             skipping.insert(m.standbyKey)
             if owner(el.comment) == tag && el.value == m.value { continue }
             guard owner(el.comment) != tag, container(el.comment).map { $0 == ctag } == true else {
-                throw Conflict(mapping: m, owner: owner(el.comment) == tag ? "this attachment" : ownerDescription(el.comment),
+                throw Conflict(
+                    mapping: m, owner: owner(el.comment) == tag ? "this attachment" : ownerDescription(el.comment),
                     target: FieldValue.text(el.value))
             }
             let waiting = try s.element(table, standbyMap(m.map), standbyType(m.family, byAddress: m.hostIP != nil), key: m.standbyKey)
@@ -305,7 +306,9 @@ public enum PortMap {
         for f in [IPFamily.v4, .v6] where snat {
             let addresses = Set(subnets.filter { $0.family == f }.map { ElementKey.address($0.address) })
             for el in try s.elements(table, snatMap(f), f == .v4 ? .ipv4 : .ipv6) where addresses.contains(el.key) {
-                if owner(el.comment) == tag, case .address(let addr) = el.key { skipping.insert([.address(addr)]) } else {
+                if owner(el.comment) == tag, case .address(let addr) = el.key {
+                    skipping.insert([.address(addr)])
+                } else {
                     replacing[f, default: []].append(el.key)
                 }
             }

@@ -17,7 +17,6 @@ struct PortmapConfig {
     var snat = true
     var masqAll = false
 
-
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
         snat = try f.bool("snat") ?? true

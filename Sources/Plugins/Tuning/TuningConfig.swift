@@ -41,7 +41,9 @@ struct TuningConfig {
     /// component has a dot) -> path components under /proc/sys. Only `net.*` (the sysctls of a
     /// network namespace), no empty, `.` or `..` component.
     static func sysctlPath(_ key: String) throws(CNIError) -> [String] {
-        let parts = (key.contains("/") ? key.split(separator: "/", omittingEmptySubsequences: false) : key.split(separator: ".", omittingEmptySubsequences: false)).map(String.init)
+        let parts =
+            (key.contains("/") ? key.split(separator: "/", omittingEmptySubsequences: false) : key.split(separator: ".", omittingEmptySubsequences: false)).map(
+                String.init)
         guard parts.count >= 2, parts[0] == "net" else {
             throw Fields.invalid("sysctl", .string(key), "only network sysctls (net.*) belong to a container's namespace")
         }
