@@ -116,7 +116,12 @@ let package = Package(
 
         // The overlay's agent: holds the lease (file store or etcd), writes the node file, keeps
         // the VTEP and the peers reconciled.
-        .executableTarget(name: "cni-overlayd", dependencies: ["CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd"]),
+        .executableTarget(
+            name: "cni-overlayd",
+            dependencies: [
+                "CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // cnitool-compatible client.
         .executableTarget(
