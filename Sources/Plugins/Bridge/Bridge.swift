@@ -41,7 +41,7 @@ public struct BridgePlugin: CNIPlugin {
         } catch {
             throw Bridge.kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
         }
-        if conf.isLayer3 { _ = try Delegate.find(conf.ipamType!, in: ctx.args.path) }
+        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
 
         // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
         // for it and releases what it got.
@@ -58,9 +58,9 @@ public struct BridgePlugin: CNIPlugin {
         // Whether the kernel can filter VLANs is known only by trying: with vlan or vlanTrunk the
         // bridge is set up before IPAM runs, so a kernel without it refuses the ADD unchanged.
         let early = conf.usesVLANs ? try ensureBridge() : nil
-        let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
-        if let ipamTask {
-            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
+        let ipamTask = conf.ipam.map { ipam in BackgroundTask { try Delegate.add(ipam, ctx) } }
+        if let ipamTask, let ipam = conf.ipam {
+            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(ipam, .del, ctx) } }
         }
         let br = try early ?? ensureBridge()
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
@@ -80,7 +80,7 @@ public struct BridgePlugin: CNIPlugin {
         if let ipamTask {
             let ipam = try ipamTask.value()
             guard !ipam.ips.isEmpty else {
-                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
+                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
             }
             result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
             result.routes = ipam.routes
@@ -100,7 +100,7 @@ public struct BridgePlugin: CNIPlugin {
                 rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
             }
         }
-        if !conf.isLayer3 && !conf.disableContainerInterface {
+        if conf.ipam == nil && !conf.disableContainerInterface {
             // A pure layer-2 port: no address, but the interface is up (as the reference does).
             do { try cnl.setUp(veth.container.index, arpNotify: true) } catch {
                 throw Bridge.kernel("failed to bring \(ctx.args.ifName) up in \(container.path)", error)
@@ -130,7 +130,7 @@ public struct BridgePlugin: CNIPlugin {
         var failures = StepFailures()
         // Three independent waits run side by side: IPAM DEL (a child process), the firewall
         // transaction and the veth deletion (each a kernel grace period).
-        let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
+        let ipam = conf.ipam.map { ipam in BackgroundTask { try Delegate.run(ipam, .del, ctx) } }
         // ipMasq elements go by tag: also when CNI_NETNS is empty or the config at DEL lacks ipMasq
         // (the reference plugin leaks its NAT rules then).
         let network = ctx.config.name
@@ -157,7 +157,7 @@ public struct BridgePlugin: CNIPlugin {
         guard let prev = ctx.config.prevResult else {
             throw CNIError(.invalidNetworkConfig, "bridge CHECK needs prevResult", details: "the runtime passes the ADD result")
         }
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .check, ctx) }
+        if let ipam = conf.ipam { try Delegate.run(ipam, .check, ctx) }
         try Bridge.check(conf, prev, ctx)
     }
 
@@ -171,7 +171,7 @@ public struct BridgePlugin: CNIPlugin {
             try Masquerade.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
             try MacSpoofCheck.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
         }
-        if conf.isLayer3 { failures.run("IPAM GC", code: .delegateFailed) { try Delegate.run(conf.ipamType!, .gc, ctx) } }
+        if let ipam = conf.ipam { failures.run("IPAM GC", code: .delegateFailed) { try Delegate.run(ipam, .gc, ctx) } }
         try failures.throwIfAny("bridge GC was incomplete")
     }
 
@@ -185,7 +185,7 @@ public struct BridgePlugin: CNIPlugin {
                 throw CNIError(.notAvailable, "bridge: nftables is not usable for ipMasq", details: error.description)
             }
         }
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .status, ctx) }
+        if let ipam = conf.ipam { try Delegate.run(ipam, .status, ctx) }
     }
 }
 

@@ -24,10 +24,11 @@ struct BridgeConfig {
     var routeMetric: UInt32?
     /// The container's MAC: CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac (last wins).
     var mac: [UInt8]?
-    var ipamType: String?
+    /// The IPAM plugin; nil for an attachment without addresses (`ipam` absent, `{}` or without a
+    /// type: a pure layer-2 port).
+    var ipam: String?
     var dns: CNIResult.DNS?
 
-    var isLayer3: Bool { ipamType.map { !$0.isEmpty } ?? false }
     /// VLAN keys in use: the bridge filters VLANs and the port gets its own.
     var usesVLANs: Bool { vlan != 0 || !vlanTrunk.isEmpty }
 
@@ -74,7 +75,7 @@ struct BridgeConfig {
         disableContainerInterface = try f.bool("disableContainerInterface") ?? false
         portIsolation = try f.bool("portIsolation") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipamType = conf.ipamType
+        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns
 
         if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
@@ -87,15 +88,15 @@ struct BridgeConfig {
                 .invalidNetworkConfig, "cannot set hairpinMode and promiscMode at the same time",
                 details: "hairpin sends a container's traffic back to it; promiscuous mode on the bridge does the same for every port")
         }
-        if disableContainerInterface && isLayer3 {
+        if disableContainerInterface && ipam != nil {
             throw CNIError(
                 .invalidNetworkConfig, "cannot use IPAM when disableContainerInterface is set",
                 details: "addresses cannot be configured on an interface that stays down")
         }
-        if isGateway && !isLayer3 {
+        if isGateway && ipam == nil {
             throw CNIError(.invalidNetworkConfig, "isGateway needs ipam", details: "the gateway address comes from IPAM")
         }
-        if ipMasq && !isLayer3 {
+        if ipMasq && ipam == nil {
             throw CNIError(.invalidNetworkConfig, "ipMasq needs ipam", details: "masquerading is set up for the addresses IPAM hands out")
         }
         if vlan != 0 && isGateway && bridge.utf8.count + 1 + String(vlan).utf8.count > 15 {

@@ -38,11 +38,11 @@ public struct MacvlanPlugin: CNIPlugin {
                 .conflict, "container interface \"\(ifName)\" already exists",
                 details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
         }
-        if conf.isLayer3 { _ = try Delegate.find(conf.ipamType!, in: ctx.args.path) }
+        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
         // IPAM (a child process) runs while the link is made; its rollback waits for it.
-        let ipamTask = conf.isLayer3 ? BackgroundTask { try Delegate.add(conf.ipamType!, ctx) } : nil
-        if let ipamTask {
-            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(conf.ipamType!, .del, ctx) } }
+        let ipamTask = conf.ipam.map { ipam in BackgroundTask { try Delegate.add(ipam, ctx) } }
+        if let ipamTask, let ipam = conf.ipam {
+            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(ipam, .del, ctx) } }
         }
         let link: Link
         do {
@@ -63,14 +63,14 @@ public struct MacvlanPlugin: CNIPlugin {
         if let ipamTask {
             let ipam = try ipamTask.value()
             guard !ipam.ips.isEmpty else {
-                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipamType!)\" returned no address")
+                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
             }
             result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 0) }
             result.routes = ipam.routes
             result.dns = ipam.dns
         }
         do {
-            if conf.isLayer3 {
+            if conf.ipam != nil {
                 try container.configure(&result, index: link.index, ifName: ifName, nl: cnl, routeMetric: conf.routeMetric)
             } else {
                 try cnl.setUp(link.index, arpNotify: true)
@@ -92,7 +92,7 @@ public struct MacvlanPlugin: CNIPlugin {
         var failures = StepFailures()
         // IPAM DEL (a child process) runs beside the link deletion (measured: faster than one
         // after the other).
-        let ipam = conf.isLayer3 ? BackgroundTask { try Delegate.run(conf.ipamType!, .del, ctx) } : nil
+        let ipam = conf.ipam.map { ipam in BackgroundTask { try Delegate.run(ipam, .del, ctx) } }
         if !ctx.args.netns.isEmpty {
             failures.run("delete \(ctx.args.ifName) in \(ctx.args.netns)", code: .kernelOperationFailed) {
                 try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
@@ -109,7 +109,7 @@ public struct MacvlanPlugin: CNIPlugin {
         guard let prev = ctx.config.prevResult else {
             throw CNIError(.invalidNetworkConfig, "macvlan CHECK needs prevResult", details: "the runtime passes the ADD result")
         }
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .check, ctx) }
+        if let ipam = conf.ipam { try Delegate.run(ipam, .check, ctx) }
         func fail(_ m: String) -> CNIError { CNIError(.checkFailed, m) }
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let cnl = try container.netlink()
@@ -129,12 +129,12 @@ public struct MacvlanPlugin: CNIPlugin {
 
     public func gc(_ ctx: PluginContext) throws {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .gc, ctx) }
+        if let ipam = conf.ipam { try Delegate.run(ipam, .gc, ctx) }
     }
 
     public func status(_ ctx: PluginContext) throws {
         let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        if conf.isLayer3 { try Delegate.run(conf.ipamType!, .status, ctx) }
+        if let ipam = conf.ipam { try Delegate.run(ipam, .status, ctx) }
     }
 }
 

@@ -13,10 +13,10 @@ struct MacvlanConfig {
     var broadcastQueueLength: UInt32?
     /// The metric of the container's routes that name no `priority` (automatic when nil).
     var routeMetric: UInt32?
-    var ipamType: String?
+    /// The IPAM plugin; nil for an attachment without addresses (`ipam` absent, `{}` or without a
+    /// type: a pure layer-2 port).
+    var ipam: String?
     var dns: CNIResult.DNS?
-
-    var isLayer3: Bool { ipamType.map { !$0.isEmpty } ?? false }
 
     static let modes: [String: UInt32] = ["private": 1, "vepa": 2, "bridge": 4, "passthru": 8]
 
@@ -42,7 +42,7 @@ struct MacvlanConfig {
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipamType = conf.ipamType
+        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns
         if let m = try f.string("mac") { mac = try parseMACAddress(m, field: "mac") }
         if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
