@@ -274,10 +274,26 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The transport protocols port mappings name (IANA numbers).
-public enum IPProtocol {
-    public static let numbers: [String: UInt8] = ["tcp": 6, "udp": 17, "sctp": 132]
+/// An IP protocol number (IPPROTO_*), as a port mapping or a conntrack filter names it.
+public struct IPProtocol: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init(integerLiteral value: UInt8) { rawValue = value }
+
+    public static let tcp: IPProtocol = 6
+    public static let udp: IPProtocol = 17
+    public static let sctp: IPProtocol = 132
+    /// The protocols a port mapping may name, by their names.
+    public static let named: [String: IPProtocol] = ["tcp": .tcp, "udp": .udp, "sctp": .sctp]
+
+    /// The protocol `name` names (`tcp`, `udp`, `sctp`, any case); nil for anything else.
+    public init?(name: String) {
+        guard let p = Self.named[name.lowercased()] else { return nil }
+        self = p
+    }
+
     /// `tcp`, `udp`, `sctp`, else the number.
-    public static func name(_ p: UInt8) -> String { numbers.first { $0.value == p }?.key ?? String(p) }
+    public var description: String { Self.named.first { $0.value == self }?.key ?? String(rawValue) }
 }
 
 extension IPAddress {

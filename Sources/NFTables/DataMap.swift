@@ -38,13 +38,13 @@ public enum FieldType: Sendable, Equatable {
 /// A value of one field.
 public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     case address(IPAddress)
-    case proto(UInt8)
+    case proto(IPProtocol)
     case port(UInt16)
 
     var bytes: [UInt8] {
         switch self {
         case .address(let a): return a.networkBytes
-        case .proto(let p): return [p, 0, 0, 0]
+        case .proto(let p): return [p.rawValue, 0, 0, 0]
         case .port(let p): return [UInt8(p >> 8), UInt8(p & 0xFF), 0, 0]
         }
     }
@@ -52,7 +52,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .address(let a): return a.description
-        case .proto(let p): return IPProtocol.name(p)
+        case .proto(let p): return p.description
         case .port(let p): return String(p)
         }
     }
@@ -72,7 +72,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
             case .ipv4, .ipv6:
                 guard let a = IPAddress(networkBytes: chunk) else { return nil }
                 out.append(.address(a))
-            case .proto: out.append(.proto(chunk[0]))
+            case .proto: out.append(.proto(IPProtocol(rawValue: chunk[0])))
             case .port: out.append(.port(UInt16(chunk[0]) << 8 | UInt16(chunk[1])))
             }
             i += f.width

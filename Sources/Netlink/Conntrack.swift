@@ -18,7 +18,7 @@ public enum Conntrack {
     /// returns how many went. Equivalent to `conntrack -D -f <family> -p <proto> --dport <port>`.
     @discardableResult
     public static func delete(
-        _ nl: NetlinkSocket, family: IPFamily, proto: UInt8, destinationPort port: UInt16
+        _ nl: NetlinkSocket, family: IPFamily, proto: IPProtocol, destinationPort port: UInt16
     ) throws(NetlinkError) -> Int {
         try delete(nl, family: family, proto: proto, destinationPorts: [port])
     }
@@ -30,7 +30,7 @@ public enum Conntrack {
     /// checked here again all the same.
     @discardableResult
     public static func delete(
-        _ nl: NetlinkSocket, family: IPFamily, proto: UInt8, destinationPorts ports: Set<UInt16>
+        _ nl: NetlinkSocket, family: IPFamily, proto: IPProtocol, destinationPorts ports: Set<UInt16>
     ) throws(NetlinkError) -> Int {
         guard let port = ports.first else { return 0 }
         let onePort = ports.count == 1
@@ -43,7 +43,7 @@ public enum Conntrack {
         var dump = request(Int32(IPCTNL_MSG_CT_GET.rawValue), NLM_F_DUMP)
         dump.nest(Int(CTA_TUPLE_ORIG.rawValue)) { t in
             t.nest(Int(CTA_TUPLE_PROTO.rawValue)) { p in
-                p.attribute(Int(CTA_PROTO_NUM.rawValue), u8: proto)
+                p.attribute(Int(CTA_PROTO_NUM.rawValue), u8: proto.rawValue)
                 if onePort { p.attribute(Int(CTA_PROTO_DST_PORT.rawValue), u16: port.bigEndian) }
             }
         }
@@ -52,13 +52,13 @@ public enum Conntrack {
             f.attribute(Int(CTA_FILTER_ORIG_FLAGS.rawValue), u32: filterProtoNum | (onePort ? filterProtoDstPort : 0))
             f.attribute(Int(CTA_FILTER_REPLY_FLAGS.rawValue), u32: 0)
         }
-        let what = "conntrack -D -p \(IPProtocol.name(proto)) --dport \(ports.sorted().map(String.init).joined(separator: ","))"
+        let what = "conntrack -D -p \(proto) --dport \(ports.sorted().map(String.init).joined(separator: ","))"
         var deleted = 0
         for entry in try nl.execute(dump, "\(what) (dump)") {
             let attrs = entry.attributes(after: MemoryLayout<nfgenmsg>.size)
             guard let orig = attrs[Int(CTA_TUPLE_ORIG.rawValue)],
                 let tp = NetlinkAttributes(Array(orig)).nested(Int(CTA_TUPLE_PROTO.rawValue)),
-                tp.u8(Int(CTA_PROTO_NUM.rawValue)) == proto,
+                tp.u8(Int(CTA_PROTO_NUM.rawValue)) == proto.rawValue,
                 let dport = tp.u16(Int(CTA_PROTO_DST_PORT.rawValue)).map({ UInt16(bigEndian: $0) }), ports.contains(dport)
             else { continue }
             var del = request(Int32(IPCTNL_MSG_CT_DELETE.rawValue), NLM_F_ACK)

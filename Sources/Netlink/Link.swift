@@ -24,7 +24,7 @@ public struct Link: Sendable, Equatable {
     public let operState: UInt8
     public let promiscuity: UInt32
     /// IFLA_MACVLAN_MODE of a macvlan (1 private, 2 vepa, 4 bridge, 8 passthru).
-    public let macvlanMode: UInt32?
+    public let macvlanMode: MacvlanMode?
 
     /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
     /// under it (a tun, wireguard or ip tunnel device is not).
@@ -51,7 +51,7 @@ public struct Link: Sendable, Equatable {
         operState = a.u8(Int(IFLA_OPERSTATE)) ?? 0
         promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
         txQueueLength = Int(a.u32(Int(IFLA_TXQLEN)) ?? 0)
-        macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE))
+        macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE)).flatMap(MacvlanMode.init(rawValue:))
     }
 }
 
@@ -160,7 +160,7 @@ extension NetlinkSocket {
     /// when given. Equivalent to `ip link add <name> link <master> [netns <ns>] [mtu <m>]
     /// [address <mac>] type macvlan mode <mode> [bcqueuelen <n>]`.
     public func createMacvlan(
-        name: String, master: Int32, mode: UInt32, in namespace: NetworkNamespace? = nil, mtu: Int? = nil,
+        name: String, master: Int32, mode: MacvlanMode, in namespace: NetworkNamespace? = nil, mtu: Int? = nil,
         mac: [UInt8]? = nil, broadcastQueueLength: UInt32? = nil
     ) throws(NetlinkError) {
         var r = NetlinkRequest.newLink(name, mtu: mtu, mac: mac)
@@ -169,7 +169,7 @@ extension NetlinkSocket {
         r.nest(Int(IFLA_LINKINFO)) { r in
             r.attribute(Int(IFLA_INFO_KIND), string: "macvlan")
             r.nest(Int(IFLA_INFO_DATA)) { r in
-                r.attribute(Int(IFLA_MACVLAN_MODE), u32: mode)
+                r.attribute(Int(IFLA_MACVLAN_MODE), u32: mode.rawValue)
                 if let q = broadcastQueueLength { r.attribute(Int(IFLA_MACVLAN_BC_QUEUE_LEN), u32: q) }
             }
         }
@@ -291,5 +291,33 @@ extension NetlinkSocket {
     /// Equivalent to `ip link del <link>`.
     public func deleteLink(_ index: Int32) throws(NetlinkError) {
         try execute(NetlinkRequest.link(Int(RTM_DELLINK), flags: NLM_F_ACK, index: index), "RTM_DELLINK index \(index)")
+    }
+}
+
+/// The mode of a macvlan link (`MACVLAN_MODE_*`), named as `ip link` and the macvlan plugin
+/// name it.
+public enum MacvlanMode: UInt32, CaseIterable, Sendable, CustomStringConvertible {
+    /// Frames between siblings are dropped.
+    case `private` = 1
+    /// Frames between siblings go out to the switch (a hairpinning one sends them back).
+    case vepa = 2
+    /// Siblings talk to each other directly.
+    case bridge = 4
+    /// The only child takes the parent's place.
+    case passthru = 8
+
+    public var description: String {
+        switch self {
+        case .private: return "private"
+        case .vepa: return "vepa"
+        case .bridge: return "bridge"
+        case .passthru: return "passthru"
+        }
+    }
+
+    /// The mode `name` names (`bridge`, `private`, `vepa`, `passthru`); nil for anything else.
+    public init?(name: String) {
+        guard let m = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = m
     }
 }

@@ -75,7 +75,7 @@ import Testing
 @Suite(.serialized, .enabled(if: canCreateNetns, "needs root and nft to create namespaces and tables"))
 struct PortMapKernelTests {
     let ns = MasqueradeKernelTests.NS()
-    func mapping(_ host: UInt16, _ ctr: String, proto: UInt8 = 6, hostIP: String? = nil) -> PortMap.Mapping {
+    func mapping(_ host: UInt16, _ ctr: String, proto: IPProtocol = .tcp, hostIP: String? = nil) -> PortMap.Mapping {
         PortMap.Mapping(hostPort: host, containerPort: 80, proto: proto, hostIP: hostIP.flatMap(IPAddress.init), container: IPAddress(ctr)!)
     }
     func elements(_ map: String) -> [String] {
@@ -91,7 +91,7 @@ struct PortMapKernelTests {
         let workers = 8, each = 40
         let failures = LockedList()
         let path = "/run/netns/\(ns.name)"
-        @Sendable func mapping(_ host: UInt16, _ ctr: String, proto: UInt8 = 6) -> PortMap.Mapping {
+        @Sendable func mapping(_ host: UInt16, _ ctr: String, proto: IPProtocol = .tcp) -> PortMap.Mapping {
             PortMap.Mapping(hostPort: host, containerPort: 80, proto: proto, hostIP: nil, container: IPAddress(ctr)!)
         }
         DispatchQueue.concurrentPerform(iterations: workers) { w in

@@ -115,7 +115,7 @@ public struct MacvlanPlugin: CNIPlugin {
         let cnl = try container.netlink()
         guard let l = try cnl.link(named: ctx.args.ifName) else { throw fail("interface \"\(ctx.args.ifName)\" is missing in \(ctx.args.netns)") }
         guard l.kind == "macvlan" else { throw fail("interface \"\(ctx.args.ifName)\" is a \(l.kind ?? "plain link"), not a macvlan") }
-        if l.macvlanMode != conf.mode { throw fail("interface \"\(ctx.args.ifName)\" is not in mode \(conf.modeName)") }
+        if l.macvlanMode != conf.mode { throw fail("interface \"\(ctx.args.ifName)\" is not in mode \(conf.mode)") }
         let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
         let master = try Macvlan.master(conf, nil, masterNL)
         if l.parentIndex != master.index { throw fail("interface \"\(ctx.args.ifName)\" is not on master \"\(master.name)\"") }

@@ -1,11 +1,11 @@
 import CNI
+import Netlink
 
 /// The macvlan plugin's configuration, decoded and validated with no kernel call.
 struct MacvlanConfig {
     /// nil: the interface of the default route (or, chained, the host interface of prevResult).
     var master: String?
-    var modeName = "bridge"
-    var mode: UInt32 = 4
+    var mode = MacvlanMode.bridge
     var mtu: Int?
     /// `mac`, then CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac (last wins).
     var mac: [UInt8]?
@@ -18,8 +18,6 @@ struct MacvlanConfig {
     var ipam: String?
     var dns: CNIResult.DNS?
 
-    static let modes: [String: UInt32] = ["private": 1, "vepa": 2, "bridge": 4, "passthru": 8]
-
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
         if let m = try f.string("master"), !m.isEmpty {
@@ -31,10 +29,9 @@ struct MacvlanConfig {
             master = m
         }
         if let m = try f.string("mode"), !m.isEmpty {
-            guard let v = MacvlanConfig.modes[m] else {
+            guard let v = MacvlanMode(name: m) else {
                 throw Fields.invalid("mode", .string(m), "must be one of bridge, private, vepa, passthru")
             }
-            modeName = m
             mode = v
         }
         mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }

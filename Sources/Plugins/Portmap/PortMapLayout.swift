@@ -51,13 +51,13 @@ public enum PortMap {
     public struct Mapping: Sendable, Hashable, CustomStringConvertible {
         public var hostPort: UInt16
         public var containerPort: UInt16
-        /// IPPROTO_TCP, _UDP or _SCTP.
-        public var proto: UInt8
+        /// TCP, UDP or SCTP.
+        public var proto: IPProtocol
         /// Only traffic to this host address; nil for any.
         public var hostIP: IPAddress?
         public var container: IPAddress
 
-        public init(hostPort: UInt16, containerPort: UInt16, proto: UInt8, hostIP: IPAddress?, container: IPAddress) {
+        public init(hostPort: UInt16, containerPort: UInt16, proto: IPProtocol, hostIP: IPAddress?, container: IPAddress) {
             self.hostPort = hostPort
             self.containerPort = containerPort
             self.proto = proto
@@ -361,10 +361,10 @@ public enum PortMap {
 
     /// A host port as a runtime names it: protocol, port, and the host address (nil for any).
     public struct HostPort: Sendable, Hashable {
-        public var proto: UInt8
+        public var proto: IPProtocol
         public var port: UInt16
         public var hostIP: IPAddress?
-        public init(proto: UInt8, port: UInt16, hostIP: IPAddress?) {
+        public init(proto: IPProtocol, port: UInt16, hostIP: IPAddress?) {
             self.proto = proto
             self.port = port
             self.hostIP = hostIP
@@ -458,7 +458,7 @@ public enum PortMap {
             let byAddress = key.count == 3
             var hostIP: IPAddress?
             if byAddress, case .address(let a) = key[0] { hostIP = a }
-            var proto: UInt8 = 0
+            var proto: IPProtocol = 0
             var hostPort: UInt16 = 0
             var container = IPAddress(family: .v4, bits: 0)
             var containerPort: UInt16 = 0

@@ -142,12 +142,12 @@ enum Portmap {
     /// elsewhere (an earlier container, or none) does not swallow the datagrams.
     static func flushUDP(_ mappings: [PortMap.Mapping]) throws {
         var ports: [IPFamily: Set<UInt16>] = [:]
-        for m in mappings where m.proto == UInt8(IPPROTO_UDP) { ports[m.family, default: []].insert(m.hostPort) }
+        for m in mappings where m.proto == .udp { ports[m.family, default: []].insert(m.hostPort) }
         guard !ports.isEmpty else { return }
         do {
             let nl = try Conntrack.socket()
             for (family, set) in ports.sorted(by: { $0.key == .v4 && $1.key == .v6 }) {
-                try Conntrack.delete(nl, family: family, proto: UInt8(IPPROTO_UDP), destinationPorts: set)
+                try Conntrack.delete(nl, family: family, proto: .udp, destinationPorts: set)
             }
         } catch {
             throw CNIError(.kernelOperationFailed, "failed to flush the UDP conntrack entries of the host ports", details: "\(error)")

@@ -7,7 +7,7 @@ struct PortmapConfig {
     struct Entry: Equatable {
         var hostPort: UInt16
         var containerPort: UInt16
-        var proto: UInt8
+        var proto: IPProtocol
         /// nil: every address of both families; an unspecified address (0.0.0.0, ::) means every
         /// address of its family only.
         var hostIP: IPAddress?
@@ -48,9 +48,9 @@ struct PortmapConfig {
             guard let ctr = try m.int("containerPort", in: 1...65535) else {
                 throw CNIError(.invalidNetworkConfig, "missing \(p).containerPort", details: "a port from 1 to 65535")
             }
-            var proto: UInt8 = 6
+            var proto = IPProtocol.tcp
             if let name = try m.string("protocol"), !name.isEmpty {
-                guard let n = IPProtocol.numbers[name.lowercased()] else {
+                guard let n = IPProtocol(name: name) else {
                     throw Fields.invalid("\(p).protocol", .string(name), "must be tcp, udp or sctp")
                 }
                 proto = n
