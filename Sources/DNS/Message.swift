@@ -3,14 +3,20 @@
 
 import CNI
 
-public enum RRType {
-    public static let a: UInt16 = 1
-    public static let ns: UInt16 = 2
-    public static let soa: UInt16 = 6
-    public static let ptr: UInt16 = 12
-    public static let aaaa: UInt16 = 28
-    public static let opt: UInt16 = 41
-    public static let any: UInt16 = 255
+/// A resource record type (RFC 1035 3.2.2, RFC 3596, RFC 6891): the ones the responder answers
+/// or reads by name, any other by number.
+public struct RRType: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public init(integerLiteral value: UInt16) { rawValue = value }
+
+    public static let a: RRType = 1
+    public static let ns: RRType = 2
+    public static let soa: RRType = 6
+    public static let ptr: RRType = 12
+    public static let aaaa: RRType = 28
+    public static let opt: RRType = 41
+    public static let any: RRType = 255
 }
 
 public enum RCode {
@@ -106,7 +112,7 @@ public struct Query: Sendable {
     public var name: DNSName
     /// The question exactly as received (echoed in the answer).
     public var questionBytes: ArraySlice<UInt8>
-    public var type: UInt16
+    public var type: RRType
     public var qclass: UInt16
     public var edns: EDNS?
 }
@@ -136,7 +142,7 @@ public enum DNSParser {
         let opcode = (flags >> 11) & 0xF
         var question: ArraySlice<UInt8>?
         var name = DNSName(labels: [])
-        var type: UInt16 = 0, qclass: UInt16 = 0
+        var type: RRType = 0, qclass: UInt16 = 0
         var at = 12
         if qd >= 1 && m.count == 12 { return .drop("QDCOUNT \(qd) without question bytes") }
         if qd >= 1 {
@@ -144,7 +150,7 @@ public enum DNSParser {
                 let start = at
                 name = try readName(m, &at)
                 guard at + 4 <= m.count else { throw Failure(reason: "question ends inside its type and class") }
-                type = u16(m, at)
+                type = RRType(rawValue: u16(m, at))
                 qclass = u16(m, at + 2)
                 at += 4
                 question = m[start..<at]
@@ -171,7 +177,7 @@ public enum DNSParser {
                 at += 10
                 guard at + rdlen <= m.count else { throw Failure(reason: "record \(i + 1) data runs past the end") }
                 at += rdlen
-                if rtype == RRType.opt {
+                if rtype == RRType.opt.rawValue {
                     guard i >= Int(an) + Int(ns) else { throw Failure(reason: "OPT outside the additional section") }
                     guard edns == nil else { throw Failure(reason: "two OPT records") }
                     edns = EDNS(udpSize: rclass, version: UInt8((ttl >> 16) & 0xFF), dnssecOK: ttl & 0x8000 != 0)
@@ -258,7 +264,7 @@ public struct ResponseWriter {
     public var answerCount: Int { Int(counts.an) }
 
     /// A record whose owner is the question's name (a pointer to offset 12).
-    public mutating func answer(type: UInt16, ttl: UInt32, rdata: [UInt8]) {
+    public mutating func answer(type: RRType, ttl: UInt32, rdata: [UInt8]) {
         bytes.append(0xC0)
         bytes.append(12)
         header(type: type, ttl: ttl, rdlen: rdata.count)
@@ -288,7 +294,7 @@ public struct ResponseWriter {
         DNSName(labels: [Array("ns".utf8)] + zone.labels).write(to: &rdata)
         DNSName(labels: [Array("hostmaster".utf8)] + zone.labels).write(to: &rdata)
         for v: UInt32 in [1, 3600, 600, 86400, ttl] { rdata += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-        out += [UInt8(RRType.soa >> 8), UInt8(RRType.soa & 0xFF), 0, 1]
+        out += [UInt8(RRType.soa.rawValue >> 8), UInt8(RRType.soa.rawValue & 0xFF), 0, 1]
         out += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 0xFF), UInt8(ttl >> 8 & 0xFF), UInt8(ttl & 0xFF)]
         out += [UInt8(rdata.count >> 8), UInt8(rdata.count & 0xFF)]
         return out + rdata
@@ -313,7 +319,7 @@ public struct ResponseWriter {
     /// The OPT record: our UDP size, the extended rcode's upper bits, version 0.
     public mutating func opt(udpSize: UInt16, extendedRCode: UInt16 = 0) {
         bytes.append(0)
-        put16(RRType.opt)
+        put16(RRType.opt.rawValue)
         put16(udpSize)
         bytes.append(UInt8((extendedRCode >> 4) & 0xFF))
         bytes.append(0)
@@ -341,8 +347,8 @@ public struct ResponseWriter {
         return at + 4 - 12
     }
 
-    mutating func header(type: UInt16, ttl: UInt32, rdlen: Int) {
-        put16(type)
+    mutating func header(type: RRType, ttl: UInt32, rdlen: Int) {
+        put16(type.rawValue)
         put16(1)
         put16(UInt16(ttl >> 16))
         put16(UInt16(ttl & 0xFFFF))

@@ -9,8 +9,8 @@ import CNI
 public struct Link: Sendable, Equatable {
     public let index: Int32
     public let name: String
-    /// IFF_* flags (IFF_UP, IFF_PROMISC, ...).
-    public let flags: UInt32
+    /// The interface flags (IFF_*).
+    public let flags: LinkFlags
     public let mtu: Int
     /// The hardware address, `aa:bb:cc:dd:ee:ff`.
     public let mac: String
@@ -29,10 +29,10 @@ public struct Link: Sendable, Equatable {
     /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
     /// under it (a tun, wireguard or ip tunnel device is not).
     public let isEthernet: Bool
-    public var isLoopback: Bool { flags & UInt32(IFF_LOOPBACK) != 0 }
-    public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
-    public var isPromiscuous: Bool { flags & UInt32(IFF_PROMISC) != 0 }
-    public var isAllMulticast: Bool { flags & UInt32(IFF_ALLMULTI) != 0 }
+    public var isLoopback: Bool { flags.contains(.loopback) }
+    public var isUp: Bool { flags.contains(.up) }
+    public var isPromiscuous: Bool { flags.contains(.promiscuous) }
+    public var isAllMulticast: Bool { flags.contains(.allMulticast) }
     /// IFLA_TXQLEN.
     public let txQueueLength: Int
 
@@ -40,7 +40,7 @@ public struct Link: Sendable, Equatable {
         let hdr = reply.header(as: ifinfomsg.self)
         let a = reply.attributes(after: MemoryLayout<ifinfomsg>.size)
         index = hdr.ifi_index
-        flags = hdr.ifi_flags
+        flags = LinkFlags(rawValue: hdr.ifi_flags)
         isEthernet = hdr.ifi_type == 1  // ARPHRD_ETHER
         name = a.string(Int(IFLA_IFNAME)) ?? ""
         mtu = Int(a.u32(Int(IFLA_MTU)) ?? 0)
@@ -53,6 +53,20 @@ public struct Link: Sendable, Equatable {
         txQueueLength = Int(a.u32(Int(IFLA_TXQLEN)) ?? 0)
         macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE)).flatMap(MacvlanMode.init(rawValue:))
     }
+}
+
+/// A link's IFF_* flags.
+public struct LinkFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// IFF_UP: administratively up.
+    public static let up = LinkFlags(rawValue: UInt32(IFF_UP))
+    /// IFF_LOOPBACK.
+    public static let loopback = LinkFlags(rawValue: UInt32(IFF_LOOPBACK))
+    /// IFF_PROMISC: receives every frame.
+    public static let promiscuous = LinkFlags(rawValue: UInt32(IFF_PROMISC))
+    /// IFF_ALLMULTI: receives every multicast frame.
+    public static let allMulticast = LinkFlags(rawValue: UInt32(IFF_ALLMULTI))
 }
 
 /// MAC address text <-> bytes.
@@ -196,7 +210,7 @@ extension NetlinkSocket {
     /// Equivalent to `ip link set <link> up` (or `down`); with `arpNotify`, also
     /// `sysctl net.ipv4.conf.<link>.arp_notify=1`, in the same request (no /proc, no namespace thread).
     public func setUp(_ index: Int32, _ up: Bool = true, arpNotify: Bool = false) throws(NetlinkError) {
-        let f = UInt32(IFF_UP)
+        let f = LinkFlags.up.rawValue
         try modifyLink(index, up ? "up" : "down", ifFlags: up ? f : 0, change: f) { r in
             guard arpNotify else { return }
             r.nest(Int(IFLA_AF_SPEC)) { r in
@@ -209,13 +223,13 @@ extension NetlinkSocket {
 
     /// Equivalent to `ip link set <link> promisc on|off`.
     public func setPromiscuous(_ index: Int32, _ on: Bool) throws(NetlinkError) {
-        let f = UInt32(IFF_PROMISC)
+        let f = LinkFlags.promiscuous.rawValue
         try modifyLink(index, "promisc \(on)", ifFlags: on ? f : 0, change: f)
     }
 
     /// Equivalent to `ip link set <link> allmulticast on|off`.
     public func setAllMulticast(_ index: Int32, _ on: Bool) throws(NetlinkError) {
-        let f = UInt32(IFF_ALLMULTI)
+        let f = LinkFlags.allMulticast.rawValue
         try modifyLink(index, "allmulticast \(on)", ifFlags: on ? f : 0, change: f)
     }
 

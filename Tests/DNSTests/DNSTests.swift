@@ -3,10 +3,10 @@ import DNS
 import Testing
 
 /// A query: header (ID 0x1234, RD), one question, optional OPT.
-func query(_ name: String, _ type: UInt16 = RRType.a, qclass: UInt16 = 1, flags: UInt16 = 0x0100, edns: (size: UInt16, version: UInt8)? = nil) -> [UInt8] {
+func query(_ name: String, _ type: RRType = .a, qclass: UInt16 = 1, flags: UInt16 = 0x0100, edns: (size: UInt16, version: UInt8)? = nil) -> [UInt8] {
     var m: [UInt8] = [0x12, 0x34, UInt8(flags >> 8), UInt8(flags & 0xFF), 0, 1, 0, 0, 0, 0, 0, edns == nil ? 0 : 1]
     DNSName(name)!.write(to: &m)
-    m += [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(qclass >> 8), UInt8(qclass & 0xFF)]
+    m += [UInt8(type.rawValue >> 8), UInt8(type.rawValue & 0xFF), UInt8(qclass >> 8), UInt8(qclass & 0xFF)]
     if let e = edns { m += [0, 0, 41, UInt8(e.size >> 8), UInt8(e.size & 0xFF), 0, e.version, 0, 0, 0, 0] }
     return m
 }
@@ -24,16 +24,16 @@ struct Answer {
     var ns: Int { Int(bytes[8]) << 8 | Int(bytes[9]) }
     var ar: Int { Int(bytes[10]) << 8 | Int(bytes[11]) }
     /// The records of every section: (type, rdata).
-    var records: [(type: UInt16, rdata: [UInt8])] {
+    var records: [(type: RRType, rdata: [UInt8])] {
         var at = 12
         func name() { while at < bytes.count { let b = bytes[at]; if b == 0 { at += 1; return }; if b & 0xC0 == 0xC0 { at += 2; return }; at += Int(b) + 1 } }
         if qd == 1 { name(); at += 4 }
-        var out: [(UInt16, [UInt8])] = []
+        var out: [(RRType, [UInt8])] = []
         for _ in 0..<(an + ns + ar) {
             name()
             let t = UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1])
             let len = Int(bytes[at + 8]) << 8 | Int(bytes[at + 9])
-            out.append((t, Array(bytes[(at + 10)..<(at + 10 + len)])))
+            out.append((RRType(rawValue: t), Array(bytes[(at + 10)..<(at + 10 + len)])))
             at += 10 + len
         }
         return out
@@ -80,9 +80,9 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
     }
 
     @Test func nodataNotNXDOMAINForAnyOtherTypeOfAKnownName() throws {
-        for t: UInt16 in [RRType.aaaa, 16, 15, 33, 65280] {  // db has no IPv6; TXT, MX, SRV, private
+        for t: RRType in [.aaaa, 16, 15, 33, 65280] {  // db has no IPv6; TXT, MX, SRV, private
             let a = try #require(answer(query("db", t)))
-            #expect(a.rcode == 0 && a.an == 0 && a.ns == 1 && a.aa, "type \(t)")
+            #expect(a.rcode == 0 && a.an == 0 && a.ns == 1 && a.aa, "type \(t.rawValue)")
             #expect(a.records.first?.type == RRType.soa)
         }
     }
@@ -182,7 +182,7 @@ func answer(_ m: [UInt8], from source: IPAddress = inWeb, listener: IPAddress = 
     }()
     static let frontGW = IPAddress("10.251.0.1")!, backGW = IPAddress("10.252.0.1")!
 
-    func ask(_ name: String, _ type: UInt16 = RRType.a, from: String, via: IPAddress) -> Answer? {
+    func ask(_ name: String, _ type: RRType = .a, from: String, via: IPAddress) -> Answer? {
         if case .reply(let b) = Responder.respond(
             query(name, type), source: IPAddress(from)!, listener: via, overTCP: false, zones: Self.zones, shuffle: { _ in })
         {
