@@ -30,18 +30,7 @@ public struct BridgePlugin: CNIPlugin {
             if !rollback.failures.isEmpty { ctx.log("bridge: rollback: \(rollback.failures.joined(separator: "; "))") }
         }
 
-        // What can be refused is refused before IPAM runs, so such an ADD changes nothing: a
-        // bridge name taken by another kind of link, an interface name in use in the container,
-        // an IPAM plugin that is not on CNI_PATH.
-        let existingBridge: Link?
-        do {
-            existingBridge = try host.link(named: conf.bridge)
-            if let l = existingBridge, l.kind != "bridge" { throw Bridge.notABridge(conf, l) }
-            if try cnl.link(named: ctx.args.ifName) != nil { throw Bridge.interfaceExists(ctx.args.ifName, container) }
-        } catch {
-            throw Bridge.kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
-        }
-        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
+        let existingBridge = try Bridge.refuseBeforeIPAM(conf, ctx, host: host, cnl: cnl, container: container)
 
         // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
         // for it and releases what it got.
@@ -66,56 +55,21 @@ public struct BridgePlugin: CNIPlugin {
         let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
         rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
-        if conf.macSpoofCheck, let mac = MAC.parse(veth.container.mac) {
-            let nft = try NFTSocket.open()
-            do {
-                try MacSpoofCheck.add(nft, network: ctx.config.name, attachment, hostInterface: veth.host.name, mac: mac)
-            } catch {
-                throw CNIError(.firewallFailed, "failed to set up macspoofchk for \(attachment)", details: error.description)
-            }
-            rollback.add("remove macspoofchk") { try MacSpoofCheck.remove(nft, network: ctx.config.name, attachment) }
-        }
+        if conf.macSpoofCheck { try Bridge.addMacSpoofCheck(ctx, attachment, veth: veth, rollback: rollback) }
 
         var result = CNIResult()
         if let ipamTask {
-            let ipam = try ipamTask.value()
-            guard !ipam.ips.isEmpty else {
-                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
-            }
-            result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
-            result.routes = ipam.routes
-            result.dns = ipam.dns
-            if conf.isGateway {
-                let gateway = conf.vlan != 0 ? try Bridge.ensureVLANGateway(conf, bridge: br, host: host) : br
-                try Bridge.configureGateway(conf, &result, bridge: gateway, host: host)
-            }
-            try Bridge.configureContainer(conf, &result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
-            if conf.ipMasq {
-                let nft = try NFTSocket.open()
-                do {
-                    try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address), exclude: conf.ipMasqExclude)
-                } catch {
-                    throw CNIError(.firewallFailed, "failed to set up ipMasq for \(attachment)", details: error.description)
-                }
-                rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
-            }
-        }
-        if conf.ipam == nil && !conf.disableContainerInterface {
+            result = try Bridge.configureAddresses(
+                conf, ctx, ipam: try ipamTask.value(), attachment, bridge: br, veth: veth, host: host, container: container, cnl: cnl,
+                rollback: rollback)
+        } else if !conf.disableContainerInterface {
             // A pure layer-2 port: no address, but the interface is up (as the reference does).
             do { try cnl.setUp(veth.container.index, arpNotify: true) } catch {
                 throw Bridge.kernel("failed to bring \(ctx.args.ifName) up in \(container.path)", error)
             }
         }
         if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
-
-        let brNow = try host.link(index: br.index) ?? br
-        let hostNow = try host.link(index: veth.host.index) ?? veth.host
-        let ctrNow = try cnl.link(index: veth.container.index) ?? veth.container
-        result.interfaces = [
-            .init(name: brNow.name, mac: brNow.mac, mtu: brNow.mtu),
-            .init(name: hostNow.name, mac: hostNow.mac, mtu: hostNow.mtu),
-            .init(name: ctrNow.name, mac: ctrNow.mac, mtu: ctrNow.mtu, sandbox: ctx.args.netns),
-        ]
+        result.interfaces = try Bridge.interfaces(bridge: br, veth: veth, host: host, cnl: cnl, netns: ctx.args.netns)
         // Fail now, while the rollback is armed, if the result cannot be printed in the asked version.
         _ = try result.json(version: ctx.config.cniVersion)
         rollback.disarm()
@@ -191,6 +145,81 @@ public struct BridgePlugin: CNIPlugin {
 
 /// The steps of the bridge plugin.
 enum Bridge {
+    /// What can be refused is refused before IPAM runs, so such an ADD changes nothing: a bridge
+    /// name taken by another kind of link, an interface name in use in the container, an IPAM
+    /// plugin that is not on CNI_PATH. Returns the bridge if it exists.
+    static func refuseBeforeIPAM(
+        _ conf: BridgeConfig, _ ctx: PluginContext, host: NetlinkSocket, cnl: NetlinkSocket, container: NetworkNamespace
+    ) throws -> Link? {
+        let existing: Link?
+        do {
+            existing = try host.link(named: conf.bridge)
+            if let l = existing, l.kind != "bridge" { throw notABridge(conf, l) }
+            if try cnl.link(named: ctx.args.ifName) != nil { throw interfaceExists(ctx.args.ifName, container) }
+        } catch {
+            throw kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
+        }
+        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
+        return existing
+    }
+
+    /// macspoofchk: frames from the container's port must carry its MAC (undone by `rollback`).
+    static func addMacSpoofCheck(_ ctx: PluginContext, _ attachment: Attachment, veth: VethPair, rollback: Rollback) throws {
+        guard let mac = MAC.parse(veth.container.mac) else { return }
+        let nft = try NFTSocket.open()
+        do {
+            try MacSpoofCheck.add(nft, network: ctx.config.name, attachment, hostInterface: veth.host.name, mac: mac)
+        } catch {
+            throw CNIError(.firewallFailed, "failed to set up macspoofchk for \(attachment)", details: error.description)
+        }
+        rollback.add("remove macspoofchk") { try MacSpoofCheck.remove(nft, network: ctx.config.name, attachment) }
+    }
+
+    /// IPAM's addresses: the gateway on the bridge (isGateway), the container interface
+    /// configured, ipMasq (undone by `rollback`); the result so far.
+    static func configureAddresses(
+        _ conf: BridgeConfig, _ ctx: PluginContext, ipam: CNIResult, _ attachment: Attachment, bridge br: Link, veth: VethPair,
+        host: NetlinkSocket, container: NetworkNamespace, cnl: NetlinkSocket, rollback: Rollback
+    ) throws -> CNIResult {
+        guard !ipam.ips.isEmpty else {
+            throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
+        }
+        var result = CNIResult()
+        result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
+        result.routes = ipam.routes
+        result.dns = ipam.dns
+        if conf.isGateway {
+            let gateway = conf.vlan != 0 ? try ensureVLANGateway(conf, bridge: br, host: host) : br
+            try configureGateway(conf, &result, bridge: gateway, host: host)
+        }
+        try configureContainer(conf, &result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
+        if conf.ipMasq {
+            let nft = try NFTSocket.open()
+            do {
+                try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address), exclude: conf.ipMasqExclude)
+            } catch {
+                throw CNIError(.firewallFailed, "failed to set up ipMasq for \(attachment)", details: error.description)
+            }
+            rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
+        }
+        return result
+    }
+
+    /// The result's interfaces as the kernel has them now: the bridge, the host end, the
+    /// container end (its sandbox).
+    static func interfaces(bridge br: Link, veth: VethPair, host: NetlinkSocket, cnl: NetlinkSocket, netns: String) throws
+        -> [CNIResult.Interface]
+    {
+        let brNow = try host.link(index: br.index) ?? br
+        let hostNow = try host.link(index: veth.host.index) ?? veth.host
+        let ctrNow = try cnl.link(index: veth.container.index) ?? veth.container
+        return [
+            .init(name: brNow.name, mac: brNow.mac, mtu: brNow.mtu),
+            .init(name: hostNow.name, mac: hostNow.mac, mtu: hostNow.mtu),
+            .init(name: ctrNow.name, mac: ctrNow.mac, mtu: ctrNow.mtu, sandbox: netns),
+        ]
+    }
+
     static func kernel(_ what: String, _ e: any Error) -> CNIError {
         if let c = e as? CNIError { return c }
         return CNIError(.kernelOperationFailed, what, details: "\(e)")
