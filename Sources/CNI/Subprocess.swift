@@ -44,30 +44,58 @@ public enum Subprocess {
     private static func runOnce(
         _ path: String, arguments: [String], environment: [String: String], stdin input: [UInt8], argv0: String?
     ) throws(SystemError) -> ProcessOutput {
-        var inPipe: [Int32] = [-1, -1]
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        guard clinux_pipe2(&inPipe, O_CLOEXEC) == 0 else { throw SystemError("pipe", errno: errno) }
-        guard clinux_pipe2(&outPipe, O_CLOEXEC) == 0 else {
-            let e = errno
-            close(inPipe[0]); close(inPipe[1])
-            throw SystemError("pipe", errno: e)
+        let pipes = try Pipes()
+        let pid: pid_t
+        do {
+            pid = try spawn(path, argv: [argv0 ?? path] + arguments, environment: environment, pipes)
+        } catch {
+            close(pipes.stdin[1]); close(pipes.stdout[0]); close(pipes.stderr[0])
+            throw error
         }
-        guard clinux_pipe2(&errPipe, O_CLOEXEC) == 0 else {
-            let e = errno
-            for fd in inPipe + outPipe { close(fd) }
-            throw SystemError("pipe", errno: e)
+        var output = exchange(pipes, input: input)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7F == 0 {
+            output.exitStatus = (status >> 8) & 0xFF
+        } else {
+            output.signal = status & 0x7F
         }
+        return output
+    }
 
+    /// The child's stdin, stdout and stderr pipes (close-on-exec; the child gets its ends by dup2).
+    struct Pipes {
+        var stdin: [Int32] = [-1, -1]
+        var stdout: [Int32] = [-1, -1]
+        var stderr: [Int32] = [-1, -1]
+
+        init() throws(SystemError) {
+            guard clinux_pipe2(&stdin, O_CLOEXEC) == 0 else { throw SystemError("pipe", errno: errno) }
+            guard clinux_pipe2(&stdout, O_CLOEXEC) == 0 else {
+                let e = errno
+                close(stdin[0]); close(stdin[1])
+                throw SystemError("pipe", errno: e)
+            }
+            guard clinux_pipe2(&stderr, O_CLOEXEC) == 0 else {
+                let e = errno
+                for fd in stdin + stdout { close(fd) }
+                throw SystemError("pipe", errno: e)
+            }
+        }
+    }
+
+    /// Starts the child on the pipes; our copies of its ends are closed either way. The child
+    /// starts with default signal handling and an empty mask, whatever ours is (a caller that
+    /// ignores SIGPIPE must not pass that on).
+    private static func spawn(_ path: String, argv arguments: [String], environment: [String: String], _ pipes: Pipes) throws(SystemError)
+        -> pid_t
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-        // The child starts with default signal handling and an empty mask, whatever ours is
-        // (a caller that ignores SIGPIPE must not pass that on).
+        posix_spawn_file_actions_adddup2(&actions, pipes.stdin[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, pipes.stdout[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipes.stderr[1], 2)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -82,7 +110,7 @@ public enum Subprocess {
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv = ([argv0 ?? path] + arguments).map { strdup($0) } + [nil]
+        let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for p in argv { free(p) }
@@ -90,16 +118,18 @@ public enum Subprocess {
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
-        if rc != 0 {
-            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
-            throw SystemError("exec \(path)", errno: rc)
-        }
+        close(pipes.stdin[0]); close(pipes.stdout[1]); close(pipes.stderr[1])
+        if rc != 0 { throw SystemError("exec \(path)", errno: rc) }
+        return pid
+    }
 
-        // A child that exits without reading all of its stdin makes our write fail with EPIPE and
-        // raise SIGPIPE, whose default action would kill this process without a word (no CNI
-        // error on stdout). The signal goes to the writing thread: block it here, and take the
-        // one a failed write left pending before unblocking. The process-wide disposition stays.
+    /// Writes `input` to the child's stdin while reading its stdout and stderr until both close.
+    ///
+    /// A child that exits without reading all of its stdin makes our write fail with EPIPE and
+    /// raise SIGPIPE, whose default action would kill this process without a word (no CNI error
+    /// on stdout). The signal goes to the writing thread: it is blocked here, and the one a failed
+    /// write left pending is taken before unblocking. The process-wide disposition stays.
+    private static func exchange(_ pipes: Pipes, input: [UInt8]) -> ProcessOutput {
         var pipeSignal = sigset_t()
         sigemptyset(&pipeSignal)
         sigaddset(&pipeSignal, SIGPIPE)
@@ -118,7 +148,7 @@ public enum Subprocess {
         }
 
         var output = ProcessOutput(exitStatus: nil, signal: nil, stdout: [], stderr: [])
-        var writeFD = inPipe[1]
+        var writeFD = pipes.stdin[1]
         var written = 0
         if input.isEmpty {
             close(writeFD)
@@ -126,7 +156,7 @@ public enum Subprocess {
         } else {
             _ = fcntl(writeFD, F_SETFL, fcntl(writeFD, F_GETFL) | O_NONBLOCK)
         }
-        var readFDs = [outPipe[0], errPipe[0]]
+        var readFDs = [pipes.stdout[0], pipes.stderr[0]]
         var buf = [UInt8](repeating: 0, count: 65536)
         while !readFDs.isEmpty || writeFD >= 0 {
             var fds = readFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
@@ -149,7 +179,7 @@ public enum Subprocess {
                 }
                 let r = buf.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
                 if r > 0 {
-                    if p.fd == outPipe[0] {
+                    if p.fd == pipes.stdout[0] {
                         output.stdout.append(contentsOf: buf[0..<r])
                     } else {
                         output.stderr.append(contentsOf: buf[0..<r])
@@ -159,13 +189,6 @@ public enum Subprocess {
                     readFDs.removeAll { $0 == p.fd }
                 }
             }
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if status & 0x7F == 0 {
-            output.exitStatus = (status >> 8) & 0xFF
-        } else {
-            output.signal = status & 0x7F
         }
         return output
     }
