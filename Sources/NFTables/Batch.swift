@@ -98,158 +98,186 @@ public enum Rule: Sendable, Equatable {
 
     /// The expressions, appended to `rule`. `setID` names a map created in the same batch.
     func build(_ rule: OpaquePointer, setID: UInt32?) {
-        func expr(_ name: String, _ configure: (OpaquePointer) -> Void) {
-            let e = nftnl_expr_alloc(name)!
-            configure(e)
-            nftnl_rule_add_expr(rule, e)
-        }
-        func meta(_ key: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
-            expr("meta") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), key)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), reg)
-            }
-        }
-        func payload(_ base: UInt32, _ offset: UInt32, _ len: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
-            expr("payload") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), base)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), len)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), reg)
-            }
-        }
-        /// Compares register 1 with `data`.
-        func cmp(_ op: nft_cmp_ops, _ data: [UInt8]) {
-            var d = data
-            expr("cmp") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), op.rawValue)
-                nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &d, UInt32(d.count))
-            }
-        }
-        /// Register 1 = (register 1 & mask) ^ 0.
-        func mask(_ bits: [UInt8]) {
-            var m = bits
-            var xor = [UInt8](repeating: 0, count: bits.count)
-            expr("bitwise") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), UInt32(bits.count))
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &m, UInt32(bits.count))
-                nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, UInt32(bits.count))
-            }
-        }
-        func verdict(_ code: Int32, chain: String? = nil) {
-            expr("immediate") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: code))
-                if let chain { nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain) }
-            }
-        }
-        func lookup(_ map: String, into dreg: UInt32) {
-            expr("lookup") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), dreg)
-                nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
-                if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
-            }
-        }
-        func nfproto(_ f: IPFamily) {
-            meta(NFT_META_NFPROTO.rawValue)
-            cmp(NFT_CMP_EQ, [UInt8(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)])
-        }
-        /// `ip saddr` / `ip daddr` (or ip6) into register 1.
-        func address(_ f: IPFamily, source: Bool) {
-            let (off, len): (UInt32, UInt32) = f == .v4 ? (source ? 12 : 16, 4) : (source ? 8 : 24, 16)
-            payload(NFT_PAYLOAD_NETWORK_HEADER.rawValue, off, len)
-        }
-        func prefixMatch(_ p: IPPrefix, source: Bool) {
-            nfproto(p.family)
-            address(p.family, source: source)
-            mask(IPAddress(family: p.family, bits: p.maskBits).networkBytes)
-            cmp(NFT_CMP_EQ, p.network.address.networkBytes)
-        }
-        func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
-
+        let w = ExpressionWriter(rule: rule, setID: setID)
         switch self {
         case .jumpIfLocalDestination(let chain):
-            expr("fib") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_FLAGS), UInt32(NFTA_FIB_F_DADDR.rawValue))
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_RESULT), NFT_FIB_RESULT_ADDRTYPE.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_DREG), NFT_REG_1.rawValue)
-            }
-            cmp(NFT_CMP_EQ, u32(UInt32(RTN_LOCAL)))
-            verdict(NFT_JUMP.rawValue, chain: chain)
+            w.fibLocalDestination()
+            w.verdict(NFT_JUMP.rawValue, chain: chain)
         case .dnatMap(let f, let map, let byAddress):
-            // The key is a concatenation in 32-bit registers from NFT_REG32_00 (= NFT_REG_1):
-            // [address .] l4proto . dport; the map's data (address . port) lands in the same place.
-            nfproto(f)
-            var reg = UInt32(NFT_REG32_00.rawValue)
-            if byAddress {
-                address(f, source: false)
-                reg += f == .v4 ? 1 : 4
-            }
-            meta(NFT_META_L4PROTO.rawValue, into: reg == NFT_REG32_00.rawValue ? NFT_REG_1.rawValue : reg)
-            payload(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue, 2, 2, into: reg + 1)
-            lookup(map, into: NFT_REG_1.rawValue)
-            expr("nat") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_TYPE), UInt32(NFT_NAT_DNAT.rawValue))
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_FAMILY), UInt32(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6))
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_ADDR_MIN), NFT_REG_1.rawValue)
-                // The port follows the address: 32-bit register 1 (IPv4) or 128-bit register 2 (IPv6).
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_PROTO_MIN), f == .v4 ? NFT_REG32_01.rawValue : NFT_REG_2.rawValue)
-            }
+            w.dnatMap(f, map: map, byAddress: byAddress)
         case .dnatDestinationVerdictMap(let f, let map):
-            expr("ct") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), NFT_CT_STATUS.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
-            }
-            mask(u32(UInt32(IPS_DST_NAT.rawValue)))
-            cmp(NFT_CMP_NEQ, u32(0))
-            nfproto(f)
-            address(f, source: false)
-            lookup(map, into: NFT_REG_VERDICT.rawValue)
+            w.ctBitsSet(NFT_CT_STATUS, UInt32(IPS_DST_NAT.rawValue))
+            w.nfproto(f)
+            w.address(f, source: false)
+            w.lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .sourceMasquerade(let p):
-            prefixMatch(p, source: true)
-            expr("masq") { _ in }
+            w.prefixMatch(p, source: true)
+            w.expr("masq") { _ in }
         case .sourceVerdictMap(let f, let map):
-            nfproto(f)
-            address(f, source: true)
-            lookup(map, into: NFT_REG_VERDICT.rawValue)
+            w.nfproto(f)
+            w.address(f, source: true)
+            w.lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .destinationReturn(let p):
-            prefixMatch(p, source: false)
-            verdict(NFT_RETURN.rawValue)
+            w.prefixMatch(p, source: false)
+            w.verdict(NFT_RETURN.rawValue)
         case .masquerade:
-            expr("masq") { _ in }
+            w.expr("masq") { _ in }
         case .inputInterfaceVerdictMap(let map):
-            meta(NFT_META_IIFNAME.rawValue)
-            lookup(map, into: NFT_REG_VERDICT.rawValue)
+            w.meta(NFT_META_IIFNAME.rawValue)
+            w.lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .sourceMACReturn(let mac):
-            payload(NFT_PAYLOAD_LL_HEADER.rawValue, 6, 6)
-            cmp(NFT_CMP_EQ, mac)
-            verdict(NFT_RETURN.rawValue)
+            w.payload(NFT_PAYLOAD_LL_HEADER.rawValue, 6, 6)
+            w.cmp(NFT_CMP_EQ, mac)
+            w.verdict(NFT_RETURN.rawValue)
         case .drop:
-            verdict(NF_DROP)
+            w.verdict(NF_DROP)
         case .establishedDestinationVerdictMap(let f, let map):
-            expr("ct") { e in
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), NFT_CT_STATE.rawValue)
-                nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
-            }
-            mask(u32(Rule.ctStateEstablished | Rule.ctStateRelated))
-            cmp(NFT_CMP_NEQ, u32(0))
-            nfproto(f)
-            address(f, source: false)
-            lookup(map, into: NFT_REG_VERDICT.rawValue)
+            w.ctBitsSet(NFT_CT_STATE, Rule.ctStateEstablished | Rule.ctStateRelated)
+            w.nfproto(f)
+            w.address(f, source: false)
+            w.lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .outputInterfaceVerdictMap(let map):
-            meta(NFT_META_OIFNAME.rawValue)
-            lookup(map, into: NFT_REG_VERDICT.rawValue)
+            w.meta(NFT_META_OIFNAME.rawValue)
+            w.lookup(map, into: NFT_REG_VERDICT.rawValue)
         case .outputInterfaceReturn(let name):
-            meta(NFT_META_OIFNAME.rawValue)
-            cmp(NFT_CMP_EQ, ElementKey.interface(name).bytes)
-            verdict(NFT_RETURN.rawValue)
+            w.meta(NFT_META_OIFNAME.rawValue)
+            w.cmp(NFT_CMP_EQ, ElementKey.interface(name).bytes)
+            w.verdict(NFT_RETURN.rawValue)
         case .jump(let chain):
-            verdict(NFT_JUMP.rawValue, chain: chain)
+            w.verdict(NFT_JUMP.rawValue, chain: chain)
         case .accept:
-            verdict(NF_ACCEPT)
+            w.verdict(NF_ACCEPT)
+        }
+    }
+}
+
+/// Appends libnftnl expressions to one rule: the building blocks of ``Rule/build(_:setID:)``.
+struct ExpressionWriter {
+    let rule: OpaquePointer
+    /// The id of a map created in the same batch, for lookups.
+    let setID: UInt32?
+
+    func expr(_ name: String, _ configure: (OpaquePointer) -> Void) {
+        let e = nftnl_expr_alloc(name)!
+        configure(e)
+        nftnl_rule_add_expr(rule, e)
+    }
+
+    func meta(_ key: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
+        expr("meta") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), key)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), reg)
+        }
+    }
+
+    func payload(_ base: UInt32, _ offset: UInt32, _ len: UInt32, into reg: UInt32 = NFT_REG_1.rawValue) {
+        expr("payload") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_BASE), base)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_LEN), len)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_PAYLOAD_DREG), reg)
+        }
+    }
+
+    /// Compares register 1 with `data`.
+    func cmp(_ op: nft_cmp_ops, _ data: [UInt8]) {
+        var d = data
+        expr("cmp") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_SREG), NFT_REG_1.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CMP_OP), op.rawValue)
+            nftnl_expr_set(e, attr(NFTNL_EXPR_CMP_DATA), &d, UInt32(d.count))
+        }
+    }
+
+    /// Register 1 = (register 1 & mask) ^ 0.
+    func mask(_ bits: [UInt8]) {
+        var m = bits
+        var xor = [UInt8](repeating: 0, count: bits.count)
+        expr("bitwise") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_SREG), NFT_REG_1.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_DREG), NFT_REG_1.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_BITWISE_LEN), UInt32(bits.count))
+            nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_MASK), &m, UInt32(bits.count))
+            nftnl_expr_set(e, attr(NFTNL_EXPR_BITWISE_XOR), &xor, UInt32(bits.count))
+        }
+    }
+
+    func verdict(_ code: Int32, chain: String? = nil) {
+        expr("immediate") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_DREG), NFT_REG_VERDICT.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: code))
+            if let chain { nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain) }
+        }
+    }
+
+    func lookup(_ map: String, into dreg: UInt32) {
+        expr("lookup") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SREG), NFT_REG_1.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_DREG), dreg)
+            nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), map)
+            if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+        }
+    }
+
+    func nfproto(_ f: IPFamily) {
+        meta(NFT_META_NFPROTO.rawValue)
+        cmp(NFT_CMP_EQ, [UInt8(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)])
+    }
+
+    /// `ip saddr` / `ip daddr` (or ip6) into register 1.
+    func address(_ f: IPFamily, source: Bool) {
+        let (off, len): (UInt32, UInt32) = f == .v4 ? (source ? 12 : 16, 4) : (source ? 8 : 24, 16)
+        payload(NFT_PAYLOAD_NETWORK_HEADER.rawValue, off, len)
+    }
+
+    func prefixMatch(_ p: IPPrefix, source: Bool) {
+        nfproto(p.family)
+        address(p.family, source: source)
+        mask(IPAddress(family: p.family, bits: p.maskBits).networkBytes)
+        cmp(NFT_CMP_EQ, p.network.address.networkBytes)
+    }
+
+    func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+
+    /// `fib daddr type local`.
+    func fibLocalDestination() {
+        expr("fib") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_FLAGS), UInt32(NFTA_FIB_F_DADDR.rawValue))
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_RESULT), NFT_FIB_RESULT_ADDRTYPE.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_FIB_DREG), NFT_REG_1.rawValue)
+        }
+        cmp(NFT_CMP_EQ, u32(UInt32(RTN_LOCAL)))
+    }
+
+    /// `ct <key> & bits != 0` (`ct status dnat`, `ct state established,related`).
+    func ctBitsSet(_ key: nft_ct_keys, _ bits: UInt32) {
+        expr("ct") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), key.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_DREG), NFT_REG_1.rawValue)
+        }
+        mask(u32(bits))
+        cmp(NFT_CMP_NEQ, u32(0))
+    }
+
+    /// `dnat ip[6] to [ip daddr .] meta l4proto . th dport map @map`. The key is a concatenation
+    /// in 32-bit registers from NFT_REG32_00 (= NFT_REG_1); the map's data (address . port) lands
+    /// in the same place.
+    func dnatMap(_ f: IPFamily, map: String, byAddress: Bool) {
+        nfproto(f)
+        var reg = UInt32(NFT_REG32_00.rawValue)
+        if byAddress {
+            address(f, source: false)
+            reg += f == .v4 ? 1 : 4
+        }
+        meta(NFT_META_L4PROTO.rawValue, into: reg == NFT_REG32_00.rawValue ? NFT_REG_1.rawValue : reg)
+        payload(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue, 2, 2, into: reg + 1)
+        lookup(map, into: NFT_REG_1.rawValue)
+        expr("nat") { e in
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_TYPE), UInt32(NFT_NAT_DNAT.rawValue))
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_FAMILY), UInt32(f == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6))
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_ADDR_MIN), NFT_REG_1.rawValue)
+            // The port follows the address: 32-bit register 1 (IPv4) or 128-bit register 2 (IPv6).
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_NAT_REG_PROTO_MIN), f == .v4 ? NFT_REG32_01.rawValue : NFT_REG_2.rawValue)
         }
     }
 }
