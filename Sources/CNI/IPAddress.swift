@@ -309,3 +309,34 @@ extension IPAddress {
         return IPAddress(String(host)).map { ($0, port) }
     }
 }
+
+/// A 48-bit hardware address, as links, FDB entries and results carry it.
+public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+    public init(bytes: some Collection<UInt8>) { self.bytes = Array(bytes) }
+
+    /// `aa:bb:cc:dd:ee:ff` (also with `-`, any case); nil unless six two-digit hexadecimal bytes.
+    public init?(_ text: String) {
+        let parts =
+            text.split(separator: ":", omittingEmptySubsequences: false).count == 6
+            ? text.split(separator: ":", omittingEmptySubsequences: false) : text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
+            out.append(b)
+        }
+        bytes = out
+    }
+
+    /// The group bit (the first octet's lowest): multicast or broadcast, never an interface's own.
+    public var isMulticast: Bool { bytes.first.map { $0 & 1 == 1 } ?? false }
+
+    /// Lowercase, colon-separated (`02:42:ac:11:00:02`), as `ip link` and results write it.
+    public var description: String {
+        bytes.map { b in
+            let h = String(b, radix: 16)
+            return h.count == 1 ? "0" + h : h
+        }.joined(separator: ":")
+    }
+}

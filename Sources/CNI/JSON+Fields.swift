@@ -151,15 +151,9 @@ extension JSONValue {
 
 /// A unicast MAC address from its text (`02:42:ac:11:00:02`); code 7 naming `field` otherwise.
 public func parseMACAddress(_ text: String, field: String) throws(CNIError) -> [UInt8] {
-    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-    var out: [UInt8] = []
-    for p in parts {
-        guard p.count == 2, let b = UInt8(p, radix: 16) else { break }
-        out.append(b)
-    }
-    guard out.count == 6, parts.count == 6 else {
+    guard let mac = MACAddress(text) else {
         throw Fields.invalid(field, .string(text), "not a MAC address such as 02:42:ac:11:00:02")
     }
-    if out[0] & 1 == 1 { throw Fields.invalid(field, .string(text), "is a multicast address") }
-    return out
+    if mac.isMulticast { throw Fields.invalid(field, .string(text), "is a multicast address") }
+    return mac.bytes
 }

@@ -12,8 +12,8 @@ public struct Link: Sendable, Equatable {
     /// The interface flags (IFF_*).
     public let flags: LinkFlags
     public let mtu: Int
-    /// The hardware address, `aa:bb:cc:dd:ee:ff`.
-    public let mac: String
+    /// The hardware address.
+    public let mac: MACAddress
     /// The index of the master (bridge) this link is a port of.
     public let master: Int32?
     /// IFLA_INFO_KIND: "veth", "bridge", "macvlan", "vxlan", ...
@@ -44,7 +44,7 @@ public struct Link: Sendable, Equatable {
         isEthernet = hdr.ifi_type == 1  // ARPHRD_ETHER
         name = a.string(Int(IFLA_IFNAME)) ?? ""
         mtu = Int(a.u32(Int(IFLA_MTU)) ?? 0)
-        mac = a[Int(IFLA_ADDRESS)].map(MAC.format) ?? ""
+        mac = MACAddress(bytes: a[Int(IFLA_ADDRESS)] ?? [])
         master = a.i32(Int(IFLA_MASTER))
         kind = a.nested(Int(IFLA_LINKINFO))?.string(Int(IFLA_INFO_KIND))
         parentIndex = a.i32(Int(IFLA_LINK))
@@ -67,27 +67,6 @@ public struct LinkFlags: OptionSet, Sendable, Hashable {
     public static let promiscuous = LinkFlags(rawValue: UInt32(IFF_PROMISC))
     /// IFF_ALLMULTI: receives every multicast frame.
     public static let allMulticast = LinkFlags(rawValue: UInt32(IFF_ALLMULTI))
-}
-
-/// MAC address text <-> bytes.
-public enum MAC {
-    public static func format(_ bytes: some Collection<UInt8>) -> String {
-        bytes.map { b in
-            let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
-        }.joined(separator: ":")
-    }
-
-    /// `aa:bb:cc:dd:ee:ff` (also with `-`); nil unless six hexadecimal bytes.
-    public static func parse(_ text: String) -> [UInt8]? {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var out: [UInt8] = []
-        for p in parts {
-            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
-            out.append(b)
-        }
-        return out
-    }
 }
 
 extension NetlinkRequest {
@@ -245,7 +224,7 @@ extension NetlinkSocket {
 
     /// Equivalent to `ip link set <link> address <mac>`.
     public func setMAC(_ index: Int32, _ mac: [UInt8]) throws(NetlinkError) {
-        try modifyLink(index, "address \(MAC.format(mac))") { $0.attribute(Int(IFLA_ADDRESS), mac) }
+        try modifyLink(index, "address \(MACAddress(bytes: mac).description)") { $0.attribute(Int(IFLA_ADDRESS), mac) }
     }
 
     /// Sets the hardware address and keeps the link's configuration. Most drivers (veth,

@@ -74,7 +74,7 @@ extension NetlinkSocket {
             neighborRequest(
                 Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: UInt8(AF_BRIDGE), index: index,
                 flags: UInt8(NTF_SELF), address: entry.remote, mac: entry.mac),
-            "RTM_NEWNEIGH fdb \(MAC.format(entry.mac)) dst \(entry.remote)")
+            "RTM_NEWNEIGH fdb \(MACAddress(bytes: entry.mac).description) dst \(entry.remote)")
     }
 
     /// Equivalent to `bridge fdb del <mac> dev <link> dst <remote> self`.
@@ -83,7 +83,7 @@ extension NetlinkSocket {
             neighborRequest(
                 Int(RTM_DELNEIGH), NLM_F_ACK, family: UInt8(AF_BRIDGE), index: index, flags: UInt8(NTF_SELF),
                 address: entry.remote, mac: entry.mac),
-            "RTM_DELNEIGH fdb \(MAC.format(entry.mac)) dst \(entry.remote)")
+            "RTM_DELNEIGH fdb \(MACAddress(bytes: entry.mac).description) dst \(entry.remote)")
     }
 
     /// The entries of link `index` that name a remote VTEP. Equivalent to `bridge fdb show dev <link>`.
@@ -113,7 +113,7 @@ extension NetlinkSocket {
             neighborRequest(
                 Int(RTM_NEWNEIGH), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, family: address.addressFamily, index: index,
                 flags: 0, address: address, mac: mac),
-            "RTM_NEWNEIGH \(address) lladdr \(MAC.format(mac))")
+            "RTM_NEWNEIGH \(address) lladdr \(MACAddress(bytes: mac).description)")
     }
 
     /// Equivalent to `ip neigh del <address> dev <link>`.

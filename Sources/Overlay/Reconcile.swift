@@ -19,9 +19,9 @@ public enum Reconcile {
             switch self {
             case .deleteRoute(let p): return "route del \(p)"
             case .deleteNeighbor(let a): return "neigh del \(a)"
-            case .deleteFDB(let m, let r): return "fdb del \(MACText.format(m)) dst \(r)"
-            case .replaceFDB(let m, let r): return "fdb replace \(MACText.format(m)) dst \(r)"
-            case .replaceNeighbor(let a, let m): return "neigh replace \(a) lladdr \(MACText.format(m))"
+            case .deleteFDB(let m, let r): return "fdb del \(MACAddress(bytes: m)) dst \(r)"
+            case .replaceFDB(let m, let r): return "fdb replace \(MACAddress(bytes: m)) dst \(r)"
+            case .replaceNeighbor(let a, let m): return "neigh replace \(a) lladdr \(MACAddress(bytes: m))"
             case .replaceRoute(let p, let g): return "route replace \(p) via \(g) onlink"
             }
         }
@@ -55,7 +55,7 @@ public enum Reconcile {
         let peers = leases.filter { $0.node != node && network.network.contains($0.subnet.address) && $0.subnet.family == network.network.family }
         let wantedRoutes = Dictionary(peers.map { ($0.subnet, $0.vtepOverlayAddress) }, uniquingKeysWith: { a, _ in a })
         let wantedNeighbors = Dictionary(peers.map { ($0.vtepOverlayAddress, $0.mac) }, uniquingKeysWith: { a, _ in a })
-        let wantedFDB = Dictionary(peers.map { (MACText.format($0.mac), $0.vtep) }, uniquingKeysWith: { a, _ in a })
+        let wantedFDB = Dictionary(peers.map { (MACAddress(bytes: $0.mac), $0.vtep) }, uniquingKeysWith: { a, _ in a })
         var ops: [Operation] = []
         // Removals: what no lease wants any more, or wants differently.
         for r in actual.routes where network.network.contains(r.subnet.address) && wantedRoutes[r.subnet] == nil {
@@ -65,7 +65,7 @@ public enum Reconcile {
             ops.append(.deleteNeighbor(n.address))
         }
         for f in actual.fdb {
-            let want = wantedFDB[MACText.format(f.mac)]
+            let want = wantedFDB[MACAddress(bytes: f.mac)]
             if want == nil || want != f.remote { ops.append(.deleteFDB(mac: f.mac, remote: f.remote)) }
         }
         // Additions and changes, peer by peer in subnet order (stable output).
@@ -81,14 +81,5 @@ public enum Reconcile {
             }
         }
         return ops
-    }
-}
-
-/// MAC text for the planner (pure: no Netlink).
-enum MACText {
-    static func format(_ b: [UInt8]) -> String {
-        b.map { x in
-            let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h
-        }.joined(separator: ":")
     }
 }

@@ -51,7 +51,7 @@ public enum VTEP {
         if let l = try nl.link(named: name) {
             let info = try nl.vxlanInfo(l.index)
             if let info, info.vni == vni, info.port == port, info.local == lease.vtep {
-                if MAC.parse(l.mac) != lease.mac {
+                if l.mac.bytes != lease.mac {
                     try nl.setUp(l.index, false)
                     try nl.setMAC(l.index, lease.mac)
                 }

@@ -13,7 +13,7 @@ struct NetlinkKernelTests {
         defer { host.remove(); ctr.remove() }
         let nl = try host.open().netlink()
         let ctrNS = try ctr.open()
-        try nl.createVeth(name: "vhost0", peer: "eth0", peerNamespace: ctrNS, mtu: 1400, mac: MAC.parse("02:aa:bb:cc:dd:01"))
+        try nl.createVeth(name: "vhost0", peer: "eth0", peerNamespace: ctrNS, mtu: 1400, mac: MACAddress("02:aa:bb:cc:dd:01")?.bytes)
         let hostSide = try #require(host.link("vhost0"))
         #expect(hostSide["mtu"] as? Int == 1400)
         #expect(hostSide["address"] as? String == "02:aa:bb:cc:dd:01")
@@ -22,7 +22,7 @@ struct NetlinkKernelTests {
         #expect(peer["mtu"] as? Int == 1400)
         // Our view agrees, and the peer index points at the other side.
         let l = try #require(try nl.link(named: "vhost0"))
-        #expect(l.kind == "veth" && l.mtu == 1400 && l.mac == "02:aa:bb:cc:dd:01")
+        #expect(l.kind == "veth" && l.mtu == 1400 && l.mac.description == "02:aa:bb:cc:dd:01")
         let inCtr = try #require(try ctrNS.netlink().link(named: "eth0"))
         #expect(l.parentIndex == inCtr.index)
         #expect(try nl.link(named: "eth0") == nil, "the peer is not in the host namespace")
@@ -54,7 +54,7 @@ struct NetlinkKernelTests {
         try nl.setUp(br.index)
         try nl.setUp(va.index)
         try nl.setPromiscuous(br.index, true)
-        try nl.setMAC(va.index, MAC.parse("02:00:00:00:00:0a")!)
+        try nl.setMAC(va.index, MACAddress("02:00:00:00:00:0a")!.bytes)
         let port = try #require(ns.link("va"))
         #expect(port["master"] as? String == "br0")
         let slave = (port["linkinfo"] as? [String: Any])?["info_slave_data"] as? [String: Any]

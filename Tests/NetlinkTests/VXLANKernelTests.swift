@@ -19,7 +19,7 @@ struct VXLANKernelTests {
             sh("ip", "-n", ns.name, "link", "set", "under0", "up")
         }
         let nlA = try a.open().netlink(), nlB = try b.open().netlink()
-        let macA = MAC.parse("02:00:0a:50:00:01")!, macB = MAC.parse("02:00:0a:50:00:02")!
+        let macA = MACAddress("02:00:0a:50:00:01")!.bytes, macB = MACAddress("02:00:0a:50:00:02")!.bytes
         for (nl, local, mac, overlay) in [(nlA, "192.168.77.1", macA, "10.80.0.1/24"), (nlB, "192.168.77.2", macB, "10.80.0.2/24")] {
             let under = try nl.requireLink("under0").index
             try nl.createVXLAN(name: "vxlan.1", vni: 1, port: 4789, local: IPAddress(local)!, underlay: under, mtu: 1450, mac: mac)
@@ -51,7 +51,7 @@ struct VXLANKernelTests {
 
         // B's VTEP gets another MAC (a re-created VTEP, flannel#1788): A's entries are replaced,
         // the stale FDB entry deleted, and traffic flows again.
-        let macB2 = MAC.parse("02:00:0a:50:00:22")!
+        let macB2 = MACAddress("02:00:0a:50:00:22")!.bytes
         try nlB.setUp(vxB, false)
         try nlB.setMAC(vxB, macB2)
         try nlB.setUp(vxB)

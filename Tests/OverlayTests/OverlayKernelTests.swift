@@ -75,7 +75,7 @@ struct OverlayKernelTests {
         try nl2.deleteLink(index[1])
         let lease2 = try store.claim(net, node: "host2", vtep: IPAddress("192.168.70.2")!)
         index[1] = try VTEP.ensure(nl2, vni: 1, port: 4789, underlay: try nl2.requireLink("eth0").index, lease: lease2, mtu: 1450)
-        #expect(try nl2.link(index: index[1])?.mac == MAC.format(lease2.mac))
+        #expect(try nl2.link(index: index[1])?.mac == MACAddress(bytes: lease2.mac))
         #expect(!(try VTEP.reconcile(nl2, index[1], node: "host2", network: net, leases: try store.leases())).isEmpty)
         #expect(h.ping(0, lease2.vtepOverlayAddress.description), "healed after the re-create")
 

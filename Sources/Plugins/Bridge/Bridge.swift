@@ -165,7 +165,8 @@ enum Bridge {
 
     /// macspoofchk: frames from the container's port must carry its MAC (undone by `rollback`).
     static func addMacSpoofCheck(_ ctx: PluginContext, _ attachment: Attachment, veth: VethPair, rollback: Rollback) throws {
-        guard let mac = MAC.parse(veth.container.mac) else { return }
+        let mac = veth.container.mac.bytes
+        guard mac.count == 6 else { return }
         let nft = try NFTSocket.open()
         do {
             try MacSpoofCheck.add(nft, network: ctx.config.name, attachment, hostInterface: veth.host.name, mac: mac)
@@ -214,9 +215,9 @@ enum Bridge {
         let hostNow = try host.link(index: veth.host.index) ?? veth.host
         let ctrNow = try cnl.link(index: veth.container.index) ?? veth.container
         return [
-            .init(name: brNow.name, mac: brNow.mac, mtu: brNow.mtu),
-            .init(name: hostNow.name, mac: hostNow.mac, mtu: hostNow.mtu),
-            .init(name: ctrNow.name, mac: ctrNow.mac, mtu: ctrNow.mtu, sandbox: netns),
+            .init(name: brNow.name, mac: brNow.mac.description, mtu: brNow.mtu),
+            .init(name: hostNow.name, mac: hostNow.mac.description, mtu: hostNow.mtu),
+            .init(name: ctrNow.name, mac: ctrNow.mac.description, mtu: ctrNow.mtu, sandbox: netns),
         ]
     }
 
@@ -256,7 +257,7 @@ enum Bridge {
                 br = try nl.requireLink(conf.bridge)
                 // Set the bridge's address to itself: a bridge with a random address takes the lowest
                 // address of its ports, so it would change as containers come and go.
-                if let b = br, let mac = MAC.parse(b.mac) { try nl.setMAC(b.index, mac) }
+                if let b = br, b.mac.bytes.count == 6 { try nl.setMAC(b.index, b.mac.bytes) }
                 // No router advertisements are taken on the bridge; the gateway is ours.
                 try? Sysctl.set(["net", "ipv6", "conf", conf.bridge, "accept_ra"], "0")
             }
@@ -442,7 +443,7 @@ enum Bridge {
         if ctr.kind != "veth" { throw fail("interface \"\(ctx.args.ifName)\" is a \(ctr.kind ?? "plain link"), not a veth") }
         if !conf.disableContainerInterface && !ctr.isUp { throw fail("interface \"\(ctx.args.ifName)\" is down") }
         let mine = prev.interfaces.enumerated().filter { $0.element.name == ctx.args.ifName && $0.element.sandbox != nil }
-        if let expected = mine.first?.element.mac, expected.lowercased() != ctr.mac {
+        if let expected = mine.first?.element.mac, MACAddress(expected) != ctr.mac {
             throw fail("interface \"\(ctx.args.ifName)\" has MAC \(ctr.mac), the result says \(expected)")
         }
         // The host end: a port of the bridge whose peer is the container interface.

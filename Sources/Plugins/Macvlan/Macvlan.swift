@@ -80,7 +80,7 @@ public struct MacvlanPlugin: CNIPlugin {
         }
         if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
         let now = try cnl.link(index: link.index) ?? link
-        result.interfaces = [.init(name: now.name, mac: now.mac, mtu: now.mtu, sandbox: ctx.args.netns)]
+        result.interfaces = [.init(name: now.name, mac: now.mac.description, mtu: now.mtu, sandbox: ctx.args.netns)]
         _ = try result.json(version: ctx.config.cniVersion)
         rollback.disarm()
         return result
@@ -119,7 +119,7 @@ public struct MacvlanPlugin: CNIPlugin {
         let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
         let master = try Macvlan.master(conf, nil, masterNL)
         if l.parentIndex != master.index { throw fail("interface \"\(ctx.args.ifName)\" is not on master \"\(master.name)\"") }
-        if let mac = prev.interfaces.first(where: { $0.name == ctx.args.ifName })?.mac, mac.lowercased() != l.mac {
+        if let mac = prev.interfaces.first(where: { $0.name == ctx.args.ifName })?.mac, MACAddress(mac) != l.mac {
             throw fail("interface \"\(ctx.args.ifName)\" has MAC \(l.mac), the result says \(mac)")
         }
         if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ctx.args.ifName) {

@@ -71,15 +71,17 @@ public struct TuningPlugin: CNIPlugin {
                 try? System.removeFile(path)
             }
             do {
-                try LinkAttributes(mac: conf.mac.map(MAC.format), mtu: conf.mtu, promisc: conf.promisc, allmulti: conf.allmulti, txQLen: conf.txQLen)
-                    .apply(nl, link.index)
+                try LinkAttributes(
+                    mac: conf.mac.map { MACAddress(bytes: $0).description }, mtu: conf.mtu, promisc: conf.promisc, allmulti: conf.allmulti, txQLen: conf.txQLen
+                )
+                .apply(nl, link.index)
             } catch {
                 throw CNIError(.kernelOperationFailed, "cannot tune \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
             }
         }
         if let m = conf.mac {
             for i in result.interfaces.indices where result.interfaces[i].name == ctx.args.ifName && result.interfaces[i].sandbox != nil {
-                result.interfaces[i].mac = MAC.format(m)
+                result.interfaces[i].mac = MACAddress(bytes: m).description
             }
         }
         rollback.disarm()
@@ -121,7 +123,7 @@ public struct TuningPlugin: CNIPlugin {
             }
             guard let l = try NetlinkSocket().link(named: ctx.args.ifName) else { return "no interface \(ctx.args.ifName)" }
             if let m = conf.mtu, l.mtu != m { return "\(ctx.args.ifName) has MTU \(l.mtu), the configuration says \(m)" }
-            if let m = conf.mac, l.mac != MAC.format(m) { return "\(ctx.args.ifName) has MAC \(l.mac), the configuration says \(MAC.format(m))" }
+            if let m = conf.mac, l.mac.bytes != m { return "\(ctx.args.ifName) has MAC \(l.mac), the configuration says \(MACAddress(bytes: m))" }
             if let p = conf.promisc, l.isPromiscuous != p { return "\(ctx.args.ifName) promiscuous is \(l.isPromiscuous)" }
             if let a = conf.allmulti, l.isAllMulticast != a { return "\(ctx.args.ifName) all-multicast is \(l.isAllMulticast)" }
             if let q = conf.txQLen, l.txQueueLength != q { return "\(ctx.args.ifName) has txqueuelen \(l.txQueueLength), the configuration says \(q)" }
@@ -162,7 +164,7 @@ struct LinkAttributes {
     static func path(_ conf: TuningConfig, _ args: CommandArgs) -> String { "\(conf.dataDir)/\(args.containerID)-\(args.ifName).json" }
 
     init(_ link: Link, _ conf: TuningConfig) {
-        if conf.mac != nil { mac = link.mac }
+        if conf.mac != nil { mac = link.mac.description }
         if conf.mtu != nil { mtu = link.mtu }
         if conf.promisc != nil { promisc = link.isPromiscuous }
         if conf.allmulti != nil { allmulti = link.isAllMulticast }
@@ -193,7 +195,7 @@ struct LinkAttributes {
 
     func apply(_ nl: NetlinkSocket, _ index: Int32) throws {
         if let mtu { try nl.setMTU(index, mtu) }
-        if let mac, let m = MAC.parse(mac) { try nl.setMACKeepingConfiguration(index, m) }
+        if let mac, let m = MACAddress(mac)?.bytes { try nl.setMACKeepingConfiguration(index, m) }
         if let promisc { try nl.setPromiscuous(index, promisc) }
         if let allmulti { try nl.setAllMulticast(index, allmulti) }
         if let txQLen { try nl.setTxQueueLength(index, txQLen) }

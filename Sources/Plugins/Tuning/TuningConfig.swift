@@ -25,7 +25,7 @@ struct TuningConfig {
         if let m = try f.string("mac") { mac = try parseMACAddress(m, field: "mac") }
         if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
         if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
-        if let m = mac, m[0] & 1 == 1 { throw Fields.invalid("mac", .string(MAC.format(m)), "a multicast address cannot be an interface's") }
+        if let m = mac, m[0] & 1 == 1 { throw Fields.invalid("mac", .string(MACAddress(bytes: m).description), "a multicast address cannot be an interface's") }
         mtu = try f.int("mtu", in: 68...65535)
         promisc = try f.bool("promisc")
         allmulti = try f.bool("allmulti")
