@@ -42,7 +42,7 @@ let package = Package(
         // nftables, the mechanism: tables, chains, rules, maps and their elements with owner tags,
         // atomic batches built with libnftnl and rendered as nft text, listings. The layouts of
         // ipMasq, macspoofchk, portmap and firewall live beside their plugins.
-        .target(name: "NFTables", dependencies: ["CNI", "CNftnl"]),
+        .target(name: "NFTables", dependencies: ["CNI", "CLinux", "CNftnl"]),
 
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["CNI"]),
@@ -141,7 +141,7 @@ let package = Package(
             dependencies: ["Netlink", "CLinux", "TestSupport"]),
         .testTarget(
             name: "NFTablesTests",
-            dependencies: ["CNI", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
+            dependencies: ["CNI", "CLinux", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "BridgeTests",
             dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <string.h>
 #include <sched.h>
 #include <unistd.h>
@@ -8,6 +9,22 @@ int clinux_unshare(int flags) { return unshare(flags); }
 char *const *clinux_environ(void) { return environ; }
 pid_t clinux_gettid(void) { return gettid(); }
 int clinux_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+ssize_t clinux_netlink_recv_from_kernel(int fd, void *buf, size_t len, int flags) {
+    for (;;) {
+        struct sockaddr_nl from;
+        struct iovec iov = {.iov_base = buf, .iov_len = len};
+        struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
+        memset(&from, 0, sizeof from);
+        ssize_t n = recvmsg(fd, &msg, flags);
+        if (n < 0) return n;
+        if (msg.msg_flags & MSG_TRUNC) {
+            errno = ENOSPC;
+            return -1;
+        }
+        if (msg.msg_namelen == sizeof from && from.nl_family == AF_NETLINK && from.nl_pid == 0) return n;
+    }
+}
 
 #include <sys/vfs.h>
 long clinux_fs_magic(int fd) {

@@ -1,3 +1,4 @@
+import CLinux
 import CNI
 import CNftnl
 
@@ -26,8 +27,9 @@ extension NFTError: CNIErrorConvertible {
 /// A NETLINK_NETFILTER socket (libmnl) that applies batches atomically and runs dumps.
 public final class NFTSocket {
     private let socket: OpaquePointer
-    private let portID: UInt32
-    private var sequence: UInt32
+    /// The netlink port id the kernel bound this socket to (replies carry it).
+    let portID: UInt32
+    var sequence: UInt32
 
     /// Opens the socket in the calling thread's network namespace.
     public init() throws(NFTError) {
@@ -84,7 +86,7 @@ public final class NFTSocket {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let fd = mnl_socket_get_fd(socket)
         while acked < seqs.count {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -93,7 +95,7 @@ public final class NFTSocket {
                 }
                 throw NFTError(operation: "receive batch replies", errno: errno)
             }
-            for (type, seq, payload) in Self.messages(buffer, n) where seqs[seq] != nil {
+            for (type, seq, pid, payload) in Self.messages(buffer, n) where seqs[seq] != nil && (pid == portID || pid == 0) {
                 guard type == UInt16(NLMSG_ERROR) else { continue }
                 let code = payload.count >= 4 ? Int32(bitPattern: le32(payload, 0)) : -EPROTO
                 if code != 0 { throw NFTError(operation: seqs[seq]!, errno: -code) }
@@ -164,7 +166,7 @@ public final class NFTSocket {
         var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(mnl_socket_get_fd(socket), $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw NFTError(operation: what, errno: errno)
@@ -175,10 +177,10 @@ public final class NFTSocket {
                 guard len >= 16, off + len <= n else { break }
                 let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
                 let flags = UInt16(buffer[off + 6]) | UInt16(buffer[off + 7]) << 8
-                let mseq = le32(buffer, off + 8)
+                let mseq = le32(buffer, off + 8), mpid = le32(buffer, off + 12)
                 let msg = Array(buffer[off..<(off + len)])
                 off += (len + 3) & ~3
-                if mseq != seq { continue }
+                if mseq != seq || (mpid != portID && mpid != 0) { continue }  // another request's, or not for this socket
                 if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                 if type == UInt16(NLMSG_DONE) { return (out, interrupted) }
                 if type == UInt16(NLMSG_ERROR) {
@@ -191,13 +193,14 @@ public final class NFTSocket {
         }
     }
 
-    static func messages(_ b: [UInt8], _ n: Int) -> [(UInt16, UInt32, [UInt8])] {
-        var out: [(UInt16, UInt32, [UInt8])] = []
+    /// The messages in the first `n` bytes of `b`: type, sequence, port id, payload.
+    static func messages(_ b: [UInt8], _ n: Int) -> [(UInt16, UInt32, UInt32, [UInt8])] {
+        var out: [(UInt16, UInt32, UInt32, [UInt8])] = []
         var off = 0
         while off + 16 <= n {
             let len = Int(le32(b, off))
             guard len >= 16, off + len <= n else { break }
-            out.append((UInt16(b[off + 4]) | UInt16(b[off + 5]) << 8, le32(b, off + 8), Array(b[(off + 16)..<(off + len)])))
+            out.append((UInt16(b[off + 4]) | UInt16(b[off + 5]) << 8, le32(b, off + 8), le32(b, off + 12), Array(b[(off + 16)..<(off + len)])))
             off += (len + 3) & ~3
         }
         return out

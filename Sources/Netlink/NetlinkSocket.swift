@@ -44,7 +44,7 @@ extension NetlinkError: CNIErrorConvertible {
 public final class NetlinkSocket {
     private let socket: OpaquePointer
     public let portID: UInt32
-    private var sequence: UInt32
+    var sequence: UInt32
 
     /// Opens a NETLINK_ROUTE socket (or another netlink `family`, e.g. NETLINK_NETFILTER for
     /// conntrack) in the calling thread's network namespace.
@@ -94,7 +94,7 @@ public final class NetlinkSocket {
         var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(mnl_socket_get_fd(socket), $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw NetlinkError(operation: operation, errno: errno)

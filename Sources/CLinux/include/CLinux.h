@@ -43,6 +43,12 @@ int clinux_pipe2(int fds[2], int flags);
 /// For daemons with threads they do not create themselves (an async main, NIO).
 int clinux_stop_signal_pipe(void);
 
+/// Receives one datagram sent by the kernel on netlink socket `fd` (recvmsg with `flags`):
+/// datagrams from any other sender (another process writing to our port id, which netlink lets
+/// any local process do) are read and dropped, so a forged reply is never taken for the
+/// kernel's. A datagram longer than `len` fails with ENOSPC. Returns its length, or -1 with errno.
+ssize_t clinux_netlink_recv_from_kernel(int fd, void *buf, size_t len, int flags);
+
 /// The filesystem magic of the file `fd` refers to (`fstatfs(2)` f_type), or -1 with errno set.
 long clinux_fs_magic(int fd);
 
