@@ -59,12 +59,16 @@ let package = Package(
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
         .target(name: "DNS", dependencies: ["CNI"]),
 
+        // The glue main plugins share: the container's namespace from CNI_NETNS, an interface
+        // configured from a result (addresses, routes with their metrics), CHECK of it, DEL of it.
+        .target(name: "PluginKit", dependencies: ["CNI", "Netlink"]),
+
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables"], path: "Sources/Plugins/Bridge"),
-        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Macvlan"),
-        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Loopback"),
-        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink"], path: "Sources/Plugins/Tuning"),
+        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Bridge"),
+        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Macvlan"),
+        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
+        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
         .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["CNI", "Netlink", "Overlay", "VXLAN"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),

@@ -41,6 +41,49 @@ public struct KernelRoute: Sendable, Equatable {
     }
 }
 
+extension KernelRoute {
+    /// The metric the kernel records for `metric` in `family` (IPv6 stores 0 as 1024).
+    public static func effectiveMetric(_ metric: UInt32?, _ family: IPFamily) -> UInt32 {
+        let m = metric ?? 0
+        return family == .v6 && m == 0 ? 1024 : m
+    }
+}
+
+extension NetlinkSocket {
+    /// Adds `route` with its metric, or with the next metric above it that no route to the same
+    /// destination in the same table holds, and returns the metric it got. Never appends to
+    /// another route (no multipath: the kernel would spread a container's traffic over its
+    /// networks). A concurrent add that takes the metric first (EEXIST) makes it look again.
+    @discardableResult
+    public func addRouteBeside(_ route: KernelRoute) throws(NetlinkError) -> UInt32 {
+        var route = route
+        let dst = route.destination.flatMap { $0.length == 0 ? nil : $0 }
+        var attempt = 0
+        while true {
+            let held = Set(
+                try routes(family: route.family, table: route.table)
+                    .filter { $0.destination.flatMap { $0.length == 0 ? nil : $0 } == dst }
+                    .map { KernelRoute.effectiveMetric($0.priority, route.family) })
+            var metric = KernelRoute.effectiveMetric(route.priority, route.family)
+            while held.contains(metric) {
+                guard metric < UInt32.max else {
+                    throw NetlinkError(operation: "RTM_NEWROUTE \(describe(route))", errno: EEXIST)
+                }
+                metric += 1
+            }
+            route.priority = metric
+            do {
+                try addRoute(route)
+                return metric
+            } catch {
+                attempt += 1
+                if error.errno != EEXIST || attempt == 16 { throw error }
+            }
+        }
+    }
+
+}
+
 extension NetlinkSocket {
     /// Equivalent to `ip route add <dst> [via <gw>] [dev <link>] [onlink] [table <t>] [scope <s>]
     /// [metric <p>] [mtu <m>] [advmss <a>]`.

@@ -1,6 +1,7 @@
 import CNI
 import NFTables
 import Netlink
+import PluginKit
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import CNI
 import Netlink
+import PluginKit
 
 /// The `loopback` plugin: brings up `lo` in the container. containerd's CRI (go-cni) runs it for
 /// every pod, before the pod's network; the interface is always `lo`, whatever CNI_IFNAME says.

@@ -1,5 +1,6 @@
 import CNI
 import Netlink
+import PluginKit
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,5 @@
 import CNI
+import Netlink
 
 #if canImport(Glibc)
     import Glibc
@@ -55,46 +56,9 @@ public enum RouteMetric {
     /// order the runtime added the networks in.
     public static func automatic(ifName: String) -> UInt32 { base + Attachment.ordinal(ifName: ifName) }
 
-    /// The metric the kernel records for `metric` in `family` (IPv6 stores 0 as 1024).
-    static func effective(_ metric: UInt32?, _ family: IPFamily) -> UInt32 {
-        let m = metric ?? 0
-        return family == .v6 && m == 0 ? 1024 : m
-    }
 }
 
 extension NetlinkSocket {
-    /// Adds `route` with its metric, or with the next metric above it that no route to the same
-    /// destination in the same table holds, and returns the metric it got. Never appends to
-    /// another route (no multipath: the kernel would spread a container's traffic over its
-    /// networks). A concurrent add that takes the metric first (EEXIST) makes it look again.
-    @discardableResult
-    public func addRouteBeside(_ route: KernelRoute) throws(NetlinkError) -> UInt32 {
-        var route = route
-        let dst = route.destination.flatMap { $0.length == 0 ? nil : $0 }
-        var attempt = 0
-        while true {
-            let held = Set(
-                try routes(family: route.family, table: route.table)
-                    .filter { $0.destination.flatMap { $0.length == 0 ? nil : $0 } == dst }
-                    .map { RouteMetric.effective($0.priority, route.family) })
-            var metric = RouteMetric.effective(route.priority, route.family)
-            while held.contains(metric) {
-                guard metric < UInt32.max else {
-                    throw NetlinkError(operation: "RTM_NEWROUTE \(describe(route))", errno: EEXIST)
-                }
-                metric += 1
-            }
-            route.priority = metric
-            do {
-                try addRoute(route)
-                return metric
-            } catch {
-                attempt += 1
-                if error.errno != EEXIST || attempt == 16 { throw error }
-            }
-        }
-    }
-
     /// What of `ips` and `routes` (main-table routes) is missing on interface `index`, as a message
     /// for CHECK; nil when everything is there. A route whose `priority` the result names must
     /// have that metric.
@@ -109,9 +73,9 @@ extension NetlinkSocket {
                 let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
                 let mine = present.filter { $0.destination == dst && $0.outputIndex == index }
                 if mine.isEmpty { return "route to \(r.dst) is missing on \(ifName)" }
-                if let p = r.priority, !mine.contains(where: { RouteMetric.effective($0.priority, fam) == RouteMetric.effective(UInt32(p), fam) }) {
+                if let p = r.priority, !mine.contains(where: { KernelRoute.effectiveMetric($0.priority, fam) == KernelRoute.effectiveMetric(UInt32(p), fam) }) {
                     return
-                        "route to \(r.dst) on \(ifName) has metric \(mine.map { String(RouteMetric.effective($0.priority, fam)) }.joined(separator: ", ")), the result says \(p)"
+                        "route to \(r.dst) on \(ifName) has metric \(mine.map { String(KernelRoute.effectiveMetric($0.priority, fam)) }.joined(separator: ", ")), the result says \(p)"
                 }
             }
         }

@@ -1,4 +1,5 @@
 import CNI
+import Netlink
 
 #if canImport(Glibc)
     import Glibc
