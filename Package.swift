@@ -28,57 +28,62 @@ let package = Package(
             name: "CLinux",
             cSettings: [.define("_GNU_SOURCE")]),
 
+        // The value types and system calls every module shares: IP addresses and prefixes, MAC
+        // addresses, IP protocols, JSON, SHA-512, files, processes, Unix sockets, threads.
+        .target(name: "Base", dependencies: ["CLinux"]),
+
         // The CNI protocol: environment, configuration, results in every version, errors,
-        // dispatch, delegation. Depends on nothing but the C library.
-        .target(name: "CNI", dependencies: ["CLinux"]),
+        // dispatch, delegation.
+        .target(name: "CNI", dependencies: ["Base", "CLinux"]),
 
         // The runtime side, for cnictl: conflist loading, running a list's plugins, libcni's
         // result cache. No plugin imports it.
-        .target(name: "CNIRuntime", dependencies: ["CNI"]),
+        .target(name: "CNIRuntime", dependencies: ["Base", "CNI"]),
 
         // rtnetlink: links, addresses, routes, namespaces, sysctl.
-        .target(name: "Netlink", dependencies: ["CNI", "CLinux", "CMnl"]),
+        .target(name: "Netlink", dependencies: ["Base", "CNI", "CLinux", "CMnl"]),
 
         // nftables, the mechanism: tables, chains, rules, maps and their elements with owner tags,
         // atomic batches built with libnftnl and rendered as nft text, listings. The layouts of
         // ipMasq, macspoofchk, portmap and firewall live beside their plugins.
-        .target(name: "NFTables", dependencies: ["CNI", "CLinux", "CNftnl"]),
+        .target(name: "NFTables", dependencies: ["Base", "CNI", "CLinux", "CNftnl"]),
 
         // Address allocation: ranges, allocator, the on-disk store.
-        .target(name: "IPAM", dependencies: ["CNI"]),
+        .target(name: "IPAM", dependencies: ["Base", "CNI"]),
 
         // The VXLAN overlay's model: leases, the file store, the node file, the desired-vs-actual
         // planner. Pure: no kernel calls.
-        .target(name: "Overlay", dependencies: ["CNI"]),
+        .target(name: "Overlay", dependencies: ["Base", "CNI"]),
 
         // The VXLAN device and its peers (FDB, neighbours, routes) as the overlay's plans say,
         // through Netlink: what the vxlan plugin and cni-overlayd program.
-        .target(name: "VXLAN", dependencies: ["CNI", "Netlink", "Overlay"]),
+        .target(name: "VXLAN", dependencies: ["Base", "CNI", "Netlink", "Overlay"]),
 
         // DNS: the wire format (a hardened parser), the records files, the answering logic.
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
-        .target(name: "DNS", dependencies: ["CNI"]),
+        .target(name: "DNS", dependencies: ["Base"]),
 
         // The glue main plugins share: the container's namespace from CNI_NETNS, an interface
         // configured from a result (addresses, routes with their metrics), CHECK of it, DEL of it.
-        .target(name: "PluginKit", dependencies: ["CNI", "Netlink"]),
+        .target(name: "PluginKit", dependencies: ["Base", "CNI", "Netlink"]),
 
         // Plugins: one folder each.
-        .target(name: "HostLocalPlugin", dependencies: ["CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
-        .target(name: "BridgePlugin", dependencies: ["CNI", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Bridge"),
-        .target(name: "MacvlanPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Macvlan"),
-        .target(name: "LoopbackPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
-        .target(name: "TuningPlugin", dependencies: ["CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
-        .target(name: "FirewallPlugin", dependencies: ["CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
-        .target(name: "VxlanPlugin", dependencies: ["CNI", "Netlink", "Overlay", "VXLAN"], path: "Sources/Plugins/Vxlan"),
-        .target(name: "DNSNamePlugin", dependencies: ["CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
-        .target(name: "PortmapPlugin", dependencies: ["CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
+        .target(name: "HostLocalPlugin", dependencies: ["Base", "CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
+        .target(name: "BridgePlugin", dependencies: ["Base", "CNI", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Bridge"),
+        .target(name: "MacvlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Macvlan"),
+        .target(name: "LoopbackPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
+        .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
+        .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
+        .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN"], path: "Sources/Plugins/Vxlan"),
+        .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
+        .target(name: "PortmapPlugin", dependencies: ["Base", "CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(
             name: "cni-plugins",
             dependencies: [
-                "CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin",
+                "Base", "CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin",
+                "TuningPlugin",
                 "VxlanPlugin",
             ]),
 
@@ -86,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "cni-dnsd",
             dependencies: [
-                "CNI", "CLinux", "DNS",
+                "Base", "CNI", "CLinux", "DNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -95,13 +100,14 @@ let package = Package(
             ]),
 
         // libFuzzer target for the DNS parser and answers (Scripts/fuzz-dns); plainly built, a replayer.
-        .target(name: "FuzzSupport", dependencies: ["CNI"]),
-        .executableTarget(name: "dns-fuzz", dependencies: ["CNI", "DNS", "FuzzSupport"]),
+        .target(name: "FuzzSupport", dependencies: ["Base", "CNI"]),
+        .executableTarget(name: "dns-fuzz", dependencies: ["Base", "CNI", "DNS", "FuzzSupport"]),
         // Configuration decoding under libFuzzer (Scripts/fuzz-config); a replayer otherwise.
         .executableTarget(
             name: "config-fuzz",
             dependencies: [
-                "CNI", "CNIRuntime", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin",
+                "Base", "CNI", "CNIRuntime", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin",
+                "MacvlanPlugin",
                 "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
@@ -110,7 +116,7 @@ let package = Package(
         .target(
             name: "Etcd",
             dependencies: [
-                "CNI", "Overlay",
+                "Base", "CNI", "Overlay",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -123,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "cni-overlayd",
             dependencies: [
-                "CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd",
+                "Base", "CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -131,45 +137,45 @@ let package = Package(
         .executableTarget(
             name: "cnictl",
             dependencies: [
-                "CNI", "CNIRuntime",
+                "Base", "CNI", "CNIRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Helpers shared by the test targets (running commands, reading `ip -j`).
-        .target(name: "TestSupport", dependencies: ["CNI"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Base", "CNI"], path: "Tests/TestSupport"),
         .testTarget(
             name: "CNITests",
-            dependencies: ["CNI", "CNIRuntime", "CLinux", "CMnl", "CNftnl"]),
+            dependencies: ["Base", "CNI", "CNIRuntime", "CLinux", "CMnl", "CNftnl"]),
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "CLinux", "TestSupport"]),
         .testTarget(
             name: "NFTablesTests",
-            dependencies: ["CNI", "CLinux", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "CLinux", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),
         .testTarget(
             name: "MacvlanTests",
-            dependencies: ["CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
         .testTarget(
             name: "LoopbackTests",
-            dependencies: ["CNI", "Netlink", "LoopbackPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "LoopbackPlugin", "TestSupport"]),
         .testTarget(
             name: "TuningTests",
-            dependencies: ["CNI", "Netlink", "TuningPlugin", "TestSupport"]),
-        .testTarget(name: "OverlayTests", dependencies: ["CNI", "Netlink", "Overlay", "VXLAN", "Etcd", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "TuningPlugin", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "Etcd", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",
-            dependencies: ["CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),
         .testTarget(
             name: "DNSTests",
-            dependencies: ["CNI", "DNS", "DNSNamePlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "DNS", "DNSNamePlugin", "TestSupport"]),
         .testTarget(
             name: "PortmapTests",
-            dependencies: ["CNI", "Netlink", "PortmapPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "HostLocalTests",
-            dependencies: ["CNI", "IPAM", "HostLocalPlugin"]),
+            dependencies: ["Base", "CNI", "IPAM", "HostLocalPlugin"]),
     ]
 )

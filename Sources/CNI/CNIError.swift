@@ -1,3 +1,4 @@
+import Base
 /// A CNI error code: the spec's codes 1-99 and this project's own codes (100 and up).
 ///
 /// Every code the project uses is declared here and listed in docs/reliability.md; nowhere else invents one.

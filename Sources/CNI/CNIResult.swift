@@ -1,3 +1,4 @@
+import Base
 /// The result of ADD, modelled at spec 1.1.0. ``json(version:)`` prints it in any version;
 /// ``init(json:defaultVersion:)`` reads any version.
 public struct CNIResult: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Base
 /// A version of the CNI specification.
 public enum CNIVersion: String, CaseIterable, Comparable, Sendable, CustomStringConvertible {
     case v0_1_0 = "0.1.0"

@@ -1,3 +1,4 @@
+import Base
 /// A CNI command (`CNI_COMMAND`).
 public enum CNICommand: String, CaseIterable, Sendable {
     case add = "ADD"

@@ -1,3 +1,4 @@
+import Base
 /// Typed access to the fields of a JSON object. Every error names the field's full path, so a user
 /// reads `invalid type for "ipam.ranges[0][1].subnet": expected string, got number 5`.
 ///

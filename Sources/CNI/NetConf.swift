@@ -1,3 +1,4 @@
+import Base
 /// An attachment of a container to a network: the pair that identifies it (spec section 3).
 public struct Attachment: Sendable, Hashable, CustomStringConvertible {
     public var containerID: String
@@ -21,14 +22,6 @@ public struct Attachment: Sendable, Hashable, CustomStringConvertible {
     /// the plugins that two attachments are one container's (shared host ports, names across
     /// its networks).
     public var containerTag: String { Attachment.shortHash("container", containerID) }
-
-    /// The number `ifName` ends with (eth0 0, eth1 1, net2 2; none: 0; at most 100,000): the
-    /// order of a container's interfaces, as runtimes name them (the first network's is eth0).
-    public static func ordinal(ifName: String) -> UInt32 {
-        let digits = String(ifName.reversed().prefix { $0.isASCII && $0.isNumber }.reversed())
-        if digits.isEmpty { return 0 }
-        return digits.count > 6 ? 100_000 : min(UInt32(digits)!, 100_000)
-    }
 
     /// 16 hex digits of SHA-512 over the parts (NUL-separated): stable names and tags.
     public static func shortHash(_ parts: String...) -> String {

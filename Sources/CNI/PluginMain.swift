@@ -1,3 +1,4 @@
+import Base
 /// One invocation of a plugin, as its command functions see it.
 public struct PluginContext: Sendable {
     public let args: CommandArgs

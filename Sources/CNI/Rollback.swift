@@ -1,3 +1,4 @@
+import Base
 /// Undo steps registered as an ADD makes progress, run in reverse order when it fails part-way.
 /// `disarm()` once everything succeeded; otherwise `runIfArmed()` (in a `defer`) undoes it all.
 public final class Rollback {

@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// A network configuration list (a `.conflist`, or a single-plugin `.conf` wrapped into one), as a

@@ -1,7 +1,7 @@
 /// DNS wire format (RFC 1035, 6891): a hardened parser for the queries a resolver receives and the
 /// pieces of the answers it writes. No Foundation: the daemon's hot path.
 
-import CNI
+import Base
 
 /// A resource record type (RFC 1035 3.2.2, RFC 3596, RFC 6891): the ones the responder answers
 /// or reads by name, any other by number.

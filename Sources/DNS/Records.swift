@@ -1,4 +1,4 @@
-import CNI
+import Base
 
 /// One network's records as the dnsname plugin writes them: a small line file per network,
 /// replaced by atomic rename under a lock.
@@ -24,7 +24,7 @@ public struct NetworkRecords: Sendable, Equatable {
         public var v6: [IPAddress]
         /// Lowercased; the first is the primary name (PTR answers use it).
         public var names: [String]
-        /// The container's tag (``Attachment/containerTag``) and its interface on this network;
+        /// The container's tag (CNI's `Attachment.containerTag`) and its interface on this network;
         /// nil in entries written before they were recorded.
         public var container: String?
         public var ifName: String?
@@ -158,7 +158,7 @@ public final class Zones: Sendable {
             var byAddress: [IPAddress: Int] = [:]
             for (i, e) in r.entries.enumerated() {
                 for n in e.names { if let d = DNSName(n) { byName[d.lowercased, default: []].append(i) } }
-                let here = (r.network, Attachment.ordinal(ifName: e.ifName ?? ""))
+                let here = (r.network, InterfaceName.ordinal(e.ifName ?? ""))
                 if let c = e.container { attachmentsOf[c, default: []].append(here) }
                 for a in e.v4 + e.v6 {
                     if byAddress[a] == nil { byAddress[a] = i }

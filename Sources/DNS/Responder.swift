@@ -1,4 +1,4 @@
-import CNI
+import Base
 
 /// What to do with one received message.
 public enum Outcome: Sendable {

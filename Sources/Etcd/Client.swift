@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Base
 import CNI
 import Foundation
 import NIOConcurrencyHelpers

@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// What both fuzz targets share: libFuzzer's driver (built with -sanitize=fuzzer -DFUZZING) and,

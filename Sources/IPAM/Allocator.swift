@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// One address handed out: the address with its subnet's prefix length, and its range's gateway.

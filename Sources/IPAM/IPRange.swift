@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// One allocation range: a subnet with the inclusive bounds addresses are handed out from, and the

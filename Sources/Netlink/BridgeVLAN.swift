@@ -1,4 +1,5 @@
 import CLinux
+import Base
 import CNI
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import CLinux
 import CMnl
+import Base
 import CNI
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// What the kernel must hold for the other hosts of an overlay, and the operations that take what

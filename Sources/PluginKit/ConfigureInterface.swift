@@ -1,3 +1,4 @@
+import Base
 import CNI
 import Netlink
 
@@ -54,7 +55,7 @@ public enum RouteMetric {
     /// `base` + the number the interface name ends with: eth0 100, eth1 101, net1 101; a name
     /// without a number 100. So the interface a runtime named first carries the traffic, whatever
     /// order the runtime added the networks in.
-    public static func automatic(ifName: String) -> UInt32 { base + Attachment.ordinal(ifName: ifName) }
+    public static func automatic(ifName: String) -> UInt32 { base + InterfaceName.ordinal(ifName) }
 
 }
 

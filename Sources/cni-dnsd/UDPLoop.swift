@@ -1,4 +1,5 @@
 import CLinux
+import Base
 import CNI
 import Foundation
 import NIOConcurrencyHelpers

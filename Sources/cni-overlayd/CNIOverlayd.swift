@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLinux
+import Base
 import CNI
 import Foundation
 import Overlay

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Base
 import CNI
 import CNIRuntime
 import Foundation

@@ -1,4 +1,5 @@
 import BridgePlugin
+import Base
 import CNI
 import Foundation
 import Netlink

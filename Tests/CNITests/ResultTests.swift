@@ -1,3 +1,4 @@
+import Base
 import CNI
 import CNIRuntime
 import Testing
@@ -129,7 +130,7 @@ enum Golden {
 /// The identity every plugin puts on a container's state across its attachments.
 @Suite struct AttachmentTests {
     @Test func interfaceOrdinalOrdersTheWayRuntimesNameInterfaces() {
-        #expect(["eth0", "eth1", "net1", "eth10", "foo", "", "eth99999999999"].map { Attachment.ordinal(ifName: $0) } == [0, 1, 1, 10, 0, 0, 100_000])
+        #expect(["eth0", "eth1", "net1", "eth10", "foo", "", "eth99999999999"].map { InterfaceName.ordinal($0) } == [0, 1, 1, 10, 0, 0, 100_000])
     }
 
     @Test func theContainerTagIsTheSameOnEveryInterfaceAndNetwork() {

@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// The CNI error code of a failed plugin run, nil when it succeeded or printed no error object.

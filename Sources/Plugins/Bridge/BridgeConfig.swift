@@ -1,3 +1,4 @@
+import Base
 import CNI
 
 /// The bridge plugin's configuration, decoded and validated with no kernel call.

@@ -1,4 +1,5 @@
 import CLinux
+import Base
 import CNI
 import DNS
 
@@ -128,7 +129,7 @@ enum Records {
             guard network != except, let r = try? read(conf, network: network),
                 let e = r.entries.first(where: { $0.container == tag })
             else { continue }
-            found.append((Attachment.ordinal(ifName: e.ifName ?? ""), network, r.domain))
+            found.append((InterfaceName.ordinal(e.ifName ?? ""), network, r.domain))
         }
         return found.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
     }

@@ -1,3 +1,4 @@
+import Base
 import CNI
 import NFTables
 
@@ -133,11 +134,11 @@ public enum PortMap {
         return parts[1]
     }
 
-    /// The order of the interface a comment names (``Attachment/ordinal(ifName:)``).
+    /// The order of the interface a comment names (``InterfaceName/ordinal(_:)``).
     static func ordinal(_ comment: String) -> UInt32 {
         let parts = comment.split(separator: " ", maxSplits: 3)
         let who = parts.count > 2 ? parts[container(comment) != nil ? 2 : 1] : ""
-        return Attachment.ordinal(ifName: String(who.split(separator: "/", maxSplits: 1).last ?? ""))
+        return InterfaceName.ordinal(String(who.split(separator: "/", maxSplits: 1).last ?? ""))
     }
 
     /// "container <id> (<ifname>) of network <name>" from a comment.
