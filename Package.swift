@@ -41,12 +41,12 @@ let package = Package(
         .target(name: "CNIRuntime", dependencies: ["Base", "CNI"]),
 
         // rtnetlink: links, addresses, routes, namespaces, sysctl.
-        .target(name: "Netlink", dependencies: ["Base", "CNI", "CLinux", "CMnl"]),
+        .target(name: "Netlink", dependencies: ["Base", "CLinux", "CMnl"]),
 
         // nftables, the mechanism: tables, chains, rules, maps and their elements with owner tags,
         // atomic batches built with libnftnl and rendered as nft text, listings. The layouts of
         // ipMasq, macspoofchk, portmap and firewall live beside their plugins.
-        .target(name: "NFTables", dependencies: ["Base", "CNI", "CLinux", "CNftnl"]),
+        .target(name: "NFTables", dependencies: ["Base", "CLinux", "CNftnl"]),
 
         // Address allocation: ranges, allocator, the on-disk store.
         .target(name: "IPAM", dependencies: ["Base", "CNI"]),
@@ -65,7 +65,7 @@ let package = Package(
 
         // The glue main plugins share: the container's namespace from CNI_NETNS, an interface
         // configured from a result (addresses, routes with their metrics), CHECK of it, DEL of it.
-        .target(name: "PluginKit", dependencies: ["Base", "CNI", "Netlink"]),
+        .target(name: "PluginKit", dependencies: ["Base", "CNI", "Netlink", "NFTables"]),
 
         // Plugins: one folder each.
         .target(name: "HostLocalPlugin", dependencies: ["Base", "CNI", "IPAM"], path: "Sources/Plugins/HostLocal"),
@@ -73,10 +73,10 @@ let package = Package(
         .target(name: "MacvlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Macvlan"),
         .target(name: "LoopbackPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
-        .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables"], path: "Sources/Plugins/Firewall"),
-        .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN"], path: "Sources/Plugins/Vxlan"),
+        .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
+        .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
-        .target(name: "PortmapPlugin", dependencies: ["Base", "CNI", "CLinux", "Netlink", "NFTables"], path: "Sources/Plugins/Portmap"),
+        .target(name: "PortmapPlugin", dependencies: ["Base", "CNI", "CLinux", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).
         .executableTarget(

@@ -1,5 +1,4 @@
 import Base
-import CNI
 import CNftnl
 
 #if canImport(Glibc)

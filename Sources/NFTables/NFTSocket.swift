@@ -1,6 +1,5 @@
 import CLinux
 import Base
-import CNI
 import CNftnl
 
 #if canImport(Glibc)
@@ -18,11 +17,6 @@ public struct NFTError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public var reason: String { String(cString: strerror(errno)) }
     public var description: String { "\(operation): \(reason)" }
-}
-
-extension NFTError: CNIErrorConvertible {
-    /// Code 104, the failing nft command as the message.
-    public var cniError: CNIError { CNIError(.firewallFailed, operation, details: reason) }
 }
 
 /// A NETLINK_NETFILTER socket (libmnl) that applies batches atomically and runs dumps.
@@ -52,13 +46,6 @@ public final class NFTSocket {
     }
 
     deinit { mnl_socket_close(socket) }
-
-    /// A socket for a plugin: a failure is the plugin's code 104 error.
-    public static func open() throws(CNIError) -> NFTSocket {
-        do { return try NFTSocket() } catch {
-            throw CNIError(.firewallFailed, "cannot open a netfilter socket", details: error.description)
-        }
-    }
 
     func nextSequence() -> UInt32 {
         sequence &+= 1

@@ -1,6 +1,5 @@
 import CLinux
 import Base
-import CNI
 
 #if canImport(Glibc)
     import Glibc

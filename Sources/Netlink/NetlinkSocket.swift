@@ -1,7 +1,6 @@
 import CLinux
 import CMnl
 import Base
-import CNI
 
 #if canImport(Glibc)
     import Glibc
@@ -25,13 +24,6 @@ public struct NetlinkError: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         extendedAck.isEmpty ? "\(operation): \(reason)" : "\(operation): \(reason) (\(extendedAck))"
-    }
-}
-
-extension NetlinkError: CNIErrorConvertible {
-    /// Code 103, the operation as the message and the kernel's reason as the details.
-    public var cniError: CNIError {
-        CNIError(.kernelOperationFailed, operation, details: extendedAck.isEmpty ? reason : "\(reason) (\(extendedAck))")
     }
 }
 

@@ -1,6 +1,7 @@
 import Base
 import CNI
 import NFTables
+import PluginKit
 
 /// The `firewall` chained plugin, on nftables: the forwarded traffic of the container's addresses
 /// accepted (from them, and replies to them), an administrator's chain evaluated first, and with

@@ -2,6 +2,7 @@ import CLinux
 import Base
 import CNI
 import NFTables
+import PluginKit
 import Netlink
 
 #if canImport(Glibc)
