@@ -74,19 +74,17 @@ public final class NFTSocket {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let fd = mnl_socket_get_fd(socket)
         while acked < seqs.count {
-            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let n = NetlinkMessage.receive(fd, into: &buffer, flags: Int32(MSG_DONTWAIT))
             if n < 0 {
-                if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
                     throw NFTError(
                         operation: "batch of \(seqs.count) messages: only \(acked) acknowledged by the kernel", errno: EAGAIN)
                 }
                 throw NFTError(operation: "receive batch replies", errno: errno)
             }
-            for (type, seq, pid, payload) in Self.messages(buffer, n) where seqs[seq] != nil && (pid == portID || pid == 0) {
-                guard type == UInt16(NLMSG_ERROR) else { continue }
-                let code = payload.count >= 4 ? Int32(bitPattern: le32(payload, 0)) : -EPROTO
-                if code != 0 { throw NFTError(operation: seqs[seq]!, errno: -code) }
+            for m in NetlinkMessage.split(buffer, count: n) where seqs[m.sequence] != nil && m.answers(sequence: m.sequence, portID: portID) {
+                guard m.type == UInt16(NLMSG_ERROR) else { continue }
+                if m.code != 0 { throw NFTError(operation: seqs[m.sequence]!, errno: -m.code) }
                 acked += 1
             }
         }
@@ -154,48 +152,18 @@ public final class NFTSocket {
         var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(mnl_socket_get_fd(socket), $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NFTError(operation: what, errno: errno)
-            }
-            var off = 0
-            while off + 16 <= n {
-                let len = Int(le32(buffer, off))
-                guard len >= 16, off + len <= n else { break }
-                let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
-                let flags = UInt16(buffer[off + 6]) | UInt16(buffer[off + 7]) << 8
-                let mseq = le32(buffer, off + 8), mpid = le32(buffer, off + 12)
-                let msg = Array(buffer[off..<(off + len)])
-                off += (len + 3) & ~3
-                if mseq != seq || (mpid != portID && mpid != 0) { continue }  // another request's, or not for this socket
-                if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
-                if type == UInt16(NLMSG_DONE) { return (out, interrupted) }
-                if type == UInt16(NLMSG_ERROR) {
-                    let code = Int32(bitPattern: le32(msg, 16))
-                    if code == 0 { return (out, interrupted) }
-                    throw NFTError(operation: what, errno: -code)
+            let n = NetlinkMessage.receive(mnl_socket_get_fd(socket), into: &buffer)
+            if n < 0 { throw NFTError(operation: what, errno: errno) }
+            for m in NetlinkMessage.split(buffer, count: n) where m.answers(sequence: seq, portID: portID) {
+                if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                if m.type == UInt16(NLMSG_DONE) { return (out, interrupted) }
+                if m.type == UInt16(NLMSG_ERROR) {
+                    if m.code == 0 { return (out, interrupted) }
+                    throw NFTError(operation: what, errno: -m.code)
                 }
-                out.append(msg)
+                out.append(m.bytes)
             }
         }
     }
 
-    /// The messages in the first `n` bytes of `b`: type, sequence, port id, payload.
-    static func messages(_ b: [UInt8], _ n: Int) -> [(UInt16, UInt32, UInt32, [UInt8])] {
-        var out: [(UInt16, UInt32, UInt32, [UInt8])] = []
-        var off = 0
-        while off + 16 <= n {
-            let len = Int(le32(b, off))
-            guard len >= 16, off + len <= n else { break }
-            out.append((UInt16(b[off + 4]) | UInt16(b[off + 5]) << 8, le32(b, off + 8), le32(b, off + 12), Array(b[(off + 16)..<(off + len)])))
-            off += (len + 3) & ~3
-        }
-        return out
-    }
-}
-
-@inline(__always)
-func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
-    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
 }

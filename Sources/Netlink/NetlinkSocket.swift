@@ -87,36 +87,20 @@ public final class NetlinkSocket {
         var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { clinux_netlink_recv_from_kernel(mnl_socket_get_fd(socket), $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NetlinkError(operation: operation, errno: errno)
-            }
-            var off = 0
-            while off + 16 <= n {
-                let len = Int(le32(buffer, off))
-                guard len >= 16, off + len <= n else { break }
-                let type = UInt16(buffer[off + 4]) | UInt16(buffer[off + 5]) << 8
-                let flags = UInt16(buffer[off + 6]) | UInt16(buffer[off + 7]) << 8
-                let mseq = le32(buffer, off + 8)
-                let mpid = le32(buffer, off + 12)
-                let payload = Array(buffer[(off + 16)..<(off + len)])
-                off += (len + 3) & ~3
-                // Replies to someone else (or to an earlier request of ours) are not ours to read.
-                if mseq != seq || (mpid != portID && mpid != 0) { continue }
+            let n = NetlinkMessage.receive(mnl_socket_get_fd(socket), into: &buffer)
+            if n < 0 { throw NetlinkError(operation: operation, errno: errno) }
+            // Replies to someone else (or to an earlier request of ours) are not ours to read.
+            for m in NetlinkMessage.split(buffer, count: n) where m.answers(sequence: seq, portID: portID) {
+                let (type, flags, payload) = (m.type, m.flags, Array(m.payload))
                 if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                 switch Int32(type) {
                 case NLMSG_ERROR:
-                    let code = payload.count >= 4 ? Int32(bitPattern: le32(payload, 0)) : -EPROTO
-                    if code == 0 {
-                        return replies  // ACK
-                    }
-                    throw NetlinkError(operation: operation, errno: -code, extendedAck: Self.extendedAck(payload, flags: flags))
+                    if m.code == 0 { return replies }  // ACK
+                    throw NetlinkError(operation: operation, errno: -m.code, extendedAck: Self.extendedAck(payload, flags: flags))
                 case NLMSG_DONE:
-                    if payload.count >= 4, Int32(bitPattern: le32(payload, 0)) < 0 {
+                    if payload.count >= 4, m.code < 0 {
                         throw NetlinkError(
-                            operation: operation, errno: -Int32(bitPattern: le32(payload, 0)),
-                            extendedAck: Self.extendedAck(payload, flags: flags, doneMessage: true))
+                            operation: operation, errno: -m.code, extendedAck: Self.extendedAck(payload, flags: flags, doneMessage: true))
                     }
                     if interrupted { throw NetlinkError(operation: operation, errno: EINTR) }
                     return replies
@@ -145,9 +129,4 @@ public final class NetlinkSocket {
         guard start <= payload.count else { return "" }
         return NetlinkAttributes(Array(payload[start...])).string(Int(NLMSGERR_ATTR_MSG.rawValue)) ?? ""
     }
-}
-
-@inline(__always)
-func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
-    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
 }
