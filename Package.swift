@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "NFTables", dependencies: ["Base", "CLinux", "CNftnl"]),
 
         // Address allocation: ranges, allocator, the on-disk store.
-        .target(name: "IPAM", dependencies: ["Base", "CNI"]),
+        .target(name: "IPAM", dependencies: ["Base"]),
 
         // The VXLAN overlay's model: leases, the file store, the node file, the desired-vs-actual
         // planner. Pure: no kernel calls.

@@ -1,5 +1,4 @@
 import Base
-import CNI
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +30,7 @@ public final class AllocationStore {
     /// `create` is false (DEL, CHECK and GC of a network that never had an address leave the disk
     /// as it was). `network` must already be a validated network name. Code 105 when the
     /// directory or lock cannot be had.
-    public convenience init?(existing dataDir: String, network: String) throws(CNIError) {
+    public convenience init?(existing dataDir: String, network: String) throws(IPAMError) {
         var st = stat()
         guard stat(dataDir + "/" + network, &st) == 0 else { return nil }
         try self.init(dataDir: dataDir, network: network)
@@ -39,25 +38,25 @@ public final class AllocationStore {
 
     /// Opens (creating if needed) `<dataDir>/<network>` and takes the lock. `network` must already
     /// be a validated network name. Code 105 when the directory or lock cannot be had.
-    public init(dataDir: String, network: String) throws(CNIError) {
+    public init(dataDir: String, network: String) throws(IPAMError) {
         directory = dataDir + "/" + network
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             do {
                 try System.makeDirectories(directory, mode: 0o755)
             } catch {
-                throw CNIError(.stateStoreFailure, "cannot create the IPAM data directory", details: error.description)
+                throw IPAMError(.storeFailure, "cannot create the IPAM data directory", details: error.description)
             }
         }
         lockFD = open(directory + "/lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         if lockFD < 0 {
-            throw CNIError(
-                .stateStoreFailure, "cannot open the IPAM lock", details: SystemError("open \(directory)/lock", errno: errno).description)
+            throw IPAMError(
+                .storeFailure, "cannot open the IPAM lock", details: SystemError("open \(directory)/lock", errno: errno).description)
         }
         while flock(lockFD, LOCK_EX) != 0 {
             if errno == EINTR { continue }
             let e = SystemError("flock \(directory)/lock", errno: errno)
             Glibc.close(lockFD)
-            throw CNIError(.stateStoreFailure, "cannot lock the IPAM data directory", details: e.description)
+            throw IPAMError(.storeFailure, "cannot lock the IPAM data directory", details: e.description)
         }
     }
 
@@ -97,11 +96,11 @@ public final class AllocationStore {
     /// Reserves `ip` for `a`: false when it is taken. The reservation file appears with its
     /// content or not at all (`System.createExclusively`): the reference creates it exclusively
     /// and then writes, and a kill in between leaves an empty file no DEL matches, a leaked address.
-    public func reserve(_ ip: IPAddress, for a: Attachment, rangeSet: Int) throws(CNIError) -> Bool {
+    public func reserve(_ ip: IPAddress, for a: Attachment, rangeSet: Int) throws(IPAMError) -> Bool {
         do {
             guard try System.createExclusively(directory + "/" + ip.description, AllocationStore.owner(a)) else { return false }
         } catch {
-            throw CNIError(.stateStoreFailure, "cannot reserve \(ip)", details: error.description)
+            throw IPAMError(.storeFailure, "cannot reserve \(ip)", details: error.description)
         }
         setLastReserved(ip, rangeSet: rangeSet)
         return true
@@ -162,7 +161,7 @@ public final class AllocationStore {
         return lines.dropFirst(2).compactMap { IPAddress($0) }
     }
 
-    public func setIndex(_ a: Attachment, _ ips: [IPAddress]) throws(CNIError) {
+    public func setIndex(_ a: Attachment, _ ips: [IPAddress]) throws(IPAMError) {
         let text = ([a.containerID, a.ifName] + ips.map(\.description)).joined(separator: "\n") + "\n"
         do {
             if mkdir(indexDirectory, 0o700) != 0 && errno != EEXIST {
@@ -170,7 +169,7 @@ public final class AllocationStore {
             }
             try System.writeFileAtomically(indexPath(a), Array(text.utf8), temporary: indexPath(a) + AllocationStore.temporarySuffix)
         } catch {
-            throw CNIError(.stateStoreFailure, "cannot write the IPAM index", details: "\(error)")
+            throw IPAMError(.storeFailure, "cannot write the IPAM index", details: "\(error)")
         }
     }
 

@@ -1,5 +1,4 @@
 import Base
-import CNI
 
 /// One address handed out: the address with its subnet's prefix length, and its range's gateway.
 public struct Allocation: Sendable, Equatable {
@@ -12,23 +11,23 @@ public enum Allocator {
     /// The range set of each requested address (index -> address). Code 106 when one is in no
     /// set, is a gateway, or shares its set with another. Needs no store: callers check before
     /// touching the disk.
-    public static func placeRequested(_ requested: [IPAddress], in sets: [RangeSet]) throws(CNIError) -> [Int: IPAddress] {
+    public static func placeRequested(_ requested: [IPAddress], in sets: [RangeSet]) throws(IPAMError) -> [Int: IPAddress] {
         // Every requested address must belong to exactly one set and not be a gateway.
         var wanted: [Int: IPAddress] = [:]
         for ip in requested {
             guard let i = sets.firstIndex(where: { $0.range(containing: ip) != nil }) else {
                 if let s = sets.first(where: { $0.ranges.contains { $0.gateway == ip } }) {
-                    throw CNIError(.addressUnavailable, "requested IP address \(ip) is the gateway of range set \(s)")
+                    throw IPAMError(.addressUnavailable, "requested IP address \(ip) is the gateway of range set \(s)")
                 }
-                throw CNIError(
+                throw IPAMError(
                     .addressUnavailable, "requested IP address \(ip) is not in any range set",
                     details: "range sets: \(sets.map(\.description).joined(separator: "; "))")
             }
             if sets[i].range(containing: ip)?.gateway == ip {
-                throw CNIError(.addressUnavailable, "requested IP address \(ip) is the gateway of range set \(sets[i])")
+                throw IPAMError(.addressUnavailable, "requested IP address \(ip) is the gateway of range set \(sets[i])")
             }
             if let other = wanted[i] {
-                throw CNIError(
+                throw IPAMError(
                     .addressUnavailable, "requested IP addresses \(other) and \(ip) are in the same range set \(sets[i])",
                     details: "one address is allocated per range set")
             }
@@ -43,7 +42,7 @@ public enum Allocator {
     /// exhausted (naming the set); whatever was reserved before the failure is released.
     public static func allocate(
         _ a: Attachment, sets: [RangeSet], requested wanted: [Int: IPAddress], store: AllocationStore
-    ) throws(CNIError) -> [Allocation] {
+    ) throws(IPAMError) -> [Allocation] {
         // The duplicate check needs a complete index: after another writer (the reference plugin,
         // a lost index write) the directory is read in full first, as the reference always does.
         let stamp = store.completeIndex()
@@ -52,19 +51,19 @@ public enum Allocator {
             let live = known.filter { ip in store.reservation(ip).map { AllocationStore.matches($0, a) } ?? false }
             if let first = live.first {
                 if let entries { store.stampComplete(entries: entries, keeping: stamp) }
-                throw CNIError(
+                throw IPAMError(
                     .conflict, "\(first) has been allocated to \(a), duplicate allocation is not allowed",
                     details: "DEL the attachment before adding it again")
             }
             if store.removeIndex(a) { entries = entries.map { $0 - 1 } }  // stale hint
         }
         var done: [(IPAddress, Allocation)] = []
-        do throws(CNIError) {
+        do throws(IPAMError) {
             for (i, set) in sets.enumerated() {
                 if let ip = wanted[i] {
                     let r = set.range(containing: ip)!
                     guard try store.reserve(ip, for: a, rangeSet: i) else {
-                        throw CNIError(
+                        throw IPAMError(
                             .addressUnavailable, "requested IP address \(ip) is not available in range set \(set)",
                             details: "it is allocated to \(owner(store.reservation(ip)))")
                     }
@@ -80,7 +79,7 @@ public enum Allocator {
                     }
                 }
                 if !got {
-                    throw CNIError(.addressUnavailable, "no IP addresses available in range set: \(set)")
+                    throw IPAMError(.addressUnavailable, "no IP addresses available in range set: \(set)")
                 }
             }
             try store.setIndex(a, done.map(\.0))

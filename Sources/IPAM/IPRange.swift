@@ -1,5 +1,4 @@
 import Base
-import CNI
 
 /// One allocation range: a subnet with the inclusive bounds addresses are handed out from, and the
 /// gateway, which is never handed out. Built only through ``init(subnet:rangeStart:rangeEnd:gateway:path:)``,
@@ -16,23 +15,23 @@ public struct IPRange: Sendable, Hashable, CustomStringConvertible {
     /// subnet + 1. Code 7 naming `path` and the value for host bits in the subnet, a subnet too
     /// small to allocate from, bounds or gateway outside the subnet, and start after end.
     public init(subnet: IPPrefix, rangeStart: IPAddress?, rangeEnd: IPAddress?, gateway: IPAddress?, path: String)
-        throws(CNIError)
+        throws(IPAMError)
     {
         let net = subnet.network
         if net.address != subnet.address {
-            throw Fields.invalid(
+            throw IPAMError.invalid(
                 "\(path).subnet", .string(subnet.description), "has host bits set; the network is \(net)")
         }
         if subnet.length > subnet.family.bitWidth - 2 {
-            throw Fields.invalid(
+            throw IPAMError.invalid(
                 "\(path).subnet", .string(subnet.description),
                 "a /\(subnet.length) network is too small to allocate from")
         }
         self.subnet = net
-        func inside(_ ip: IPAddress?, _ key: String) throws(CNIError) -> IPAddress? {
+        func inside(_ ip: IPAddress?, _ key: String) throws(IPAMError) -> IPAddress? {
             guard let ip else { return nil }
             if !net.contains(ip) {
-                throw Fields.invalid("\(path).\(key)", .string(ip.description), "is not in subnet \(net)")
+                throw IPAMError.invalid("\(path).\(key)", .string(ip.description), "is not in subnet \(net)")
             }
             return ip
         }
@@ -42,7 +41,7 @@ public struct IPRange: Sendable, Hashable, CustomStringConvertible {
         self.rangeEnd = try inside(rangeEnd, "rangeEnd") ?? last
         self.gateway = try inside(gateway, "gateway") ?? first
         if self.rangeStart > self.rangeEnd {
-            throw Fields.invalid(
+            throw IPAMError.invalid(
                 "\(path).rangeStart", .string(self.rangeStart.description), "is after rangeEnd \(self.rangeEnd)")
         }
     }
@@ -76,19 +75,19 @@ public struct RangeSet: Sendable, Hashable, CustomStringConvertible {
     public let ranges: [IPRange]
 
     /// Code 7 when the set is empty, mixes families, or has overlapping ranges.
-    public init(_ ranges: [IPRange], path: String) throws(CNIError) {
+    public init(_ ranges: [IPRange], path: String) throws(IPAMError) {
         guard let first = ranges.first else {
-            throw CNIError(.invalidNetworkConfig, "invalid \(path)", details: "a range set needs at least one range")
+            throw IPAMError(.invalidConfig, "invalid \(path)", details: "a range set needs at least one range")
         }
         for (i, r) in ranges.enumerated() {
             if r.family != first.family {
-                throw CNIError(
-                    .invalidNetworkConfig, "invalid \(path)[\(i)].subnet \"\(r.subnet)\"",
+                throw IPAMError(
+                    .invalidConfig, "invalid \(path)[\(i)].subnet \"\(r.subnet)\"",
                     details: "mixes \(r.family) with \(first.family) in one range set")
             }
             for (j, other) in ranges.enumerated() where j < i && r.overlaps(other) {
-                throw CNIError(
-                    .invalidNetworkConfig, "invalid \(path)[\(i)] \(r)", details: "overlaps \(path)[\(j)] \(other)")
+                throw IPAMError(
+                    .invalidConfig, "invalid \(path)[\(i)] \(r)", details: "overlaps \(path)[\(j)] \(other)")
             }
         }
         self.ranges = ranges

@@ -34,10 +34,11 @@ struct HostLocalConfig {
                 sets += try HostLocalConfig.rangeSets(rt, path: conf.runtimeConfig.pathOf("ipRanges"))
             }
             if let subnet = try ipam.prefix("subnet") {
-                let r = try IPRange(
-                    subnet: subnet, rangeStart: try ipam.address("rangeStart"), rangeEnd: try ipam.address("rangeEnd"),
-                    gateway: try ipam.address("gateway"), path: "ipam")
-                sets.append(try RangeSet([r], path: "ipam"))
+                let (start, end, gateway) = (try ipam.address("rangeStart"), try ipam.address("rangeEnd"), try ipam.address("gateway"))
+                sets.append(
+                    try IPAMError.asCNI { () throws(IPAMError) in
+                        try RangeSet([try IPRange(subnet: subnet, rangeStart: start, rangeEnd: end, gateway: gateway, path: "ipam")], path: "ipam")
+                    })
             }
             if let list = try ipam.array("ranges") {
                 sets += try HostLocalConfig.rangeSets(list, path: ipam.pathOf("ranges"))
@@ -100,12 +101,11 @@ struct HostLocalConfig {
                 guard let subnet = try f.prefix("subnet") else {
                     throw CNIError(.invalidNetworkConfig, "missing \"\(rp).subnet\"")
                 }
+                let (start, end, gateway) = (try f.address("rangeStart"), try f.address("rangeEnd"), try f.address("gateway"))
                 ranges.append(
-                    try IPRange(
-                        subnet: subnet, rangeStart: try f.address("rangeStart"), rangeEnd: try f.address("rangeEnd"),
-                        gateway: try f.address("gateway"), path: rp))
+                    try IPAMError.asCNI { () throws(IPAMError) in try IPRange(subnet: subnet, rangeStart: start, rangeEnd: end, gateway: gateway, path: rp) })
             }
-            sets.append(try RangeSet(ranges, path: sp))
+            sets.append(try IPAMError.asCNI { () throws(IPAMError) in try RangeSet(ranges, path: sp) })
         }
         return sets
     }
@@ -153,5 +153,24 @@ enum ResolvConf {
             }
         }
         return dns
+    }
+}
+
+extension IPAMError: CNIErrorConvertible {
+    /// host-local's error for it: code 7, 106, 105 or 107, the message and details as they are.
+    public var cniError: CNIError {
+        let code: CNIErrorCode
+        switch kind {
+        case .invalidConfig: code = .invalidNetworkConfig
+        case .addressUnavailable: code = .addressUnavailable
+        case .storeFailure: code = .stateStoreFailure
+        case .conflict: code = .conflict
+        }
+        return CNIError(code, msg, details: details)
+    }
+
+    /// `body`'s result, or its IPAM error as host-local's CNI error.
+    static func asCNI<T>(_ body: () throws(IPAMError) -> T) throws(CNIError) -> T {
+        do { return try body() } catch { throw error.cniError }
     }
 }
