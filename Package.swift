@@ -53,7 +53,7 @@ let package = Package(
 
         // The VXLAN overlay's model: leases, the file store, the node file, the desired-vs-actual
         // planner. Pure: no kernel calls.
-        .target(name: "Overlay", dependencies: ["Base", "CNI"]),
+        .target(name: "Overlay", dependencies: ["Base"]),
 
         // The VXLAN device and its peers (FDB, neighbours, routes) as the overlay's plans say,
         // through Netlink: what the vxlan plugin and cni-overlayd program.
@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "Etcd",
             dependencies: [
-                "Base", "CNI", "Overlay",
+                "Base", "Overlay",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -145,7 +145,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Base", "CNI"], path: "Tests/TestSupport"),
         .testTarget(
             name: "CNITests",
-            dependencies: ["Base", "CNI", "CNIRuntime", "CLinux", "CMnl", "CNftnl"]),
+            dependencies: ["Base", "CNI", "CNIRuntime", "PluginKit", "CLinux", "CMnl", "CNftnl"]),
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "CLinux", "TestSupport"]),

@@ -12,7 +12,7 @@ check_eq "every import is one the module map allows" 0 "$rc"
 
 tb_tmpdir T
 copy() { rm -rf "$T/tree"; mkdir -p "$T/tree"; cp -r "$ROOT/Package.swift" "$ROOT/Sources" "$ROOT/docs" "$T/tree/"; }
-copy; sed -i '0,/^import CNI$/s//import CNI\nimport Netlink/' "$T/tree/Sources/Overlay/Lease.swift"
+copy; sed -i '0,/^import Base$/s//import Base\nimport Netlink/' "$T/tree/Sources/Overlay/Lease.swift"
 out=$(/usr/bin/python3 "$ROOT/Scripts/lib/module-map.py" "$T/tree" 2>&1); rc=$?
 check "Overlay importing Netlink fails, naming the file" bash -c "[ $rc -ne 0 ] && grep -qE 'Sources/Overlay/Lease.swift:[0-9]+: Overlay imports Netlink' <<<\"\$0\"" "$out"
 copy; sed -i '0,/^import CNI$/s//import CNI\nimport BridgePlugin/' "$T/tree/Sources/Plugins/Portmap/Portmap.swift"

@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Base
-import CNI
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,5 +1,4 @@
 import Base
-import CNI
 import Overlay
 
 /// The overlay's leases in etcd: one key per claimed subnet,
@@ -49,7 +48,7 @@ public actor EtcdLeaseStore {
     /// (the node file's subnet after a restart past the TTL), else the first free subnet. Under
     /// its own etcd lease (granted when there is none). Code 106 when no subnet is free, 105 when
     /// etcd fails or the claim loses 32 races in a row.
-    public func claim(vtep: IPAddress, preferred: IPPrefix? = nil) async throws(CNIError) -> NodeLease {
+    public func claim(vtep: IPAddress, preferred: IPPrefix? = nil) async throws(OverlayError) -> NodeLease {
         do {
             if leaseID == nil { leaseID = try await client.grant(ttl: ttl) }
             for _ in 0..<32 {
@@ -77,7 +76,7 @@ public actor EtcdLeaseStore {
                     subnet = p
                 } else {
                     guard let l = network.claim(node: node, vtep: vtep, among: entries.map(\.lease)) else {
-                        throw CNIError(.addressUnavailable, "no free /\(network.subnetLength) left in \(network.network)")
+                        throw OverlayError(.addressUnavailable, "no free /\(network.subnetLength) left in \(network.network)")
                     }
                     subnet = l.subnet
                 }
@@ -87,11 +86,11 @@ public actor EtcdLeaseStore {
                     return lease
                 }
             }
-            throw CNIError(.stateStoreFailure, "cannot claim a subnet in etcd", details: "32 claims lost to other hosts in a row")
-        } catch let e as CNIError {
+            throw OverlayError(.storeFailure, "cannot claim a subnet in etcd", details: "32 claims lost to other hosts in a row")
+        } catch let e as OverlayError {
             throw e
         } catch {
-            throw CNIError(.stateStoreFailure, "etcd: cannot claim a subnet of \(network.network)", details: "\(error)")
+            throw OverlayError(.storeFailure, "etcd: cannot claim a subnet of \(network.network)", details: "\(error)")
         }
     }
 

@@ -1,5 +1,4 @@
 import Base
-import CNI
 
 #if canImport(Glibc)
     import Glibc
@@ -51,11 +50,11 @@ public struct OverlayNetwork: Sendable, Equatable {
 
     /// Code 7 when the subnets would not fit (a subnet length shorter than the network's, or
     /// longer than leaves room for hosts and the VTEP address).
-    public init(network: IPPrefix, subnetLength: Int) throws(CNIError) {
+    public init(network: IPPrefix, subnetLength: Int) throws(OverlayError) {
         let width = network.family.bitWidth
         guard subnetLength > network.length, subnetLength <= width - 2 else {
-            throw CNIError(
-                .invalidNetworkConfig, "invalid subnetLen \(subnetLength) for network \(network)",
+            throw OverlayError(
+                .invalidConfig, "invalid subnetLen \(subnetLength) for network \(network)",
                 details: "must be longer than /\(network.length) and at most /\(width - 2)")
         }
         self.network = network.network
@@ -92,24 +91,24 @@ public struct FileLeaseStore: Sendable {
     public let path: String
     public init(path: String) { self.path = path }
 
-    public func leases() throws(CNIError) -> [NodeLease] {
+    public func leases() throws(OverlayError) -> [NodeLease] {
         guard System.exists(path) else { return [] }
         let bytes: [UInt8]
         do { bytes = try System.readFile(path, limit: 16 << 20) } catch {
-            throw CNIError(.stateStoreFailure, "cannot read the lease file \(path)", details: "\(error)")
+            throw OverlayError(.storeFailure, "cannot read the lease file \(path)", details: "\(error)")
         }
         guard case .object(let o)? = try? JSONValue.parse(bytes), case .array(let list)? = o["leases"] else {
-            throw CNIError(.stateStoreFailure, "the lease file \(path) is not a lease list")
+            throw OverlayError(.storeFailure, "the lease file \(path) is not a lease list")
         }
         return list.compactMap(NodeLease.init(json:))
     }
 
     /// Claims (or keeps, with the new VTEP address) `node`'s subnet; atomic with respect to
     /// other claims through the lock. Code 106 when the network has no free subnet.
-    public func claim(_ net: OverlayNetwork, node: String, vtep: IPAddress) throws(CNIError) -> NodeLease {
-        try locked { leases throws(CNIError) in
+    public func claim(_ net: OverlayNetwork, node: String, vtep: IPAddress) throws(OverlayError) -> NodeLease {
+        try locked { leases throws(OverlayError) in
             guard let lease = net.claim(node: node, vtep: vtep, among: leases) else {
-                throw CNIError(.addressUnavailable, "no free /\(net.subnetLength) left in \(net.network)")
+                throw OverlayError(.addressUnavailable, "no free /\(net.subnetLength) left in \(net.network)")
             }
             leases.removeAll { $0.node == node && net.network.contains($0.subnet.address) }
             leases.append(lease)
@@ -118,17 +117,17 @@ public struct FileLeaseStore: Sendable {
     }
 
     /// Gives `node`'s subnets back.
-    public func release(node: String) throws(CNIError) {
-        try locked { leases throws(CNIError) in leases.removeAll { $0.node == node } }
+    public func release(node: String) throws(OverlayError) {
+        try locked { leases throws(OverlayError) in leases.removeAll { $0.node == node } }
     }
 
-    func locked<T>(_ change: (inout [NodeLease]) throws(CNIError) -> T) throws(CNIError) -> T {
+    func locked<T>(_ change: (inout [NodeLease]) throws(OverlayError) -> T) throws(OverlayError) -> T {
         let lockPath = path + ".lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CNIError(.stateStoreFailure, "cannot open \(lockPath)", details: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw OverlayError(.storeFailure, "cannot open \(lockPath)", details: String(cString: strerror(errno))) }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw CNIError(.stateStoreFailure, "cannot lock \(lockPath)", details: String(cString: strerror(errno))) }
+            if errno != EINTR { throw OverlayError(.storeFailure, "cannot lock \(lockPath)", details: String(cString: strerror(errno))) }
         }
         var leases = try leases()
         let before = leases
@@ -136,7 +135,7 @@ public struct FileLeaseStore: Sendable {
         if leases != before {
             let text = JSONValue.object(["leases": .array(leases.map(\.json))]).serialized() + "\n"
             do { try System.writeFileAtomically(path, Array(text.utf8), mode: 0o644, temporary: path + ".tmp") } catch {
-                throw CNIError(.stateStoreFailure, "cannot write the lease file \(path)", details: "\(error)")
+                throw OverlayError(.storeFailure, "cannot write the lease file \(path)", details: "\(error)")
             }
         }
         return out
@@ -181,24 +180,24 @@ public struct NodeFile: Sendable, Equatable {
     }
 
     /// Nil when there is no file yet; code 11 (try again later) when it cannot be read.
-    public static func read(_ path: String) throws(CNIError) -> NodeFile? {
+    public static func read(_ path: String) throws(OverlayError) -> NodeFile? {
         guard System.exists(path) else { return nil }
         let bytes: [UInt8]
         do { bytes = try System.readFile(path, limit: 1 << 20) } catch {
-            throw CNIError(.tryAgainLater, "cannot read the node file \(path)", details: "\(error)")
+            throw OverlayError(.tryAgainLater, "cannot read the node file \(path)", details: "\(error)")
         }
         guard let j = try? JSONValue.parse(bytes), let f = NodeFile(json: j) else {
-            throw CNIError(.tryAgainLater, "the node file \(path) is not a node file")
+            throw OverlayError(.tryAgainLater, "the node file \(path) is not a node file")
         }
         return f
     }
 
-    public func write(_ path: String) throws(CNIError) {
+    public func write(_ path: String) throws(OverlayError) {
         if let slash = path.lastIndex(of: "/") { try? System.makeDirectories(String(path[..<slash])) }
         do {
             try System.writeFileAtomically(path, Array((json.serialized() + "\n").utf8), mode: 0o644, temporary: path + ".tmp")
         } catch {
-            throw CNIError(.stateStoreFailure, "cannot write the node file \(path)", details: "\(error)")
+            throw OverlayError(.storeFailure, "cannot write the node file \(path)", details: "\(error)")
         }
     }
 

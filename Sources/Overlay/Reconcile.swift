@@ -1,5 +1,4 @@
 import Base
-import CNI
 
 /// What the kernel must hold for the other hosts of an overlay, and the operations that take what
 /// it holds there: the heart of the agent's reconciliation (#8), pure so every failure mode of

@@ -25,7 +25,8 @@ func lease(_ node: String, _ subnet: String, _ vtep: String) -> NodeLease { Node
 
     @Test func subnetLengthsThatDoNotFitAreCode7() {
         for len in [16, 12, 31] {
-            #expect(throws: CNIError.self) { _ = try OverlayNetwork(network: IPPrefix("10.244.0.0/16")!, subnetLength: len) }
+            let error = #expect(throws: OverlayError.self) { _ = try OverlayNetwork(network: IPPrefix("10.244.0.0/16")!, subnetLength: len) }
+            #expect(error?.kind == .invalidConfig && error?.msg.contains("subnetLen \(len)") == true, "\(String(describing: error))")
         }
     }
 

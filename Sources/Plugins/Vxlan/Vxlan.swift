@@ -97,14 +97,15 @@ enum Vxlan {
     /// This host's lease: from the lease file, or from the agent's node file.
     static func lease(_ conf: VxlanConfig) throws(CNIError) -> NodeLease? {
         switch conf.store {
-        case .file(let path): return try FileLeaseStore(path: path).leases().first { $0.node == conf.node }
-        case .agent(let path): return try NodeFile.read(path)?.lease
+        case .file(let path):
+            return try OverlayError.asCNI { () throws(OverlayError) in try FileLeaseStore(path: path).leases().first { $0.node == conf.node } }
+        case .agent(let path): return try OverlayError.asCNI { () throws(OverlayError) in try NodeFile.read(path)?.lease }
         }
     }
 
     /// The agent's node file, which must be there and be for this overlay.
     static func nodeFile(_ conf: VxlanConfig, _ path: String) throws(CNIError) -> NodeFile {
-        guard let file = try NodeFile.read(path) else {
+        guard let file = try OverlayError.asCNI({ () throws(OverlayError) in try NodeFile.read(path) }) else {
             throw CNIError(.tryAgainLater, "no node file \(path) yet", details: "cni-overlayd writes it once it holds a lease; is it running?")
         }
         guard file.network == conf.overlay, file.vni == conf.vni else {
@@ -174,7 +175,8 @@ struct VxlanConfig {
         guard let network = try f.prefix("network") else {
             throw CNIError(.invalidNetworkConfig, "missing \"network\"", details: "the overlay's CIDR, e.g. \"10.244.0.0/16\"")
         }
-        overlay = try OverlayNetwork(network: network, subnetLength: try f.int("subnetLen", in: 1...126) ?? 24)
+        let subnetLength = try f.int("subnetLen", in: 1...126) ?? 24
+        overlay = try OverlayError.asCNI { () throws(OverlayError) in try OverlayNetwork(network: network, subnetLength: subnetLength) }
         vni = UInt32(try f.int("vni", in: 1...16_777_215) ?? 1)
         port = UInt16(try f.int("port", in: 1...65535) ?? 4789)
         underlay = try f.string("underlay")
@@ -220,5 +222,24 @@ struct VxlanConfig {
         do { try CommandArgs.validateInterfaceName(name, variable: key) } catch {
             throw Fields.invalid(key, .string(name), error.details.isEmpty ? error.msg : error.details)
         }
+    }
+}
+
+extension OverlayError: CNIErrorConvertible {
+    /// The vxlan plugin's error for it: code 7, 106, 105 or 11, the message and details as they are.
+    public var cniError: CNIError {
+        let code: CNIErrorCode
+        switch kind {
+        case .invalidConfig: code = .invalidNetworkConfig
+        case .addressUnavailable: code = .addressUnavailable
+        case .storeFailure: code = .stateStoreFailure
+        case .tryAgainLater: code = .tryAgainLater
+        }
+        return CNIError(code, msg, details: details)
+    }
+
+    /// `body`'s result, or its overlay error as the plugin's CNI error.
+    static func asCNI<T>(_ body: () throws(OverlayError) -> T) throws(CNIError) -> T {
+        do { return try body() } catch { throw error.cniError }
     }
 }

@@ -1,0 +1,28 @@
+import Base
+
+/// Why the overlay's model could not do what was asked; the vxlan plugin turns it into its CNI
+/// error (the kind chooses the code: 7, 106, 105 or 11), the agent logs it.
+public struct OverlayError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// The network or subnet length cannot be used as configured.
+        case invalidConfig
+        /// No subnet is free in the network.
+        case addressUnavailable
+        /// The lease store could not be read or written.
+        case storeFailure
+        /// Not yet: another host holds the store's lock, or the agent has not written its file.
+        case tryAgainLater
+    }
+
+    public let kind: Kind
+    public let msg: String
+    public let details: String
+
+    public init(_ kind: Kind, _ msg: String, details: String = "") {
+        self.kind = kind
+        self.msg = msg
+        self.details = details
+    }
+
+    public var description: String { details.isEmpty ? msg : "\(msg): \(details)" }
+}
