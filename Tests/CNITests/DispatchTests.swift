@@ -1,5 +1,6 @@
 import Base
 import CNI
+import PluginKit
 import Testing
 
 @Suite struct DispatchTests {

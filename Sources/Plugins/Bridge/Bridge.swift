@@ -13,82 +13,83 @@ import PluginKit
 ///
 /// The host is the network namespace of the thread that runs the plugin (the process's, when
 /// exec'ed by a runtime); the container is CNI_NETNS.
-public struct BridgePlugin: CNIPlugin {
+public struct BridgePlugin: MainPlugin {
     public static let type = "bridge"
     public static let summary = "bridge plugin (swift-cni): a Linux bridge and a veth pair per container"
 
     public init() {}
 
-    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try BridgeConfig(config, args: args) }
+    public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> BridgeConfig {
+        try BridgeConfig(config, args: args, forAdd: forAdd)
+    }
 
-    public func add(_ ctx: PluginContext) throws -> CNIResult {
-        let conf = try BridgeConfig(ctx.config, args: ctx.args)
+    /// What ADD found before IPAM ran: the host and the container, the bridge if it exists (or
+    /// made already, with VLANs).
+    public struct Prepared {
+        let host: NetlinkSocket
+        let container: NetworkNamespace
+        let cnl: NetlinkSocket
+        let existing: Link?
+        var early: Link?
+    }
+
+    /// A bridge name taken by another kind of link and an interface name in use in the container
+    /// are refused. Whether the kernel can filter VLANs is known only by trying: with vlan or
+    /// vlanTrunk the bridge is set up here, before IPAM runs, so a kernel without it refuses the
+    /// ADD with nothing left.
+    public func prepare(_ conf: BridgeConfig, _ add: AddSteps) throws -> Prepared {
+        let ctx = add.ctx
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let host = try NetlinkSocket()
         let cnl = try container.netlink()
-        let rollback = Rollback()
-        defer {
-            rollback.runIfArmed()
-            if !rollback.failures.isEmpty { ctx.log("bridge: rollback: \(rollback.failures.joined(separator: "; "))") }
-        }
+        let existing = try Bridge.refuseBeforeIPAM(conf, ctx, host: host, cnl: cnl, container: container)
+        var prepared = Prepared(host: host, container: container, cnl: cnl, existing: existing)
+        if conf.usesVLANs { prepared.early = try Bridge.bridge(conf, prepared, add) }
+        return prepared
+    }
 
-        let existingBridge = try Bridge.refuseBeforeIPAM(conf, ctx, host: host, cnl: cnl, container: container)
+    /// The bridge and the veth pair, the host end a port of it.
+    public struct Made {
+        let prepared: Prepared
+        let bridge: Link
+        let veth: Bridge.VethPair
+    }
 
-        // IPAM runs (a child process) while the bridge and the veth are made; its rollback waits
-        // for it and releases what it got.
-        func ensureBridge() throws -> Link {
-            let (br, made) = try Bridge.ensureBridge(conf, host, existing: existingBridge)
-            if made {
-                // A bridge this ADD made goes with it, unless another container got a port meanwhile.
-                rollback.add("delete bridge \(conf.bridge)") {
-                    if try !host.links().contains(where: { $0.master == br.index }) { try host.deleteLink(br.index) }
-                }
-            }
-            return br
-        }
-        // Whether the kernel can filter VLANs is known only by trying: with vlan or vlanTrunk the
-        // bridge is set up before IPAM runs, so a kernel without it refuses the ADD unchanged.
-        let early = conf.usesVLANs ? try ensureBridge() : nil
-        let ipamTask = conf.ipam.map { ipam in BackgroundTask { try Delegate.add(ipam, ctx) } }
-        if let ipamTask, let ipam = conf.ipam {
-            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(ipam, .del, ctx) } }
-        }
-        let br = try early ?? ensureBridge()
-        let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: host, container: container, cnl: cnl, bridge: br)
-        rollback.add("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
+    /// The bridge (made when missing), the veth pair on it, macspoofchk.
+    public func makeInterface(_ conf: BridgeConfig, _ p: Prepared, _ add: AddSteps) throws -> Made {
+        let ctx = add.ctx
+        let br = try Bridge.bridge(conf, p, add)
+        let veth = try Bridge.createVeth(conf, ifName: ctx.args.ifName, host: p.host, container: p.container, cnl: p.cnl, bridge: br)
+        let cnl = p.cnl
+        add.undo("delete \(ctx.args.ifName) in the container") { try? cnl.deleteLink(veth.container.index) }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
-        if conf.macSpoofCheck { try Bridge.addMacSpoofCheck(ctx, attachment, veth: veth, rollback: rollback) }
+        if conf.macSpoofCheck { try Bridge.addMacSpoofCheck(ctx, attachment, veth: veth, add) }
+        return Made(prepared: p, bridge: br, veth: veth)
+    }
 
+    /// IPAM's addresses (the gateway on the bridge, the container's interface, ipMasq), or a pure
+    /// layer-2 port up without IPAM; the result's interfaces.
+    public func configure(_ conf: BridgeConfig, _ m: Made, ipam: CNIResult?, _ add: AddSteps) throws -> CNIResult {
+        let ctx = add.ctx
         var result = CNIResult()
-        if let ipamTask {
-            result = try Bridge.configureAddresses(
-                conf, ctx, ipam: try ipamTask.value(), attachment, bridge: br, veth: veth, host: host, container: container, cnl: cnl,
-                rollback: rollback)
+        if let ipam {
+            result = try Bridge.configureAddresses(conf, ipam: ipam, m, add)
         } else if !conf.disableContainerInterface {
             // A pure layer-2 port: no address, but the interface is up (as the reference does).
-            do { try cnl.setUp(veth.container.index, arpNotify: true) } catch {
-                throw Bridge.kernel("failed to bring \(ctx.args.ifName) up in \(container.path)", error)
+            do { try m.prepared.cnl.setUp(m.veth.container.index, arpNotify: true) } catch {
+                throw Bridge.kernel("failed to bring \(ctx.args.ifName) up in \(m.prepared.container.path)", error)
             }
         }
-        if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
-        result.interfaces = try Bridge.interfaces(bridge: br, veth: veth, host: host, cnl: cnl, netns: ctx.args.netns)
-        // Fail now, while the rollback is armed, if the result cannot be printed in the asked version.
-        _ = try result.json(version: ctx.config.cniVersion)
-        rollback.disarm()
+        result.interfaces = try Bridge.interfaces(
+            bridge: m.bridge, veth: m.veth, host: m.prepared.host, cnl: m.prepared.cnl, netns: ctx.args.netns)
         return result
     }
 
-    /// Releases the IPAM allocation and deletes the container's interface. Idempotent: a missing
-    /// namespace (or an empty CNI_NETNS) or interface is success; every step runs and all errors
-    /// are reported together.
-    public func del(_ ctx: PluginContext) throws {
-        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        var failures = StepFailures()
-        // Three independent waits run side by side: IPAM DEL (a child process), the firewall
-        // transaction and the veth deletion (each a kernel grace period).
-        let ipam = conf.ipam.map { ipam in BackgroundTask { try Delegate.run(ipam, .del, ctx) } }
-        // ipMasq elements go by tag: also when CNI_NETNS is empty or the config at DEL lacks ipMasq
-        // (the reference plugin leaks its NAT rules then).
+    /// Deletes the container's interface and, by the attachment's tag, its ipMasq and macspoofchk
+    /// elements: also when CNI_NETNS is empty or the config at DEL lacks ipMasq (the reference
+    /// plugin leaks its NAT rules then). The firewall transaction and the veth deletion (each a
+    /// kernel grace period) run side by side, beside IPAM DEL.
+    public func teardown(_ conf: BridgeConfig, _ ctx: PluginContext, _ failures: inout StepFailures) {
         let network = ctx.config.name
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
         let masq = BackgroundTask {
@@ -96,60 +97,42 @@ public struct BridgePlugin: CNIPlugin {
             try Masquerade.remove(nft, network: network, attachment)
             try MacSpoofCheck.remove(nft, network: network, attachment)
         }
-        if !ctx.args.netns.isEmpty {
-            failures.run("delete \(ctx.args.ifName) in \(ctx.args.netns)", code: .kernelOperationFailed) {
-                try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
-            }
-        }
-        if let ipam { failures.run("IPAM DEL", code: .delegateFailed) { try ipam.value() } }
+        failures.deleteContainerInterface(ctx)
         failures.run("remove ipMasq/macspoofchk", code: .firewallFailed) { try masq.value() }
-        try failures.throwIfAny("bridge DEL was incomplete")
     }
 
     /// Verifies the bridge, the container interface (kind, MAC, addresses, routes) and the host
-    /// end (enslaved to the bridge, peer of the container end) against prevResult; then IPAM.
-    public func check(_ ctx: PluginContext) throws {
-        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard let prev = ctx.config.prevResult else {
-            throw CNIError(.invalidNetworkConfig, "bridge CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
-        if let ipam = conf.ipam { try Delegate.run(ipam, .check, ctx) }
+    /// end (enslaved to the bridge, peer of the container end) against prevResult.
+    public func verify(_ conf: BridgeConfig, _ prev: CNIResult, _ ctx: PluginContext) throws {
         try Bridge.check(conf, prev, ctx)
     }
 
-    /// GC: removes the ipMasq elements of attachments not in the valid list (absent: none is
-    /// valid, as host-local reads it), forwards to IPAM; keeps going and reports all errors.
-    public func gc(_ ctx: PluginContext) throws {
-        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        var failures = StepFailures()
+    /// Removes the ipMasq and macspoofchk elements of attachments not in the valid list (absent:
+    /// none is valid, as host-local reads it).
+    public func collect(_ conf: BridgeConfig, _ ctx: PluginContext, _ failures: inout StepFailures) {
         failures.run("collect ipMasq/macspoofchk", code: .firewallFailed) {
             let nft = try NFTSocket()
             try Masquerade.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
             try MacSpoofCheck.collect(nft, network: ctx.config.name, valid: ctx.config.validAttachments ?? [])
         }
-        if let ipam = conf.ipam { failures.run("IPAM GC", code: .delegateFailed) { try Delegate.run(ipam, .gc, ctx) } }
-        try failures.throwIfAny("bridge GC was incomplete")
     }
 
-    /// STATUS: nftables must be usable when ipMasq is set; then IPAM decides.
-    public func status(_ ctx: PluginContext) throws {
-        let conf = try BridgeConfig(ctx.config, args: ctx.args, forAdd: false)
-        if conf.ipMasq {
-            do {
-                _ = try Masquerade.elements(try NFTSocket(), .v4)
-            } catch {
-                throw CNIError(.notAvailable, "bridge: nftables is not usable for ipMasq", details: error.description)
-            }
+    /// nftables must be usable when ipMasq is set.
+    public func ready(_ conf: BridgeConfig, _ ctx: PluginContext) throws {
+        guard conf.ipMasq else { return }
+        do {
+            _ = try Masquerade.elements(try NFTSocket(), .v4)
+        } catch {
+            throw CNIError(.notAvailable, "bridge: nftables is not usable for ipMasq", details: error.description)
         }
-        if let ipam = conf.ipam { try Delegate.run(ipam, .status, ctx) }
     }
 }
 
 /// The steps of the bridge plugin.
-enum Bridge {
+public enum Bridge {
     /// What can be refused is refused before IPAM runs, so such an ADD changes nothing: a bridge
-    /// name taken by another kind of link, an interface name in use in the container, an IPAM
-    /// plugin that is not on CNI_PATH. Returns the bridge if it exists.
+    /// name taken by another kind of link, an interface name in use in the container. Returns the
+    /// bridge if it exists.
     static func refuseBeforeIPAM(
         _ conf: BridgeConfig, _ ctx: PluginContext, host: NetlinkSocket, cnl: NetlinkSocket, container: NetworkNamespace
     ) throws -> Link? {
@@ -161,12 +144,25 @@ enum Bridge {
         } catch {
             throw kernel("failed to look up \"\(conf.bridge)\" and \"\(ctx.args.ifName)\"", error)
         }
-        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
         return existing
     }
 
-    /// macspoofchk: frames from the container's port must carry its MAC (undone by `rollback`).
-    static func addMacSpoofCheck(_ ctx: PluginContext, _ attachment: Attachment, veth: VethPair, rollback: Rollback) throws {
+    /// The bridge set up before IPAM ran, else the bridge made (with its undo: a bridge this ADD
+    /// made goes with it, unless another container got a port meanwhile) or found now.
+    static func bridge(_ conf: BridgeConfig, _ p: BridgePlugin.Prepared, _ add: AddSteps) throws -> Link {
+        if let early = p.early { return early }
+        let (br, made) = try ensureBridge(conf, p.host, existing: p.existing)
+        if made {
+            let host = p.host
+            add.undo("delete bridge \(conf.bridge)") {
+                if try !host.links().contains(where: { $0.master == br.index }) { try host.deleteLink(br.index) }
+            }
+        }
+        return br
+    }
+
+    /// macspoofchk: frames from the container's port must carry its MAC (with its undo).
+    static func addMacSpoofCheck(_ ctx: PluginContext, _ attachment: Attachment, veth: VethPair, _ add: AddSteps) throws {
         let mac = veth.container.mac.bytes
         guard mac.count == 6 else { return }
         let nft = try NFTSocket.open()
@@ -175,35 +171,31 @@ enum Bridge {
         } catch {
             throw CNIError(.firewallFailed, "failed to set up macspoofchk for \(attachment)", details: error.description)
         }
-        rollback.add("remove macspoofchk") { try MacSpoofCheck.remove(nft, network: ctx.config.name, attachment) }
+        add.undo("remove macspoofchk") { try MacSpoofCheck.remove(nft, network: ctx.config.name, attachment) }
     }
 
     /// IPAM's addresses: the gateway on the bridge (isGateway), the container interface
-    /// configured, ipMasq (undone by `rollback`); the result so far.
-    static func configureAddresses(
-        _ conf: BridgeConfig, _ ctx: PluginContext, ipam: CNIResult, _ attachment: Attachment, bridge br: Link, veth: VethPair,
-        host: NetlinkSocket, container: NetworkNamespace, cnl: NetlinkSocket, rollback: Rollback
-    ) throws -> CNIResult {
-        guard !ipam.ips.isEmpty else {
-            throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
-        }
-        var result = CNIResult()
-        result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 2) }
-        result.routes = ipam.routes
-        result.dns = ipam.dns
+    /// configured, ipMasq (with its undo); the result so far.
+    static func configureAddresses(_ conf: BridgeConfig, ipam: CNIResult, _ m: BridgePlugin.Made, _ add: AddSteps) throws
+        -> CNIResult
+    {
+        let ctx = add.ctx
+        var result = CNIResult(addressesOf: ipam, onInterface: 2)
         if conf.isGateway {
-            let gateway = conf.vlan != 0 ? try ensureVLANGateway(conf, bridge: br, host: host) : br
-            try configureGateway(conf, &result, bridge: gateway, host: host)
+            let gateway = conf.vlan != 0 ? try ensureVLANGateway(conf, bridge: m.bridge, host: m.prepared.host) : m.bridge
+            try configureGateway(conf, &result, bridge: gateway, host: m.prepared.host)
         }
-        try configureContainer(conf, &result, ifName: ctx.args.ifName, index: veth.container.index, container: container, cnl: cnl)
+        try configureContainer(
+            conf, &result, ifName: ctx.args.ifName, index: m.veth.container.index, container: m.prepared.container, cnl: m.prepared.cnl)
         if conf.ipMasq {
             let nft = try NFTSocket.open()
+            let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)
             do {
                 try Masquerade.add(nft, network: ctx.config.name, attachment, addresses: result.ips.map(\.address), exclude: conf.ipMasqExclude)
             } catch {
                 throw CNIError(.firewallFailed, "failed to set up ipMasq for \(attachment)", details: error.description)
             }
-            rollback.add("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
+            add.undo("remove ipMasq") { try Masquerade.remove(nft, network: ctx.config.name, attachment) }
         }
         return result
     }
@@ -287,7 +279,8 @@ enum Bridge {
         }
     }
 
-    struct VethPair {
+    /// The two ends of a container's veth pair.
+    public struct VethPair {
         var host: Link
         var container: Link
     }

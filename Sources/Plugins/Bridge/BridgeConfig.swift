@@ -1,8 +1,9 @@
 import Base
 import CNI
+import PluginKit
 
 /// The bridge plugin's configuration, decoded and validated with no kernel call.
-struct BridgeConfig {
+public struct BridgeConfig: MainPluginConfig {
     var bridge = "cni0"
     var isGateway = false
     var isDefaultGateway = false
@@ -27,8 +28,9 @@ struct BridgeConfig {
     var mac: [UInt8]?
     /// The IPAM plugin; nil for an attachment without addresses (`ipam` absent, `{}` or without a
     /// type: a pure layer-2 port).
-    var ipam: String?
-    var dns: CNIResult.DNS?
+    public internal(set) var ipam: String?
+    /// `dns`, which replaces IPAM's in the result.
+    public internal(set) var dns: CNIResult.DNS?
 
     /// VLAN keys in use: the bridge filters VLANs and the port gets its own.
     var usesVLANs: Bool { vlan != 0 || !vlanTrunk.isEmpty }

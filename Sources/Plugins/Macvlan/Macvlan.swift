@@ -10,108 +10,97 @@ import PluginKit
 /// The `macvlan` plugin: the container gets a macvlan sub-interface of a host NIC (its own MAC on
 /// the host's network), made directly in the container's namespace under a temporary name and
 /// renamed there, so a crash never leaves a stray macvlan on the host.
-public struct MacvlanPlugin: CNIPlugin {
+public struct MacvlanPlugin: MainPlugin {
     public static let type = "macvlan"
     public static let summary = "macvlan plugin (swift-cni): a macvlan of a host interface in the container"
 
     public init() {}
 
-    public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try MacvlanConfig(config, args: args) }
+    public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> MacvlanConfig {
+        try MacvlanConfig(config, args: args, forAdd: forAdd)
+    }
 
-    public func add(_ ctx: PluginContext) throws -> CNIResult {
-        let conf = try MacvlanConfig(ctx.config, args: ctx.args)
+    /// What ADD found before any change: the container's namespace, the master.
+    public struct Prepared {
+        let container: NetworkNamespace
+        let cnl: NetlinkSocket
+        /// The socket of the master's namespace: the container's with linkInContainer.
+        let masterNL: NetlinkSocket
+        let master: Link
+    }
+
+    /// The master, usable; the MTU within its own; CNI_IFNAME free in the container.
+    public func prepare(_ conf: MacvlanConfig, _ add: AddSteps) throws -> Prepared {
+        let ctx = add.ctx
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let cnl = try container.netlink()
         let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
-        let rollback = Rollback()
-        defer {
-            rollback.runIfArmed()
-            if !rollback.failures.isEmpty { ctx.log("macvlan: rollback: \(rollback.failures.joined(separator: "; "))") }
-        }
-        let ifName = ctx.args.ifName
         let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
-        // Everything that can be refused is refused before IPAM runs: a failed ADD changes nothing.
         try Macvlan.usable(master, masterNL)
         if let mtu = conf.mtu, mtu > master.mtu {
             throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
         }
-        if try cnl.link(named: ifName) != nil {
+        if try cnl.link(named: ctx.args.ifName) != nil {
             throw CNIError(
-                .conflict, "container interface \"\(ifName)\" already exists",
+                .conflict, "container interface \"\(ctx.args.ifName)\" already exists",
                 details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
         }
-        if let ipam = conf.ipam { _ = try Delegate.find(ipam, in: ctx.args.path) }
-        // IPAM (a child process) runs while the link is made; its rollback waits for it.
-        let ipamTask = conf.ipam.map { ipam in BackgroundTask { try Delegate.add(ipam, ctx) } }
-        if let ipamTask, let ipam = conf.ipam {
-            rollback.add("IPAM DEL") { if (try? ipamTask.value()) != nil { try Delegate.run(ipam, .del, ctx) } }
-        }
+        return Prepared(container: container, cnl: cnl, masterNL: masterNL, master: master)
+    }
+
+    /// The macvlan in the container.
+    public struct Made {
+        let prepared: Prepared
         let link: Link
+    }
+
+    /// The macvlan, made in the container's namespace under a temporary name and renamed there.
+    public func makeInterface(_ conf: MacvlanConfig, _ p: Prepared, _ add: AddSteps) throws -> Made {
+        let ifName = add.ctx.args.ifName
         do {
             let temporary = "mvt" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            try masterNL.createMacvlan(
-                name: temporary, master: master.index, mode: conf.mode, in: conf.linkInContainer ? nil : container,
+            try p.masterNL.createMacvlan(
+                name: temporary, master: p.master.index, mode: conf.mode, in: conf.linkInContainer ? nil : p.container,
                 mtu: conf.mtu, mac: conf.mac, broadcastQueueLength: conf.broadcastQueueLength)
-            let made = try cnl.requireLink(temporary)
-            rollback.add("delete \(ifName) in the container") { try? cnl.deleteLink(made.index) }
-            try cnl.rename(made.index, to: ifName)
-            link = made
+            let made = try p.cnl.requireLink(temporary)
+            let cnl = p.cnl
+            add.undo("delete \(ifName) in the container") { try? cnl.deleteLink(made.index) }
+            try p.cnl.rename(made.index, to: ifName)
+            return Made(prepared: p, link: made)
         } catch {
             throw CNIError(
-                .kernelOperationFailed, "failed to create macvlan \"\(ifName)\" on \"\(master.name)\"", details: "\(error)")
+                .kernelOperationFailed, "failed to create macvlan \"\(ifName)\" on \"\(p.master.name)\"", details: "\(error)")
         }
+    }
 
+    /// IPAM's addresses and routes on the macvlan (or only the link up without IPAM).
+    public func configure(_ conf: MacvlanConfig, _ m: Made, ipam: CNIResult?, _ add: AddSteps) throws -> CNIResult {
+        let ctx = add.ctx
         var result = CNIResult()
-        if let ipamTask {
-            let ipam = try ipamTask.value()
-            guard !ipam.ips.isEmpty else {
-                throw CNIError(.invalidNetworkConfig, "IPAM plugin \"\(conf.ipam ?? "")\" returned no address")
-            }
-            result.ips = ipam.ips.map { CNIResult.IPConfig(address: $0.address, gateway: $0.gateway, interface: 0) }
-            result.routes = ipam.routes
-            result.dns = ipam.dns
-        }
         do {
-            if conf.ipam != nil {
-                try container.configure(&result, index: link.index, ifName: ifName, nl: cnl, routeMetric: conf.routeMetric)
+            if let ipam {
+                result = CNIResult(addressesOf: ipam, onInterface: 0)
+                try m.prepared.container.configure(
+                    &result, index: m.link.index, ifName: ctx.args.ifName, nl: m.prepared.cnl, routeMetric: conf.routeMetric)
             } else {
-                try cnl.setUp(link.index, arpNotify: true)
+                try m.prepared.cnl.setUp(m.link.index, arpNotify: true)
             }
         } catch {
-            throw CNIError(.kernelOperationFailed, "failed to configure \(ifName) in \(ctx.args.netns)", details: "\(error)")
+            throw CNIError(.kernelOperationFailed, "failed to configure \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
         }
-        if let dns = conf.dns, !dns.isEmpty { result.dns = dns }
-        let now = try cnl.link(index: link.index) ?? link
+        let now = try m.prepared.cnl.link(index: m.link.index) ?? m.link
         result.interfaces = [.init(name: now.name, mac: now.mac.description, mtu: now.mtu, sandbox: ctx.args.netns)]
-        _ = try result.json(version: ctx.config.cniVersion)
-        rollback.disarm()
         return result
     }
 
-    /// Releases IPAM and deletes the interface; a missing namespace or interface is success.
-    public func del(_ ctx: PluginContext) throws {
-        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        var failures = StepFailures()
-        // IPAM DEL (a child process) runs beside the link deletion (measured: faster than one
-        // after the other).
-        let ipam = conf.ipam.map { ipam in BackgroundTask { try Delegate.run(ipam, .del, ctx) } }
-        if !ctx.args.netns.isEmpty {
-            failures.run("delete \(ctx.args.ifName) in \(ctx.args.netns)", code: .kernelOperationFailed) {
-                try NetworkNamespace.deleteInterface(ctx.args.ifName, inNamespaceAt: ctx.args.netns)
-            }
-        }
-        if let ipam { failures.run("IPAM DEL", code: .delegateFailed) { try ipam.value() } }
-        try failures.throwIfAny("macvlan DEL was incomplete")
+    /// Deletes the interface (the macvlan goes with it).
+    public func teardown(_ conf: MacvlanConfig, _ ctx: PluginContext, _ failures: inout StepFailures) {
+        failures.deleteContainerInterface(ctx)
     }
 
     /// The interface is a macvlan in the configured mode on the master, with prevResult's MAC,
-    /// addresses and routes; then IPAM CHECK.
-    public func check(_ ctx: PluginContext) throws {
-        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard let prev = ctx.config.prevResult else {
-            throw CNIError(.invalidNetworkConfig, "macvlan CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
-        if let ipam = conf.ipam { try Delegate.run(ipam, .check, ctx) }
+    /// addresses and routes.
+    public func verify(_ conf: MacvlanConfig, _ prev: CNIResult, _ ctx: PluginContext) throws {
         func fail(_ m: String) -> CNIError { CNIError(.checkFailed, m) }
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let cnl = try container.netlink()
@@ -127,16 +116,6 @@ public struct MacvlanPlugin: CNIPlugin {
         if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ctx.args.ifName) {
             throw fail(missing)
         }
-    }
-
-    public func gc(_ ctx: PluginContext) throws {
-        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        if let ipam = conf.ipam { try Delegate.run(ipam, .gc, ctx) }
-    }
-
-    public func status(_ ctx: PluginContext) throws {
-        let conf = try MacvlanConfig(ctx.config, args: ctx.args, forAdd: false)
-        if let ipam = conf.ipam { try Delegate.run(ipam, .status, ctx) }
     }
 }
 

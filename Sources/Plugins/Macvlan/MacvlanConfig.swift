@@ -1,9 +1,10 @@
 import Base
 import CNI
 import Netlink
+import PluginKit
 
 /// The macvlan plugin's configuration, decoded and validated with no kernel call.
-struct MacvlanConfig {
+public struct MacvlanConfig: MainPluginConfig {
     /// nil: the interface of the default route (or, chained, the host interface of prevResult).
     var master: String?
     var mode = MacvlanMode.bridge
@@ -16,8 +17,9 @@ struct MacvlanConfig {
     var routeMetric: UInt32?
     /// The IPAM plugin; nil for an attachment without addresses (`ipam` absent, `{}` or without a
     /// type: a pure layer-2 port).
-    var ipam: String?
-    var dns: CNIResult.DNS?
+    public internal(set) var ipam: String?
+    /// `dns`, which replaces IPAM's in the result.
+    public internal(set) var dns: CNIResult.DNS?
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
