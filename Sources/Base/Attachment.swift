@@ -2,6 +2,7 @@
 public struct Attachment: Sendable, Hashable, CustomStringConvertible {
     public var containerID: String
     public var ifName: String
+    /// The attachment of `containerID` on `ifName`.
     public init(containerID: String, ifName: String) {
         self.containerID = containerID
         self.ifName = ifName

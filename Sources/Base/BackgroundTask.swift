@@ -18,6 +18,7 @@ public final class BackgroundTask<T> {
         var result: Result<T, any Error>?
     }
 
+    /// Starts `body` on a thread of its own (or runs it now when no thread can be had).
     public init(_ body: @escaping () throws -> T) {
         let box = self.box
         let job = PThreadJob { box.result = Result { try body() } }

@@ -181,6 +181,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// IPv4 before IPv6, then numeric order.
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
         switch (a, b) {
         case (.v4(let x), .v4(let y)): return x < y
@@ -220,6 +221,7 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public let address: IPAddress
     public let length: Int
 
+    /// `address`/`length`; nil when the length is beyond the family's width. The host bits are kept.
     public init?(address: IPAddress, length: Int) {
         guard length >= 0, length <= address.family.bitWidth else { return nil }
         self.address = address
@@ -277,7 +279,9 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
 /// An IP protocol number (IPPROTO_*), as a port mapping or a conntrack filter names it.
 public struct IPProtocol: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
     public let rawValue: UInt8
+    /// The protocol with IANA number `rawValue`.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The protocol with IANA number `value`, written as a literal.
     public init(integerLiteral value: UInt8) { rawValue = value }
 
     public static let tcp: IPProtocol = 6
@@ -313,6 +317,7 @@ extension IPAddress {
 /// A 48-bit hardware address, as links, FDB entries and results carry it.
 public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     public let bytes: [UInt8]
+    /// The address of `bytes` (six for Ethernet; kept as given otherwise).
     public init(bytes: some Collection<UInt8>) { self.bytes = Array(bytes) }
 
     /// `aa:bb:cc:dd:ee:ff` (also with `-`, any case); nil unless six two-digit hexadecimal bytes.

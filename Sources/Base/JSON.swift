@@ -63,6 +63,7 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// Equal when both are the same integer, or the same number as a Double.
     public static func == (a: JSONNumber, b: JSONNumber) -> Bool {
         if a.text == b.text { return true }
         return a.doubleValue == b.doubleValue
@@ -73,8 +74,10 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
 public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var entries: [(key: String, value: JSONValue)] = []
 
+    /// An empty object.
     public init() {}
 
+    /// An object with `elements` in the order written (a later key replaces an earlier one in place).
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         for (k, v) in elements { self[k] = v }
     }
@@ -99,6 +102,7 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
         }
     }
 
+    /// The members in the order they were read or set.
     public func makeIterator() -> IndexingIterator<[(key: String, value: JSONValue)]> {
         entries.makeIterator()
     }

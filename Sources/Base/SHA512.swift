@@ -27,8 +27,10 @@ public struct SHA512 {
         0x431d67c49c100d4c, 0x4cc5d4becb3e42b6, 0x597f299cfc657e2a, 0x5fcb6fab3ad6faec, 0x6c44198c4a475817,
     ]
 
+    /// A hash of nothing yet.
     public init() {}
 
+    /// Hashes `bytes` after what came before.
     public mutating func update(_ bytes: some Sequence<UInt8>) {
         for b in bytes {
             buffer.append(b)
@@ -40,6 +42,7 @@ public struct SHA512 {
         }
     }
 
+    /// The 64-byte digest of everything hashed.
     public mutating func finalize() -> [UInt8] {
         let bitLength = length &* 8
         var pad: [UInt8] = [0x80]

@@ -9,6 +9,7 @@ import CLinux
 public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public let operation: String
     public let errno: Int32
+    /// The failure of `operation` with `errno`.
     public init(_ operation: String, errno: Int32) {
         self.operation = operation
         self.errno = errno

@@ -4,6 +4,7 @@ import Base
 /// Every code the project uses is declared here and listed in docs/reliability.md; nowhere else invents one.
 public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt
+    /// The code `rawValue` (1-99 the spec's, 100+ plugin-specific).
     public init(rawValue: UInt) { self.rawValue = rawValue }
 
     // The spec's codes (SPEC.md "Error" section).
@@ -86,6 +87,7 @@ public struct CNIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var msg: String
     public var details: String
 
+    /// An error of `code` with a message that names the field or step, and details.
     public init(_ code: CNIErrorCode, _ msg: String, details: String = "") {
         self.code = code
         self.msg = msg

@@ -7,6 +7,7 @@ public struct CNIResult: Sendable, Equatable {
     public var routes: [Route]
     public var dns: DNS
 
+    /// A result of interfaces, addresses, routes and DNS (empty by default).
     public init(interfaces: [Interface] = [], ips: [IPConfig] = [], routes: [Route] = [], dns: DNS = DNS()) {
         self.interfaces = interfaces
         self.ips = ips
@@ -27,6 +28,7 @@ public struct CNIResult: Sendable, Equatable {
         /// 1.1.0: PCI address of the device.
         public var pciID: String?
 
+        /// An interface of the result; `sandbox` is the container's netns path (nil on the host).
         public init(
             name: String, mac: String? = nil, mtu: Int? = nil, sandbox: String? = nil,
             socketPath: String? = nil, pciID: String? = nil
@@ -48,6 +50,7 @@ public struct CNIResult: Sendable, Equatable {
         /// Index into ``CNIResult/interfaces``; nil in IPAM results.
         public var interface: Int?
 
+        /// An address with its gateway, on the result's interface `interface`.
         public init(address: IPPrefix, gateway: IPAddress? = nil, interface: Int? = nil) {
             self.address = address
             self.gateway = gateway
@@ -67,6 +70,7 @@ public struct CNIResult: Sendable, Equatable {
         /// 0 global, 253 link, 254 host.
         public var scope: Int?
 
+        /// A route to `dst` (its host bits cleared), via `gw` when given, with the 1.1.0 fields.
         public init(
             dst: IPPrefix, gw: IPAddress? = nil, mtu: Int? = nil, advmss: Int? = nil, priority: Int? = nil,
             table: Int? = nil, scope: Int? = nil
@@ -88,6 +92,7 @@ public struct CNIResult: Sendable, Equatable {
         public var search: [String]
         public var options: [String]
 
+        /// DNS settings for the container's resolver.
         public init(nameservers: [String] = [], domain: String? = nil, search: [String] = [], options: [String] = []) {
             self.nameservers = nameservers
             self.domain = domain

@@ -15,6 +15,7 @@ public enum CNIVersion: String, CaseIterable, Comparable, Sendable, CustomString
     public static let latest: CNIVersion = .v1_1_0
 
     private var order: Int { CNIVersion.allCases.firstIndex(of: self)! }
+    /// Older versions first.
     public static func < (a: CNIVersion, b: CNIVersion) -> Bool { a.order < b.order }
     public var description: String { rawValue }
 

@@ -45,6 +45,7 @@ public struct CommandArgs: Sendable {
     /// `CNI_PATH` split on `:` (empty elements dropped).
     public var path: [String]
 
+    /// The arguments as given (tests and in-process delegation); ``parse(_:)`` validates the environment.
     public init(
         command: CNICommand, containerID: String = "", netns: String = "", ifName: String = "",
         cniArgs: [(key: String, value: String)] = [], path: [String] = []

@@ -10,6 +10,7 @@ public struct Fields: Sendable {
     /// The path of this object in the document; empty at the top level.
     public let path: String
 
+    /// The fields of `object`, found at `path` in the document (empty: the top level).
     public init(_ object: JSONObject, path: String = "") {
         self.object = object
         self.path = path
@@ -37,11 +38,13 @@ public struct Fields: Sendable {
             }
     }
 
+    /// Field `key` as a string; nil when absent or null; code 7 naming it when of another type.
     public func string(_ key: String) throws(CNIError) -> String? {
         guard let v = self[key] else { return nil }
         return try v.string(at: pathOf(key))
     }
 
+    /// Field `key` as a Bool; nil when absent or null; code 7 naming it when of another type.
     public func bool(_ key: String) throws(CNIError) -> Bool? {
         guard let v = self[key] else { return nil }
         return try v.bool(at: pathOf(key))
@@ -61,21 +64,25 @@ public struct Fields: Sendable {
         return try v.bool(at: pathOf(key))
     }
 
+    /// Field `key` as an integer in `range`; nil when absent or null; code 7 naming it otherwise.
     public func int(_ key: String, in range: ClosedRange<Int>) throws(CNIError) -> Int? {
         guard let v = self[key] else { return nil }
         return try v.int(at: pathOf(key), in: range)
     }
 
+    /// Field `key` as an object's fields; nil when absent or null; code 7 naming it otherwise.
     public func object(_ key: String) throws(CNIError) -> Fields? {
         guard let v = self[key] else { return nil }
         return Fields(try v.object(at: pathOf(key)), path: pathOf(key))
     }
 
+    /// Field `key` as an array; nil when absent or null; code 7 naming it otherwise.
     public func array(_ key: String) throws(CNIError) -> [JSONValue]? {
         guard let v = self[key] else { return nil }
         return try v.array(at: pathOf(key))
     }
 
+    /// Field `key` as an array of strings; nil when absent or null; code 7 naming the element otherwise.
     public func stringArray(_ key: String) throws(CNIError) -> [String]? {
         guard let a = try array(key) else { return nil }
         var out: [String] = []
@@ -116,16 +123,19 @@ extension JSONValue {
             details: "expected \(expected), got \(CNIError.show(got))")
     }
 
+    /// This value as a string; code 7 naming `path` otherwise.
     public func string(at path: String) throws(CNIError) -> String {
         guard case .string(let s) = self else { throw JSONValue.typeError(path, expected: "string", got: self) }
         return s
     }
 
+    /// This value as a Bool; code 7 naming `path` otherwise.
     public func bool(at path: String) throws(CNIError) -> Bool {
         guard case .bool(let b) = self else { throw JSONValue.typeError(path, expected: "boolean", got: self) }
         return b
     }
 
+    /// This value as an integer in `range`; code 7 naming `path` otherwise.
     public func int(at path: String, in range: ClosedRange<Int>) throws(CNIError) -> Int {
         guard case .number(let n) = self else {
             throw JSONValue.typeError(path, expected: "integer", got: self)
@@ -139,11 +149,13 @@ extension JSONValue {
         return i
     }
 
+    /// This value as an object; code 7 naming `path` otherwise.
     public func object(at path: String) throws(CNIError) -> JSONObject {
         guard case .object(let o) = self else { throw JSONValue.typeError(path, expected: "object", got: self) }
         return o
     }
 
+    /// This value as an array; code 7 naming `path` otherwise.
     public func array(at path: String) throws(CNIError) -> [JSONValue] {
         guard case .array(let a) = self else { throw JSONValue.typeError(path, expected: "array", got: self) }
         return a

@@ -12,6 +12,7 @@ public struct PluginContext: Sendable {
     /// The plugins of this very binary, by type: a delegate that is this binary runs in-process.
     public let inProcess: [String: any CNIPlugin]
 
+    /// The context of one invocation: the environment as read, the configuration, stdin, the log and the plugins of this binary.
     public init(
         args: CommandArgs, config: NetConf, stdin: [UInt8], environment: [String: String],
         log: @escaping @Sendable (String) -> Void, inProcess: [String: any CNIPlugin] = [:]
@@ -59,6 +60,7 @@ extension CNIPlugin {
 public struct PluginOutcome: Sendable, Equatable {
     public var exitCode: Int32
     public var stdout: String
+    /// The context of one invocation: the environment as read, the configuration, stdin, the log and the plugins of this binary.
     public init(exitCode: Int32, stdout: String) {
         self.exitCode = exitCode
         self.stdout = stdout

@@ -10,10 +10,12 @@ import CNI
 /// `kind: "cniCacheV1"`, mode 0600 in a 0700 directory.
 public struct ResultCache: Sendable {
     public let root: String
+    /// The cache under `root` (libcni's default: /var/lib/cni).
     public init(root: String) { self.root = root }
 
     public var directory: String { root + "/results" }
 
+    /// The file of the attachment's cached result.
     public func path(network: String, _ containerID: String, _ ifName: String) -> String {
         "\(directory)/\(network)-\(containerID)-\(ifName)"
     }
@@ -29,6 +31,7 @@ public struct ResultCache: Sendable {
         public var result: JSONValue
     }
 
+    /// Writes the attachment's result and the list's configuration (mode 0600, atomically).
     public func store(_ list: NetworkConfigList, _ a: RuntimeAttachment, result: JSONValue) throws(CNIError) {
         var o = JSONObject()
         o["kind"] = .string("cniCacheV1")
@@ -49,6 +52,7 @@ public struct ResultCache: Sendable {
         }
     }
 
+    /// The attachment's cached entry; throws when none is there or it cannot be read.
     public func load(network: String, _ containerID: String, _ ifName: String) throws -> Entry {
         try decode(try System.readFile(path(network: network, containerID, ifName)))
     }

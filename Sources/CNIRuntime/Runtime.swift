@@ -122,6 +122,7 @@ public struct RuntimeAttachment: Sendable {
     /// Capability arguments (`portMappings`, `ips`, `mac`, ...), the runtime's side of runtimeConfig.
     public var capabilityArgs: JSONObject
 
+    /// The attachment of `containerID` in `netns` on `ifName`, with CNI_ARGS and capability arguments.
     public init(
         containerID: String, netns: String, ifName: String = "eth0", cniArgs: [(key: String, value: String)] = [],
         capabilityArgs: JSONObject = JSONObject()
@@ -146,6 +147,7 @@ public struct Runtime: Sendable {
     /// Where plugins' standard error and runtime notes go.
     public var log: @Sendable (String) -> Void
 
+    /// A runtime finding plugins on `pluginPath`, caching results under `cacheDir`.
     public init(
         pluginPath: [String], cacheDir: String = "/var/lib/cni", baseEnvironment: [String: String] = [:],
         log: @escaping @Sendable (String) -> Void = { _ in }

@@ -7,7 +7,9 @@ import Base
 /// or reads by name, any other by number.
 public struct RRType: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral {
     public let rawValue: UInt16
+    /// The type with number `rawValue`.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// The type with number `value`, written as a literal.
     public init(integerLiteral value: UInt16) { rawValue = value }
 
     public static let a: RRType = 1
@@ -19,6 +21,7 @@ public struct RRType: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
     public static let any: RRType = 255
 }
 
+/// Response codes (RFC 1035 4.1.1, RFC 6895).
 public enum RCode {
     public static let noError: UInt8 = 0
     public static let formErr: UInt8 = 1
@@ -33,6 +36,7 @@ public enum RCode {
 /// A name as its labels (raw bytes, never interpreted as C strings or dotted text).
 public struct DNSName: Hashable, Sendable, CustomStringConvertible {
     public var labels: [[UInt8]]
+    /// The name of `labels`, most specific first.
     public init(labels: [[UInt8]]) { self.labels = labels }
 
     /// From dotted text of plain labels ("web.dns.podman"); nil for an empty label or one over 63.
@@ -71,10 +75,13 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 
+    /// The name without its last labels, as many as `suffix` has (the caller checked it ends with it).
     public func dropping(_ suffix: DNSName) -> DNSName { DNSName(labels: Array(labels.dropLast(suffix.labels.count))) }
 
+    /// This name followed by `other`.
     public func appending(_ other: DNSName) -> DNSName { DNSName(labels: labels + other.labels) }
 
+    /// Appends the name in wire format, uncompressed.
     public func write(to out: inout [UInt8]) {
         for l in labels {
             out.append(UInt8(l.count))
@@ -127,6 +134,7 @@ public enum Parsed: Sendable {
     case query(Query)
 }
 
+/// The hardened parser of queries: bounded everywhere, never trusting a length or pointer.
 public enum DNSParser {
     /// At most this many compression pointers in one name (RFC 9267 suggests a cap; 126 is
     /// what a 255-octet name can need at most).
@@ -134,6 +142,7 @@ public enum DNSParser {
 
     struct Failure: Error { let reason: String }
 
+    /// The query in `m`, or the error to answer it with (nil id: not worth an answer).
     public static func parse(_ m: [UInt8]) -> Parsed {
         guard m.count >= 12 else { return .drop("message shorter than a header (\(m.count) bytes)") }
         let id = u16(m, 0), flags = u16(m, 2)

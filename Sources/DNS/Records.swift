@@ -17,6 +17,7 @@ import Base
 /// the responder answer a container with the names of all of its networks; a responder that
 /// predates them reads the first field as the owner tag and answers as before.
 public struct NetworkRecords: Sendable, Equatable {
+    /// One container's attachment: its addresses and the names they answer to.
     public struct Entry: Sendable, Equatable {
         /// The attachment's owner tag (the plugin's DEL and GC find its lines by it).
         public var owner: String
@@ -28,6 +29,7 @@ public struct NetworkRecords: Sendable, Equatable {
         /// nil in entries written before they were recorded.
         public var container: String?
         public var ifName: String?
+        /// An entry of `owner` with its addresses and names.
         public init(owner: String, v4: [IPAddress], v6: [IPAddress], names: [String], container: String? = nil, ifName: String? = nil) {
             self.owner = owner
             self.v4 = v4
@@ -66,6 +68,7 @@ public struct NetworkRecords: Sendable, Equatable {
     public var upstreams: [IPAddress] = []
     public var entries: [Entry] = []
 
+    /// Empty records of `network`.
     public init(network: String) { self.network = network }
 
     public static let magic = "swift-cni-dns 1"
@@ -145,6 +148,7 @@ public final class Zones: Sendable {
     /// forwarded, also for a client that is not on that network.
     let domains: [(name: DNSName, soa: [UInt8])]
 
+    /// The zones of every network's records, indexed for answering; `generation` counts reloads.
     public init(_ all: [NetworkRecords], generation: UInt64) {
         self.generation = generation
         var nets: [String: Network] = [:]

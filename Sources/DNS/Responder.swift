@@ -17,6 +17,7 @@ public enum Responder {
     static let inAddrArpa = DNSName("in-addr.arpa")!
     static let ip6Arpa = DNSName("ip6.arpa")!
 
+    /// The answer to `message` from `source`, received on `listener`: names of the networks `source` is on, PTR, the zones' SOA and NS; nil when the query must be forwarded upstream.
     public static func respond(
         _ message: [UInt8], source: IPAddress, listener: IPAddress, overTCP: Bool, zones: Zones,
         shuffle: (inout [IPAddress]) -> Void = { $0.shuffle() }

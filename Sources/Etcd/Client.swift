@@ -10,6 +10,7 @@ import NIOSSL
 /// etcd's own message, a transport error, or an answer that is not what etcd sends).
 public struct EtcdError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    /// An error saying `message`.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -20,6 +21,7 @@ public struct EtcdTLS: Sendable, Equatable {
     public var caFile: String?
     public var certFile: String?
     public var keyFile: String?
+    /// TLS with a CA to verify the server and, for client authentication, a certificate and key.
     public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
         self.caFile = caFile
         self.certFile = certFile
@@ -44,6 +46,7 @@ public struct EtcdKeyValue: Sendable, Equatable {
     public var modRevision: Int64
     public var lease: Int64
 
+    /// A key-value pair with its revisions and lease.
     public init(key: [UInt8], value: [UInt8], createRevision: Int64 = 0, modRevision: Int64 = 0, lease: Int64 = 0) {
         self.key = key
         self.value = value
@@ -108,6 +111,7 @@ public final class EtcdClient: Sendable {
         http = NIOLockedValueBox(HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
     }
 
+    /// Closes the HTTP client's connections; the client is unusable afterwards.
     public func shutdown() async { try? await http.withLockedValue { $0 }.shutdown() }
 
     /// Drops every connection (and so every watch) and starts afresh: after this host's address
@@ -338,8 +342,10 @@ public struct JSONStreamSplitter: Sendable {
     var inString = false
     var escaped = false
     var scanned = 0
+    /// A splitter with nothing read yet.
     public init() {}
 
+    /// The complete JSON objects `bytes` finish, in order; the rest waits for more.
     public mutating func feed(_ bytes: [UInt8]) throws -> [JSONValue] {
         pending += bytes
         var out: [JSONValue] = []

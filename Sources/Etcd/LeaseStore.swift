@@ -16,6 +16,7 @@ public actor EtcdLeaseStore {
     public nonisolated let subnetsPrefix: [UInt8]
     public private(set) var leaseID: Int64?
 
+    /// The leases of `network` under `prefix`, claimed for `node` with a lease TTL of `ttl` seconds.
     public init(client: EtcdClient, prefix: String, network: OverlayNetwork, node: String, ttl: Int) {
         self.client = client
         self.network = network
@@ -25,6 +26,7 @@ public actor EtcdLeaseStore {
         subnetsPrefix = Array("\(p)/subnets/".utf8)
     }
 
+    /// The etcd key of `subnet`'s lease: `<prefix>/subnets/<address>-<length>`, as flannel names it.
     public nonisolated func key(_ subnet: IPPrefix) -> [UInt8] {
         subnetsPrefix + Array("\(subnet.network.address)-\(subnet.length)".utf8)
     }

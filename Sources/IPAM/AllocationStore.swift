@@ -87,6 +87,7 @@ public final class AllocationStore {
         return parts.count == 2 ? Attachment(containerID: String(parts[0]), ifName: String(parts[1])) : nil
     }
 
+    /// A reservation file's content without the surrounding whitespace.
     public static func trimmed(_ bytes: [UInt8]) -> Substring {
         String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
     }
@@ -118,6 +119,7 @@ public final class AllocationStore {
         return unlink(directory + "/" + ip.description) == 0
     }
 
+    /// The address last handed out from range set `rangeSet`, where the next search starts.
     public func lastReserved(rangeSet: Int) -> IPAddress? {
         guard let bytes = try? System.readFile(directory + "/last_reserved_ip.\(rangeSet)", limit: 256) else { return nil }
         return IPAddress(AllocationStore.trimmed(bytes))
@@ -161,6 +163,7 @@ public final class AllocationStore {
         return lines.dropFirst(2).compactMap { IPAddress($0) }
     }
 
+    /// Records that `a` holds `ips` (the index DEL reads instead of scanning every reservation).
     public func setIndex(_ a: Attachment, _ ips: [IPAddress]) throws(IPAMError) {
         let text = ([a.containerID, a.ifName] + ips.map(\.description)).joined(separator: "\n") + "\n"
         do {
@@ -318,6 +321,7 @@ public final class AllocationStore {
 }
 
 extension String {
+    /// The string without leading and trailing spaces, tabs, CR and LF.
     public func trimmingWhitespace() -> Substring {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }

@@ -3,6 +3,7 @@ import Base
 /// Why an allocation or a range could not be made; host-local turns it into its CNI error (the
 /// kind chooses the code: 7, 106 or 105), the message and details as they are.
 public struct IPAMError: Error, Sendable, CustomStringConvertible {
+    /// What failed, which chooses the CNI code.
     public enum Kind: Sendable {
         /// A range or range set that cannot be used as configured.
         case invalidConfig
@@ -18,6 +19,7 @@ public struct IPAMError: Error, Sendable, CustomStringConvertible {
     public let msg: String
     public let details: String
 
+    /// An error of `kind` with its message and, optionally, what the system said.
     public init(_ kind: Kind, _ msg: String, details: String = "") {
         self.kind = kind
         self.msg = msg

@@ -98,6 +98,7 @@ public struct RangeSet: Sendable, Hashable, CustomStringConvertible {
     /// The range `ip` can be handed out from, if any.
     public func range(containing ip: IPAddress) -> IPRange? { ranges.first { $0.contains(ip) } }
 
+    /// Whether a range of this set shares an address with a range of `other`.
     public func overlaps(_ other: RangeSet) -> Bool {
         ranges.contains { r in other.ranges.contains { r.overlaps($0) } }
     }

@@ -30,6 +30,7 @@ public enum TableFamily: Sendable {
 public struct TableRef: Sendable, Hashable {
     public let family: TableFamily
     public let name: String
+    /// The table `name` of `family`.
     public init(_ family: TableFamily, _ name: String) {
         self.family = family
         self.name = name
@@ -345,6 +346,7 @@ public struct VerdictElement: Sendable, Equatable {
     public let key: ElementKey
     public let jump: String
     public let comment: String
+    /// An element sending `key` to chain `jump`, tagged with `comment`.
     public init(key: ElementKey, jump: String, comment: String) {
         self.key = key
         self.jump = jump
@@ -355,6 +357,7 @@ public struct VerdictElement: Sendable, Equatable {
 /// One atomic nftables transaction, built with libnftnl, kept also as nft text (``text``) so that
 /// tests compare golden text without root and `--dry-run` can print it.
 public struct Batch: Sendable {
+    /// One message of the transaction, with its nft text.
     public struct Message: Sendable {
         public let text: String
         let build: @Sendable (UInt32) -> [UInt8]
@@ -370,6 +373,7 @@ public struct Batch: Sendable {
     /// The chains this batch adds, in order, with the number of rules it adds to each: the layout
     /// a table made by it must still have (``NFTSocket/missingLayout(_:_:)``).
     public internal(set) var layout: [(chain: String, rules: Int)] = []
+    /// An empty transaction.
     public init() {}
 
     /// The batch that puts a damaged layout back in one transaction, for a table that exists:

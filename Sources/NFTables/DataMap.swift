@@ -85,6 +85,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
 public struct MapType: Sendable, Equatable {
     public let key: [FieldType]
     public let value: [FieldType]
+    /// A map from `key` fields to `value` fields.
     public init(key: [FieldType], value: [FieldType]) {
         self.key = key
         self.value = value
@@ -97,6 +98,7 @@ public struct MapElement: Sendable, Equatable {
     public let key: [FieldValue]
     public let value: [FieldValue]
     public let comment: String
+    /// An element mapping `key` to `value`, tagged with `comment`.
     public init(key: [FieldValue], value: [FieldValue], comment: String) {
         self.key = key
         self.value = value

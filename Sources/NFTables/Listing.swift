@@ -91,6 +91,7 @@ extension NFTSocket {
         return ""
     }
 
+    /// Whether chain `name` exists in `table`.
     public func chainExists(_ table: TableRef, _ name: String) throws(NFTError) -> Bool {
         try exists("chain \(table.text) \(name)", NFT_MSG_GETCHAIN, table.family) { nlh in
             let o = nftnl_chain_alloc()!
@@ -228,6 +229,7 @@ extension NFTSocket {
         return names
     }
 
+    /// Whether `table` exists.
     public func tableExists(_ table: TableRef) throws(NFTError) -> Bool {
         try exists("table \(table.text)", NFT_MSG_GETTABLE, table.family) { nlh in
             let o = nftnl_table_alloc()!

@@ -11,6 +11,7 @@ import CNftnl
 public struct NFTError: Error, Sendable, Equatable, CustomStringConvertible {
     public let operation: String
     public let errno: Int32
+    /// The failure of `operation` with `errno`.
     public init(operation: String, errno: Int32) {
         self.operation = operation
         self.errno = errno

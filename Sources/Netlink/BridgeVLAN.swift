@@ -12,6 +12,7 @@ public struct PortVLAN: Sendable, Equatable, CustomStringConvertible {
     public var pvid: Bool
     /// Frames of this VLAN leave the port untagged.
     public var untagged: Bool
+    /// VLAN `vid` on a port, as its PVID and untagged when said.
     public init(vid: Int, pvid: Bool = false, untagged: Bool = false) {
         self.vid = vid
         self.pvid = pvid

@@ -58,6 +58,7 @@ public struct Link: Sendable, Equatable {
 /// A link's IFF_* flags.
 public struct LinkFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
+    /// The flags of `rawValue` (IFF_* bits).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// IFF_UP: administratively up.
     public static let up = LinkFlags(rawValue: UInt32(IFF_UP))

@@ -11,6 +11,7 @@ public struct NetlinkRequest: Sendable {
     /// Whether this is a dump (NLM_F_DUMP): replies are collected up to NLMSG_DONE.
     public var isDump: Bool { flags & UInt16(NLM_F_DUMP) == UInt16(NLM_F_DUMP) }
 
+    /// A request of message `type` with `flags` (NLM_F_REQUEST and NLM_F_ACK are added when sent).
     public init(type: Int, flags: Int32) {
         self.type = UInt16(type)
         self.flags = UInt16(flags | NLM_F_REQUEST)
@@ -38,9 +39,13 @@ public struct NetlinkRequest: Sendable {
         align()
     }
 
+    /// Appends attribute `type` holding one byte.
     public mutating func attribute(_ type: Int, u8 v: UInt8) { attribute(type, [v]) }
+    /// Appends attribute `type` holding a 16-bit value in host order.
     public mutating func attribute(_ type: Int, u16 v: UInt16) { attribute(type, withUnsafeBytes(of: v) { Array($0) }) }
+    /// Appends attribute `type` holding a 32-bit value in host order.
     public mutating func attribute(_ type: Int, u32 v: UInt32) { attribute(type, withUnsafeBytes(of: v) { Array($0) }) }
+    /// Appends attribute `type` holding a signed 32-bit value in host order.
     public mutating func attribute(_ type: Int, i32 v: Int32) { attribute(type, withUnsafeBytes(of: v) { Array($0) }) }
     /// A NUL-terminated string attribute.
     public mutating func attribute(_ type: Int, string s: String) { attribute(type, Array(s.utf8) + [0]) }
@@ -91,6 +96,7 @@ public struct NetlinkReply: Sendable {
 public struct NetlinkAttributes: Sendable {
     public let entries: [(type: Int, value: ArraySlice<UInt8>)]
 
+    /// The attributes in `bytes`; parsing stops at the first malformed one.
     public init(_ bytes: [UInt8]) {
         var out: [(Int, ArraySlice<UInt8>)] = []
         var i = 0
@@ -104,11 +110,16 @@ public struct NetlinkAttributes: Sendable {
         entries = out
     }
 
+    /// The payload of the first attribute of `type`.
     public subscript(type: Int) -> ArraySlice<UInt8>? { entries.first { $0.type == type }?.value }
 
+    /// Attribute `type` as one byte.
     public func u8(_ type: Int) -> UInt8? { self[type].flatMap { $0.first } }
+    /// Attribute `type` as a 16-bit value in host order.
     public func u16(_ type: Int) -> UInt16? { int(type, 2).map { UInt16($0) } }
+    /// Attribute `type` as a 32-bit value in host order.
     public func u32(_ type: Int) -> UInt32? { int(type, 4).map { UInt32($0) } }
+    /// Attribute `type` as a signed 32-bit value in host order.
     public func i32(_ type: Int) -> Int32? { u32(type).map { Int32(bitPattern: $0) } }
 
     func int(_ type: Int, _ size: Int) -> UInt64? {
@@ -124,5 +135,6 @@ public struct NetlinkAttributes: Sendable {
         return String(decoding: v.prefix { $0 != 0 }, as: UTF8.self)
     }
 
+    /// The attributes nested in attribute `type`.
     public func nested(_ type: Int) -> NetlinkAttributes? { self[type].map { NetlinkAttributes(Array($0)) } }
 }

@@ -13,6 +13,7 @@ public struct NetlinkError: Error, Sendable, Equatable, CustomStringConvertible 
     public let errno: Int32
     public let extendedAck: String
 
+    /// The failure of `operation` with `errno` and the kernel's extended ACK message.
     public init(operation: String, errno: Int32, extendedAck: String = "") {
         self.operation = operation
         self.errno = errno

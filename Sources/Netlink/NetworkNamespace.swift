@@ -113,6 +113,7 @@ private final class ThreadJob {
 /// ``NetworkNamespace/perform(_:)`` for another). Keys are path components, since interface names
 /// may contain dots: `["net", "ipv4", "conf", "br.100", "route_localnet"]`.
 public enum Sysctl {
+    /// The file under /proc/sys of `key`.
     public static func path(_ key: [String]) -> String { "/proc/sys/" + key.joined(separator: "/") }
 
     /// Equivalent to `sysctl -n net.ipv4.ip_forward`.

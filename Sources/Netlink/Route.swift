@@ -23,6 +23,7 @@ public struct KernelRoute: Sendable, Equatable {
     /// The gateway is on the link even though no address says so (RTNH_F_ONLINK).
     public var onLink: Bool
 
+    /// A route to `destination` (nil: the default route), as the kernel reports or takes it.
     public init(
         destination: IPPrefix?, family: IPFamily? = nil, gateway: IPAddress? = nil, outputIndex: Int32? = nil,
         table: UInt32? = nil, scope: UInt8 = 0, priority: UInt32? = nil, mtu: UInt32? = nil, advmss: UInt32? = nil,

@@ -14,6 +14,7 @@ import Base
 public struct FDBEntry: Sendable, Equatable {
     public let mac: [UInt8]
     public let remote: IPAddress
+    /// The entry sending frames for `mac` to the VTEP at `remote`.
     public init(mac: [UInt8], remote: IPAddress) {
         self.mac = mac
         self.remote = remote

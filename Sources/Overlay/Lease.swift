@@ -15,6 +15,7 @@ public struct NodeLease: Sendable, Equatable {
     /// The VTEP's MAC, derived from the subnet (a re-created VTEP gets the same one).
     public var mac: [UInt8] { NodeLease.mac(for: subnet) }
 
+    /// A lease of `subnet` to host `node`, whose VTEP has the underlay address `vtep`.
     public init(node: String, subnet: IPPrefix, vtep: IPAddress) {
         self.node = node
         self.subnet = subnet.network
@@ -35,6 +36,7 @@ public struct NodeLease: Sendable, Equatable {
         .object(["node": .string(node), "subnet": .string(subnet.description), "vtep": .string(vtep.description)])
     }
 
+    /// Decodes the form `json` writes; nil when a field is missing or malformed.
     public init?(json: JSONValue) {
         guard case .object(let o) = json, let n = o["node"]?.stringValue, let s = o["subnet"]?.stringValue.flatMap(IPPrefix.init),
             let v = o["vtep"]?.stringValue.flatMap(IPAddress.init)
@@ -64,6 +66,7 @@ public struct OverlayNetwork: Sendable, Equatable {
     /// How many host subnets the network holds (capped: a lease is searched linearly).
     public var subnetCount: Int { min(1 << min(subnetLength - network.length, 20), 1 << 20) }
 
+    /// The `i`-th host subnet of the network, counting from its first address.
     public func subnet(_ i: Int) -> IPPrefix {
         let step = UInt128(1) << UInt128(network.family.bitWidth - subnetLength)
         let base = network.network.address.bits
@@ -89,8 +92,10 @@ public struct OverlayNetwork: Sendable, Equatable {
 /// overlay whose hosts share a file system (or one host). etcd replaces it past one machine.
 public struct FileLeaseStore: Sendable {
     public let path: String
+    /// The store in the lease file at `path` (made on the first claim).
     public init(path: String) { self.path = path }
 
+    /// Every lease in the file; none when the file does not exist yet.
     public func leases() throws(OverlayError) -> [NodeLease] {
         guard System.exists(path) else { return [] }
         let bytes: [UInt8]
@@ -151,6 +156,7 @@ public struct NodeFile: Sendable, Equatable {
     public var lease: NodeLease
     public var mtu: Int
 
+    /// The node file's content: the host's lease in `network` with the VNI and MTU the agent programmed.
     public init(network: OverlayNetwork, vni: UInt32, lease: NodeLease, mtu: Int) {
         self.network = network
         self.vni = vni
@@ -169,6 +175,7 @@ public struct NodeFile: Sendable, Equatable {
         ])
     }
 
+    /// Decodes the form `json` writes; nil when a field is missing or malformed.
     public init?(json: JSONValue) {
         guard case .object(let o) = json, let lease = NodeLease(json: json),
             let n = o["network"]?.stringValue.flatMap(IPPrefix.init), case .number(let len)? = o["subnetLen"],
@@ -192,6 +199,7 @@ public struct NodeFile: Sendable, Equatable {
         return f
     }
 
+    /// Writes the file atomically (a temporary file renamed over it), making its directory.
     public func write(_ path: String) throws(OverlayError) {
         if let slash = path.lastIndex(of: "/") { try? System.makeDirectories(String(path[..<slash])) }
         do {
@@ -201,5 +209,6 @@ public struct NodeFile: Sendable, Equatable {
         }
     }
 
+    /// Removes the node file (the agent's exit with `--release-on-exit`).
     public static func remove(_ path: String) { unlink(path) }
 }

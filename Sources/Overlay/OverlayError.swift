@@ -3,6 +3,7 @@ import Base
 /// Why the overlay's model could not do what was asked; the vxlan plugin turns it into its CNI
 /// error (the kind chooses the code: 7, 106, 105 or 11), the agent logs it.
 public struct OverlayError: Error, Sendable, CustomStringConvertible {
+    /// What failed, which chooses the CNI code.
     public enum Kind: Sendable {
         /// The network or subnet length cannot be used as configured.
         case invalidConfig
@@ -18,6 +19,7 @@ public struct OverlayError: Error, Sendable, CustomStringConvertible {
     public let msg: String
     public let details: String
 
+    /// An error of `kind` with its message and, optionally, what the system said.
     public init(_ kind: Kind, _ msg: String, details: String = "") {
         self.kind = kind
         self.msg = msg

@@ -32,6 +32,7 @@ public enum Reconcile {
         public var fdb: [(mac: [UInt8], remote: IPAddress)]
         public var neighbors: [(address: IPAddress, mac: [UInt8])]
         public var routes: [(subnet: IPPrefix, via: IPAddress)]
+        /// The kernel state read back: FDB entries, neighbours and routes of the VTEP.
         public init(
             fdb: [(mac: [UInt8], remote: IPAddress)] = [], neighbors: [(address: IPAddress, mac: [UInt8])] = [],
             routes: [(subnet: IPPrefix, via: IPAddress)] = []
@@ -40,6 +41,7 @@ public enum Reconcile {
             self.neighbors = neighbors
             self.routes = routes
         }
+        /// Equal when the three lists hold the same entries in the same order.
         public static func == (a: Actual, b: Actual) -> Bool {
             a.fdb.elementsEqual(b.fdb, by: { $0.mac == $1.mac && $0.remote == $1.remote })
                 && a.neighbors.elementsEqual(b.neighbors, by: { $0.address == $1.address && $0.mac == $1.mac })

@@ -7,13 +7,16 @@ public final class Rollback {
     /// Failures of undo steps, for the log (the ADD's own error is what is reported).
     public private(set) var failures: [String] = []
 
+    /// An armed rollback with no step yet.
     public init() {}
 
     /// Registers an undo step; `what` names it in the failure list.
     public func add(_ what: String, _ step: @escaping () throws -> Void) { steps.append((what, step)) }
 
+    /// The ADD succeeded: the steps will not run.
     public func disarm() { armed = false }
 
+    /// Runs every step, last registered first, unless disarmed; records their failures and goes on.
     public func runIfArmed() {
         guard armed else { return }
         armed = false

@@ -9,6 +9,7 @@ import Netlink
 /// failure in the details.
 public struct StepFailures: Sendable {
     public private(set) var failures: [(step: String, error: CNIError)] = []
+    /// No failure yet.
     public init() {}
 
     public var isEmpty: Bool { failures.isEmpty }

@@ -62,12 +62,14 @@ func check(_ bytes: [UInt8]) {
     _ = try? NetworkConfigList(bytes: input)
 }
 
+/// libFuzzer's entry: decodes one input as every plugin's configuration; never crashes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     check(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
 }
 
+/// The fuzz binary's main: hands argv to libFuzzer with ``fuzzOne(_:_:)`` as the target.
 #if FUZZING
     @_cdecl("config_fuzz_main")
     public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {

@@ -22,6 +22,7 @@ let fuzzZones: Zones = {
     return Zones([r], generation: 1)
 }()
 
+/// libFuzzer's entry: parses one input as a DNS message and answers it; never crashes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
@@ -36,6 +37,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
+/// The fuzz binary's main: hands argv to libFuzzer with ``fuzzOne(_:_:)`` as the target.
 #if FUZZING
     @_cdecl("dns_fuzz_main")
     public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {

@@ -17,8 +17,10 @@ public struct BridgePlugin: MainPlugin {
     public static let type = "bridge"
     public static let summary = "bridge plugin (swift-cni): a Linux bridge and a veth pair per container"
 
+    /// The plugin; it keeps no state between invocations.
     public init() {}
 
+    /// ``BridgeConfig``, decoded and validated.
     public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> BridgeConfig {
         try BridgeConfig(config, args: args, forAdd: forAdd)
     }

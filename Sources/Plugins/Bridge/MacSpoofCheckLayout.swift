@@ -29,6 +29,7 @@ public enum MacSpoofCheck {
         "spoof-" + Masquerade.hash(network, a.containerID, a.ifName)
     }
 
+    /// The table and its base chain, made once (idempotent).
     public static func skeleton() -> Batch {
         var b = Batch()
         b.addTable(table, exclusive: true)

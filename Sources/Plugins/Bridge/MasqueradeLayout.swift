@@ -32,6 +32,7 @@ public enum Masquerade {
 
     static func map(_ f: IPFamily) -> String { f == .v4 ? "masq4" : "masq6" }
 
+    /// The short hash of `parts` that element tags and chain names are made of.
     public static func hash(_ parts: String...) -> String { Attachment.shortHash(parts.joined(separator: "\u{0}")) }
 
     /// `<network hash>`: the prefix every tag of the network starts with.

@@ -14,10 +14,13 @@ public struct DNSNamePlugin: CNIPlugin {
     public static let type = "dnsname"
     public static let summary = "dnsname plugin (swift-cni): container names served by cni-dnsd on the gateways"
 
+    /// The plugin; its state is the network's records file.
     public init() {}
 
+    /// Decodes and validates the configuration with nothing written.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try DNSNameConfig(config, args: args) }
 
+    /// Writes the attachment's names into the network's records file, starts cni-dnsd or makes it reload, and returns prevResult with the responder as DNS server.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try DNSNameConfig(ctx.config, args: ctx.args)
         guard var result = ctx.config.prevResult else {

@@ -11,10 +11,13 @@ public struct FirewallPlugin: CNIPlugin {
     public static let type = "firewall"
     public static let summary = "firewall plugin (swift-cni): forwarded container traffic accepted, bridges isolated, in nftables"
 
+    /// The plugin; its state is the elements of its nftables table.
     public init() {}
 
+    /// Decodes and validates the configuration with no nftables call.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try FirewallConfig(config, args: args) }
 
+    /// Adds the attachment's addresses to the forward-accept and isolation elements; returns prevResult.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try FirewallConfig(ctx.config, args: ctx.args)
         guard let result = ctx.config.prevResult else {
@@ -46,6 +49,7 @@ public struct FirewallPlugin: CNIPlugin {
         return result
     }
 
+    /// Removes the attachment's elements by its tag (also without prevResult).
     public func del(_ ctx: PluginContext) throws {
         _ = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
         let nft = try NFTSocket.open()
@@ -56,6 +60,7 @@ public struct FirewallPlugin: CNIPlugin {
         }
     }
 
+    /// Checks that the attachment's elements are there for prevResult's addresses.
     public func check(_ ctx: PluginContext) throws {
         let conf = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
         guard let result = ctx.config.prevResult else {
@@ -76,6 +81,7 @@ public struct FirewallPlugin: CNIPlugin {
         }
     }
 
+    /// Removes the elements of attachments not in the valid list.
     public func gc(_ ctx: PluginContext) throws {
         _ = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
         let nft = try NFTSocket.open()
@@ -86,6 +92,7 @@ public struct FirewallPlugin: CNIPlugin {
         }
     }
 
+    /// Ready when nftables answers.
     public func status(_ ctx: PluginContext) throws {
         _ = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
         do {

@@ -8,10 +8,13 @@ public struct HostLocalPlugin: CNIPlugin {
     public static let type = "host-local"
     public static let summary = "host-local IPAM plugin (swift-cni): addresses from ranges, stored under dataDir"
 
+    /// The plugin; its state is the store on disk.
     public init() {}
 
+    /// Decodes and validates the `ipam` section (ranges, routes, dataDir) with no file touched.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try HostLocalConfig(config, args: args) }
 
+    /// Reserves an address of every range set for the attachment (the same ones again for a repeated ADD) under the store's lock.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try HostLocalConfig(ctx.config, args: ctx.args)
         let requested = try Allocator.placeRequested(conf.requested, in: conf.rangeSets)  // refused before the store is made

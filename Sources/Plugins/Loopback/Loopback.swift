@@ -9,6 +9,7 @@ public struct LoopbackPlugin: CNIPlugin {
     public static let type = "loopback"
     public static let summary = "loopback plugin (swift-cni): lo up in the container"
 
+    /// The plugin; it keeps no state between invocations.
     public init() {}
 
     /// No keys of its own; `prevResult` is passed through unchanged.
@@ -72,7 +73,9 @@ public struct LoopbackPlugin: CNIPlugin {
         guard let lo, lo.isUp else { throw CNIError(.checkFailed, "lo is down in \(ctx.args.netns)") }
     }
 
+    /// Nothing to collect: lo goes with its namespace.
     public func gc(_ ctx: PluginContext) throws {}
+    /// Always ready.
     public func status(_ ctx: PluginContext) throws {}
 
     static func isLoopback(_ a: IPAddress) -> Bool {

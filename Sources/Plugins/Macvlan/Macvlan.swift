@@ -14,8 +14,10 @@ public struct MacvlanPlugin: MainPlugin {
     public static let type = "macvlan"
     public static let summary = "macvlan plugin (swift-cni): a macvlan of a host interface in the container"
 
+    /// The plugin; it keeps no state between invocations.
     public init() {}
 
+    /// ``MacvlanConfig``, decoded and validated.
     public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> MacvlanConfig {
         try MacvlanConfig(config, args: args, forAdd: forAdd)
     }

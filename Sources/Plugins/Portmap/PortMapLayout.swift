@@ -58,6 +58,7 @@ public enum PortMap {
         public var hostIP: IPAddress?
         public var container: IPAddress
 
+        /// A mapping of `hostPort` (on `hostIP`, or any) to `containerPort` of `container`.
         public init(hostPort: UInt16, containerPort: UInt16, proto: IPProtocol, hostIP: IPAddress?, container: IPAddress) {
             self.hostPort = hostPort
             self.containerPort = containerPort
@@ -91,6 +92,7 @@ public enum PortMap {
         public let target: String
     }
 
+    /// The name of the DNAT map of family `f`: the one keyed by host address too when `byAddress`.
     public static func dnatMap(_ f: IPFamily, byAddress: Bool) -> String {
         (f == .v4 ? "dnat4" : "dnat6") + (byAddress ? "_addr" : "")
     }
@@ -365,6 +367,7 @@ public enum PortMap {
         public var proto: IPProtocol
         public var port: UInt16
         public var hostIP: IPAddress?
+        /// Host port `port` of `proto`, on `hostIP` or any.
         public init(proto: IPProtocol, port: UInt16, hostIP: IPAddress?) {
             self.proto = proto
             self.port = port

@@ -17,10 +17,13 @@ public struct PortmapPlugin: CNIPlugin {
     public static let type = "portmap"
     public static let summary = "portmap plugin (swift-cni): host ports forwarded to containers with nftables maps"
 
+    /// The plugin; its state is the elements of its nftables maps.
     public init() {}
 
+    /// Decodes and validates the mappings and options with no nftables call.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try PortmapConfig(config, args: args) }
 
+    /// Adds the attachment's mappings (DNAT, hairpin SNAT, conntrack flush for UDP) in one transaction; a host port another container holds is refused with code 107.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try PortmapConfig(ctx.config, args: ctx.args)
         guard let prev = ctx.config.prevResult else {

@@ -15,10 +15,13 @@ public struct TuningPlugin: CNIPlugin {
     public static let type = "tuning"
     public static let summary = "tuning plugin (swift-cni): container sysctls and interface attributes"
 
+    /// The plugin; it saves what it changed beside the attachment to restore it at DEL.
     public init() {}
 
+    /// Decodes and validates the configuration (sysctl names, MAC, MTU) with nothing changed.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try TuningConfig(config, args: args) }
 
+    /// Applies the sysctls and link settings in the container, saving the old values; returns prevResult.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try TuningConfig(ctx.config, args: ctx.args)
         guard var result = ctx.config.prevResult else {
@@ -148,6 +151,7 @@ public struct TuningPlugin: CNIPlugin {
         }
     }
 
+    /// Always ready.
     public func status(_ ctx: PluginContext) throws {}
 }
 

@@ -19,10 +19,13 @@ public struct VxlanPlugin: CNIPlugin {
     public static let type = "vxlan"
     public static let summary = "vxlan plugin (swift-cni): a VXLAN overlay across hosts (file store or etcd via cni-overlayd)"
 
+    /// The plugin; its state is the overlay's lease store and the VTEP.
     public init() {}
 
+    /// Decodes and validates the configuration with no lease claimed.
     public static func validate(_ config: NetConf, args: CommandArgs) throws(CNIError) { _ = try VxlanConfig(config, args: args) }
 
+    /// Claims the host's subnet, makes or fixes the VTEP and its peers, then delegates the container's side to bridge with host-local in that subnet.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try VxlanConfig(ctx.config, args: ctx.args)
         let lease: NodeLease
@@ -67,6 +70,7 @@ public struct VxlanPlugin: CNIPlugin {
         _ = try Delegate.exec("bridge", .del, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: try? Vxlan.lease(conf), mtu: conf.mtu))
     }
 
+    /// Checks the VTEP against the lease, then the bridge side.
     public func check(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
         guard let lease = try Vxlan.lease(conf) else { throw CNIError(.checkFailed, "no lease of \(conf.node) in \(conf.store)") }
@@ -76,6 +80,7 @@ public struct VxlanPlugin: CNIPlugin {
         _ = try Delegate.exec("bridge", .check, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: lease, mtu: conf.mtu))
     }
 
+    /// Forwards GC to the bridge side (ipMasq elements, addresses).
     public func gc(_ ctx: PluginContext) throws {
         let conf = try VxlanConfig(ctx.config, args: ctx.args, forAdd: false)
         _ = try Delegate.exec("bridge", .gc, ctx, stdin: Vxlan.bridgeConfig(ctx, conf, lease: try? Vxlan.lease(conf), mtu: conf.mtu))
