@@ -5,7 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 tb_tmpdir D
 mkdir -p "$D/bin"
 for p in bridge host-local macvlan portmap dnsname vxlan; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done

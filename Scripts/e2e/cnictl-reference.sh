@@ -5,7 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 REF=/usr/lib/cni
 [ -x "$REF/bridge" ] || { echo "cnictl-reference: 0 passed, 1 failed ($REF/bridge missing: containernetworking-plugins)"; exit 1; }
 

@@ -6,7 +6,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
 cd "$here/../.."
 . Scripts/lib/cnitool.sh
@@ -16,9 +16,7 @@ if ! build_cnitool; then
 fi
 had_var_lib_cni=$([ -d /var/lib/cni ] && echo yes || echo no)
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache"
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs all
 tb_netns swcni-cth; H=$TB_LAST
 ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
 # cnitool CMD NETWORK NETNS: as a runtime calls it, with the cache directory private.

@@ -9,12 +9,11 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache" "$D/www"
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs all
+mkdir -p "$D/www"
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 for n in frontend backend; do  # private state and bridge names for the run
     jq --arg d "$D/ipam" --arg dns "$D/dns" --arg br "swc${n:0:1}$TB_ID" \

@@ -20,7 +20,7 @@ if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
     exit "$rc"
 fi
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 tb_tmpdir D
 mkdir -p "$D/net.d" "$D/optup" "$D/optwork" "$D/root" "$D/state" "$D/image/rootfs/bin" "$D/image/rootfs/etc"
 # /opt/cni/bin and /etc/cni/net.d, ours, in this mount namespace only; libcni's cache on a tmpfs.

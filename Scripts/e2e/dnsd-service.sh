@@ -6,12 +6,11 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 UNIT="$here/../../contrib/systemd/cni-dnsd.service"
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache" "$D/dns"
-for p in bridge host-local dnsname; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs bridge host-local dnsname
+mkdir -p "$D/dns"
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 
 echo "dnsd-service: the unit"

@@ -8,7 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 ROOT=$(cd "$here/../.." && pwd)
 
 # The client: go-cni from Debian, GOPATH mode (offline), cached in .build-gocni/.
@@ -25,9 +25,7 @@ if [ ! -x "$client" ] || [ "$here/../lib/gocni-client/main.go" -nt "$client" ]; 
 fi
 
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache"
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs all
 cat > "$D/net.d/10-pods.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"pods","plugins":[
  {"type":"bridge","bridge":"swgc$TB_ID","isGateway":true,"isDefaultGateway":true,"ipMasq":true,"hairpinMode":true,

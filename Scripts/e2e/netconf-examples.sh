@@ -5,12 +5,10 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache"
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs all
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin:/usr/lib/cni"
 tb_netns swcni-exh; H=$TB_LAST
 # The host's NIC, as the macvlan example names it: one end of a veth pair (no dummy links here).

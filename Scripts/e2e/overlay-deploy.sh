@@ -8,7 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 root=$(cd "$here/../.." && pwd)
 yaml="$root/contrib/kubernetes/swift-cni-overlay.yaml"
 tb_tmpdir D

@@ -7,11 +7,10 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 NC="/usr/bin/python3 $here/../lib/netcheck.py"
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache"
-for p in bridge host-local portmap; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+tb_cni_dirs bridge host-local portmap
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 tb_netns swcni-pmh; H=$TB_LAST
 tb_netns swcni-pmo; O=$TB_LAST

@@ -9,7 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$here/../.." && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 cd "$ROOT"
 . Scripts/lib/cnitool.sh
 fail() { echo "reference-integration: 0 passed, 1 failed ($*)"; exit 1; }

@@ -9,12 +9,10 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 NC="/usr/bin/python3 $here/../lib/netcheck.py"
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/bin" "$D/cache"
-for p in bridge host-local portmap dnsname; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
-ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
+tb_cni_dirs bridge host-local portmap dnsname
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 tb_netns swcni-seh; H=$TB_LAST
 tb_netns swcni-sea; A=$TB_LAST

@@ -9,7 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 tb_tmpdir D
 mkdir -p "$D/bin" "$D/cache"
 for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done

@@ -25,6 +25,7 @@ fi
 
 tb_cleanup() {
     local p n d
+    set +e  # a bench script's errexit must not stop the cleanup half way
     for p in "${TB_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     # A cni-dnsd the dnsname plugin started for the run (its records dir is under a run directory).
     for d in "${TB_DIRS[@]}"; do
@@ -98,4 +99,20 @@ check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got 
 tb_finish() {
     echo "${TB_NAME}: ${TB_PASS} passed, ${TB_FAIL} failed${TB_SKIP:+, ${TB_SKIP} skipped}"
     [ "$TB_FAIL" -eq 0 ]
+}
+
+# tb_build_bin: BIN, the directory of the built binaries ($SWIFT_CNI_BIN, which Scripts/test sets,
+# else the debug build of this checkout).
+tb_build_bin() {
+    BIN=$(cd "${SWIFT_CNI_BIN:-$SWIFT_CNI_ROOT/.build/debug}" && pwd) || { echo "${TB_NAME}: no build at ${SWIFT_CNI_BIN:-.build/debug}" >&2; return 1; }
+}
+
+# tb_cni_dirs PLUGIN...: in $D (tb_tmpdir D first), net.d/ and cache/ for a runtime, and bin/ with
+# our multi-call binary under each PLUGIN's name (`all`: every plugin it has) and cni-dnsd beside.
+tb_cni_dirs() {
+    local p plugins=("$@")
+    [ "${1:-}" = all ] && plugins=($("$BIN/cni-plugins" --list))
+    mkdir -p "$D/net.d" "$D/bin" "$D/cache"
+    for p in "${plugins[@]}"; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+    ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
 }
