@@ -9,7 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
-BIN=$(cd "${SWIFT_CNI_BIN:-$here/../../.build/debug}" && pwd)
+tb_build_bin || exit 1
 tb_tmpdir D
 mkdir -p "$D/bin"
 for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
@@ -36,6 +36,24 @@ keys_are() { [ "$(keys)" = "$1" ]; }
 
 echo "vxlan-etcd: before the agent, ADD is 'try again later'"
 for i in 1 2 3; do ov_host "$i"; conf "$i"; done
+
+echo "vxlan-etcd: TLS is verified both ways"
+tls_agent() {  # tls_agent CA CERT KEY: one agent pass of host 1 with these files; its stderr on stdout
+    ip netns exec "${OV_H[1]}" "$BIN/cni-overlayd" --store etcd --etcd-endpoints "$OV_ETCD" --etcd-cacert "$1" \
+        ${2:+--etcd-cert "$2"} ${3:+--etcd-key "$3"} --node tls-probe --node-file "$D/tls.json" \
+        --network 10.246.0.0/16 --vni 9 --underlay eth0 --once 2>&1 >/dev/null
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=another-ca \
+    -keyout "$D/pki/other.key" -out "$D/pki/other.pem" 2>/dev/null
+out=$(tls_agent "$D/pki/other.pem" "$D/pki/client.pem" "$D/pki/client.key"); rc=$?
+check "a CA that did not sign etcd's certificate: the agent fails, naming the certificate" \
+    bash -c "[ $rc -ne 0 ] && grep -qi 'certificate' <<<\"\$0\"" "$out"
+echo "$out" | head -2 | cut -c1-220 | sed "s/^/    /"
+out=$(tls_agent "$D/pki/ca.pem" "" ""); rc=$?
+echo "$out" | head -2 | cut -c1-220 | sed "s/^/    /"
+check "no client certificate: etcd refuses the agent, which fails" bash -c "[ $rc -ne 0 ] && grep -q . <<<\"\$0\"" "$out"
+check_eq "... and neither left a lease" 0 "$(keys)"
+check "... nor a node file" test ! -e "$D/tls.json"
 ctl 1 add overlay "/run/netns/${OV_C[1]}" >/dev/null 2>"$D/err"; rc=$?
 check_eq "add without the node file exits 1" 1 "$rc"
 check "the error is code 11 and names the node file" grep -q "node1.json.*code 11" "$D/err"

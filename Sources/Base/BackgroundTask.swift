@@ -55,3 +55,27 @@ private final class PThreadJob {
     let work: () -> Void
     init(_ work: @escaping () -> Void) { self.work = work }
 }
+
+/// A thread that runs `body` to its end (or for the life of the process) and is never joined:
+/// a daemon's waits that must not hold up its event loop (a stop signal, kernel events).
+public enum DetachedThread {
+    /// Starts `body` on a new detached thread; false when no thread could be made.
+    @discardableResult
+    public static func start(_ body: @escaping () -> Void) -> Bool {
+        let ctx = Unmanaged.passRetained(PThreadJob(body)).toOpaque()
+        var thread = pthread_t()
+        let made =
+            pthread_create(
+                &thread, nil,
+                { raw in
+                    Unmanaged<PThreadJob>.fromOpaque(raw!).takeRetainedValue().work()
+                    return nil
+                }, ctx) == 0
+        if made {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<PThreadJob>.fromOpaque(ctx).release()
+        }
+        return made
+    }
+}

@@ -1,6 +1,4 @@
-import AsyncHTTPClient
 import Base
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -87,9 +85,10 @@ public enum EtcdCompare: Sendable {
 /// to leases, compare-and-swap transactions, leases (grant, keep-alive, revoke) and watches
 /// streamed from a revision. Endpoints are tried in order; the first that answers is kept.
 public final class EtcdClient: Sendable {
+    /// The endpoints, as given (without a trailing slash).
     public let endpoints: [String]
-    let config: HTTPClient.Configuration
-    let http: NIOLockedValueBox<HTTPClient>
+    let parsed: [EtcdEndpoint]
+    let transport: EtcdTransport
     let current = NIOLockedValueBox(0)
     /// Per request (a watch has none: it lasts until cancelled).
     let timeout: TimeAmount
@@ -97,33 +96,24 @@ public final class EtcdClient: Sendable {
     /// `endpoints`: `http://HOST:PORT` or `https://HOST:PORT`. Throws when the TLS files cannot be read.
     public init(endpoints: [String], tls: EtcdTLS? = nil, timeout: TimeAmount = .seconds(5)) throws {
         guard !endpoints.isEmpty else { throw EtcdError("no etcd endpoint") }
-        for e in endpoints where !(e.hasPrefix("http://") || e.hasPrefix("https://")) {
-            throw EtcdError("etcd endpoint \(e): must start with http:// or https://")
-        }
-        self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        parsed = try endpoints.map(EtcdEndpoint.init)
+        self.endpoints = parsed.map(\.description)
         self.timeout = timeout
-        var config = HTTPClient.Configuration()
-        config.timeout = .init(connect: .seconds(3), read: nil)
-        if let tls {
-            do { config.tlsConfiguration = try tls.configuration() } catch { throw EtcdError("etcd TLS: \(error)") }
+        let configuration: TLSConfiguration?
+        do { configuration = try tls?.configuration() } catch { throw EtcdError("etcd TLS: \(error)") }
+        do {
+            transport = try EtcdTransport(tls: configuration, connectTimeout: .seconds(3))
+        } catch {
+            throw EtcdError("etcd TLS: \(error)")
         }
-        self.config = config
-        http = NIOLockedValueBox(HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
     }
 
-    /// Closes the HTTP client's connections; the client is unusable afterwards.
-    public func shutdown() async { try? await http.withLockedValue { $0 }.shutdown() }
+    /// Closes every connection; a watch still running ends.
+    public func shutdown() async { transport.closeAll() }
 
-    /// Drops every connection (and so every watch) and starts afresh: after this host's address
-    /// changed, a connection from the old address would wait forever for its answers.
-    public func reconnect() async {
-        let fresh = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        let old = http.withLockedValue { h in
-            defer { h = fresh }
-            return h
-        }
-        try? await old.shutdown()
-    }
+    /// Drops every connection (and so every watch): after this host's address changed, a
+    /// connection from the old address would wait forever for its answers.
+    public func reconnect() async { transport.closeAll() }
 
     // MARK: KV
 
@@ -214,7 +204,7 @@ public final class EtcdClient: Sendable {
                     let response = try await self.send("/v3/watch", body, deadline: .distantFuture)
                     var splitter = JSONStreamSplitter()
                     for try await chunk in response.body {
-                        for message in try splitter.feed(Array(buffer: chunk)) {
+                        for message in try splitter.feed(chunk) {
                             continuation.yield(try Self.watchResponse(message))
                         }
                     }
@@ -233,11 +223,11 @@ public final class EtcdClient: Sendable {
     /// returns the answer's JSON object; etcd's errors (a non-200 status) become `EtcdError`.
     func call(_ path: String, _ body: JSONObject) async throws -> JSONObject {
         let response = try await send(path, body, deadline: .now() + timeout)
-        let bytes: ByteBuffer
-        do { bytes = try await response.body.collect(upTo: 64 << 20) } catch { throw EtcdError("\(path): \(error)") }
+        let bytes: [UInt8]
+        do { bytes = try await response.whole(upTo: 64 << 20) } catch { throw EtcdError("\(path): \(error)") }
         var splitter = JSONStreamSplitter()
-        guard let first = try splitter.feed(Array(buffer: bytes)).first, case .object(let o) = first else {
-            throw EtcdError("\(path): not a JSON object: \(String(decoding: Array(buffer: bytes).prefix(200), as: UTF8.self))")
+        guard let first = try splitter.feed(bytes).first, case .object(let o) = first else {
+            throw EtcdError("\(path): not a JSON object: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
         }
         guard response.status == .ok else {
             throw EtcdError("\(path): HTTP \(response.status.code): \(o["message"]?.stringValue ?? o["error"]?.stringValue ?? first.serialized())")
@@ -245,22 +235,19 @@ public final class EtcdClient: Sendable {
         return o
     }
 
-    func send(_ path: String, _ body: JSONObject, deadline: NIODeadline) async throws -> HTTPClientResponse {
+    func send(_ path: String, _ body: JSONObject, deadline: NIODeadline) async throws -> EtcdHTTPResponse {
         let start = current.withLockedValue { $0 }
+        let bytes = Array(JSONValue.object(body).serialized().utf8)
         var failures: [String] = []
-        for i in 0..<endpoints.count {
-            let n = (start + i) % endpoints.count
-            var request = HTTPClientRequest(url: endpoints[n] + path)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: JSONValue.object(body).serialized()))
+        for i in 0..<parsed.count {
+            let n = (start + i) % parsed.count
             do {
-                let response = try await http.withLockedValue { $0 }.execute(request, deadline: deadline)
+                let response = try await transport.post(parsed[n], path: path, body: bytes, deadline: deadline)
                 if n != start { current.withLockedValue { $0 = n } }
                 return response
             } catch {
                 if Task.isCancelled { throw error }
-                failures.append("\(endpoints[n]): \(error)")
+                failures.append("\(error)")
             }
         }
         throw EtcdError("\(path): no etcd endpoint answered (\(failures.joined(separator: "; ")))")
@@ -268,7 +255,7 @@ public final class EtcdClient: Sendable {
 
     // MARK: Decoding (pure)
 
-    func b64(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
+    func b64(_ bytes: [UInt8]) -> JSONValue { .string(Base64.encode(bytes)) }
 
     /// The end of the range of every key starting with `prefix` (the prefix + 1, as etcdctl).
     public static func rangeEnd(_ prefix: [UInt8]) -> [UInt8] {
@@ -298,8 +285,8 @@ public final class EtcdClient: Sendable {
 
     static func bytes(_ v: JSONValue?) throws -> [UInt8] {
         guard let v else { return [] }
-        guard let s = v.stringValue, let d = Data(base64Encoded: s) else { throw EtcdError("not base64: \(v.serialized())") }
-        return Array(d)
+        guard let s = v.stringValue, let d = Base64.decode(s) else { throw EtcdError("not base64: \(v.serialized())") }
+        return d
     }
 
     static func keyValue(_ v: JSONValue) throws -> EtcdKeyValue {

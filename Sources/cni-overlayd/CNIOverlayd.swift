@@ -2,8 +2,11 @@ import ArgumentParser
 import CLinux
 import Base
 import CNI
-import Foundation
 import Overlay
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// cni-overlayd: holds this host's lease of an overlay network, writes the node file the vxlan
 /// plugin reads, keeps the VTEP, and reconciles the other hosts' entries (FDB, neighbour, route)

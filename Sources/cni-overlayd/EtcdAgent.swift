@@ -1,9 +1,12 @@
 import Base
 import CNI
 import Etcd
-import Foundation
 import Netlink
 import Overlay
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What wakes the etcd loop.
 enum Wake: Sendable {
@@ -154,7 +157,7 @@ enum Wake: Sendable {
     /// up; the release gets 3 seconds, then the agent exits anyway (the lease then expires).
     func startStopper() {
         let fd = agent.stopFD, release = agent.releaseOnExit, nodeFile = host.nodeFilePath, store = store
-        Thread {
+        DetachedThread.start {
             var b: UInt8 = 0
             while read(fd, &b, 1) < 0 && errno == EINTR {}
             Task.detached {
@@ -169,7 +172,7 @@ enum Wake: Sendable {
                 }
                 exit(0)
             }
-        }.start()
+        }
     }
 
     /// The watch: list, then watch from the next revision; listed again when the watch ends (a
@@ -218,12 +221,12 @@ enum Wake: Sendable {
     func startMonitor(_ wake: AsyncStream<Wake>.Continuation) {
         let monitor: NetlinkMonitor
         do { monitor = try NetlinkMonitor() } catch { Agent.fail("\(error)") }
-        Thread {
+        DetachedThread.start {
             while true {
                 guard monitor.wait(milliseconds: -1) else { continue }
                 while monitor.drain() && monitor.wait(milliseconds: 100) {}
                 wake.yield(.resync)
             }
-        }.start()
+        }
     }
 }
