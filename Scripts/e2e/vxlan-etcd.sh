@@ -38,8 +38,8 @@ echo "vxlan-etcd: before the agent, ADD is 'try again later'"
 for i in 1 2 3; do ov_host "$i"; conf "$i"; done
 
 echo "vxlan-etcd: TLS is verified both ways"
-tls_agent() {  # tls_agent CA CERT KEY: one agent pass of host 1 with these files; its stderr on stdout
-    ip netns exec "${OV_H[1]}" "$BIN/cni-overlayd" --store etcd --etcd-endpoints "$OV_ETCD" --etcd-cacert "$1" \
+tls_agent() {  # tls_agent CA CERT KEY [ENDPOINT]: one agent pass of host 1 with these files; its stderr on stdout
+    ip netns exec "${OV_H[1]}" "$BIN/cni-overlayd" --store etcd --etcd-endpoints "${4:-$OV_ETCD}" --etcd-cacert "$1" \
         ${2:+--etcd-cert "$2"} ${3:+--etcd-key "$3"} --node tls-probe --node-file "$D/tls.json" \
         --network 10.246.0.0/16 --vni 9 --underlay eth0 --once 2>&1 >/dev/null
 }
@@ -52,7 +52,20 @@ echo "$out" | head -2 | cut -c1-220 | sed "s/^/    /"
 out=$(tls_agent "$D/pki/ca.pem" "" ""); rc=$?
 echo "$out" | head -2 | cut -c1-220 | sed "s/^/    /"
 check "no client certificate: etcd refuses the agent, which fails" bash -c "[ $rc -ne 0 ] && grep -q . <<<\"\$0\"" "$out"
-check_eq "... and neither left a lease" 0 "$(keys)"
+# A server whose certificate (signed by the right CA) is for another address: refused too.
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=elsewhere -keyout "$D/pki/elsewhere.key" \
+    -out "$D/pki/elsewhere.csr" 2>/dev/null
+printf 'subjectAltName=IP:192.0.2.1\nextendedKeyUsage=serverAuth\n' > "$D/pki/elsewhere.ext"
+openssl x509 -req -in "$D/pki/elsewhere.csr" -CA "$D/pki/ca.pem" -CAkey "$D/pki/ca.key" -CAcreateserial -days 2 \
+    -extfile "$D/pki/elsewhere.ext" -out "$D/pki/elsewhere.pem" 2>/dev/null
+tb_bg "$OV_E" openssl s_server -quiet -accept "192.168.$OV_NET.254:2390" -cert "$D/pki/elsewhere.pem" -key "$D/pki/elsewhere.key" -www \
+    >/dev/null 2>&1
+tb_wait_tcp "$OV_E" "192.168.$OV_NET.254" 2390
+out=$(tls_agent "$D/pki/ca.pem" "$D/pki/client.pem" "$D/pki/client.key" https://192.168.$OV_NET.254:2390); rc=$?
+echo "$out" | head -1 | cut -c1-220 | sed "s/^/    /"
+check "a certificate for another address than the endpoint's: the agent fails, naming the mismatch" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'failedToValidateHostname' <<<\"\$0\"" "$out"
+check_eq "... and none left a lease" 0 "$(keys)"
 check "... nor a node file" test ! -e "$D/tls.json"
 ctl 1 add overlay "/run/netns/${OV_C[1]}" >/dev/null 2>"$D/err"; rc=$?
 check_eq "add without the node file exits 1" 1 "$rc"
