@@ -67,6 +67,13 @@ public enum System {
         }
     }
 
+    /// The process's working directory ("." when it cannot be read).
+    public static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "." }
+        return String(cString: buffer)
+    }
+
     /// Writes a string to standard error, ignoring failures.
     public static func logError(_ text: String) {
         try? writeAll(fd: 2, Array(text.utf8))

@@ -2,9 +2,9 @@ import ArgumentParser
 import Base
 import CNI
 import DNS
-import Foundation
 import NIOCore
 import NIOPosix
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -55,9 +55,9 @@ struct CNIDNSD: ParsableCommand {
             _ = line.withCString { write(fd, $0, strlen($0)) }
             close(fd)
         }
-        func log(_ text: String) { FileHandle.standardError.write(Data("cni-dnsd: \(text)\n".utf8)) }
+        func log(_ text: String) { System.logError("cni-dnsd: \(text)\n") }
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try System.makeDirectories(dir)
         } catch {
             say("error: cannot create \(dir): \(error)")
             throw ExitCode(1)

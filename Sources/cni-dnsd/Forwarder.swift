@@ -1,6 +1,5 @@
 import Base
 import CNI
-import Foundation
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -53,7 +52,11 @@ final class Forwarder: @unchecked Sendable {
 
     func end() { state.withLockedValue { $0.inFlight -= 1 } }
 
-    static func now() -> Double { Date().timeIntervalSince1970 }
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
 
     /// Asks the upstreams in turn (those that recently failed last) and returns the first answer
     /// with our ID; nil when none answered in time.

@@ -1,7 +1,6 @@
 import Base
 import CNI
 import DNS
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -62,7 +61,7 @@ final class Server: @unchecked Sendable {
 
     /// Reads every network file of the directory.
     func load() -> [NetworkRecords] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let files = (try? System.listDirectory(dir)) ?? []
         var out: [NetworkRecords] = []
         for f in files.sorted() where f.hasSuffix(".net") {
             guard let text = try? String(contentsOfFile: "\(dir)/\(f)", encoding: .utf8) else { continue }

@@ -1,8 +1,8 @@
 import CLinux
 import Base
 import CNI
-import Foundation
 import NIOConcurrencyHelpers
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -53,8 +53,7 @@ final class UDPLoop: @unchecked Sendable {
         self.handler = handler
         var ev = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
         epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ev)
-        let thread = Thread { [self] in run() }
-        thread.start()
+        DetachedThread.start { [self] in run() }
     }
 
     /// A UDP socket bound to `address`:`port` (non-blocking, 1 MiB receive buffer when allowed).

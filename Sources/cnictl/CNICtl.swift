@@ -2,14 +2,13 @@ import ArgumentParser
 import Base
 import CNI
 import CNIRuntime
-import Foundation
 
 // cnictl: a cnitool-compatible CNI client. Same environment (NETCONFPATH, CNI_PATH, CNI_IFNAME,
 // CNI_ARGS, CAP_ARGS), same container IDs, same result cache (libcni's format), plus GC, STATUS
 // and a listing of cached attachments.
 
 struct Environment {
-    static let env = ProcessInfo.processInfo.environment
+    static let env = System.environment()
     static var confDir: String { env["NETCONFPATH"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/cni/net.d" }
     static var pluginPath: [String] {
         (env["CNI_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/cni/bin").split(separator: ":").map(String.init)
@@ -25,7 +24,7 @@ struct Common: ParsableArguments {
     func runtime() -> Runtime {
         Runtime(
             pluginPath: Environment.pluginPath, cacheDir: resolvedCacheDir, baseEnvironment: Environment.env,
-            log: { FileHandle.standardError.write(Data($0.utf8)) })
+            log: { System.logError($0) })
     }
 
     func load(_ network: String) throws -> NetworkConfigList {
@@ -46,7 +45,7 @@ struct AttachmentOptions: ParsableArguments {
     /// The absolute netns path, as cnitool makes it.
     var absoluteNetns: String {
         if netns.hasPrefix("/") { return netns }
-        return FileManager.default.currentDirectoryPath + "/" + netns
+        return System.currentDirectory() + "/" + netns
     }
 
     func attachment() throws -> RuntimeAttachment {
@@ -90,7 +89,7 @@ func fail(_ error: any Error, _ what: String) -> ExitCode {
     default:
         text = "\(what): \(error)"
     }
-    FileHandle.standardError.write(Data(("cnictl: " + text + "\n").utf8))
+    System.logError("cnictl: " + text + "\n")
     return ExitCode(1)
 }
 
@@ -165,7 +164,7 @@ struct Status: ParsableCommand {
         do {
             let list = try common.load(network)
             if list.cniVersion < .v1_1_0 {
-                FileHandle.standardError.write(Data("cnictl: network \"\(network)\" is cniVersion \(list.cniVersion); STATUS needs 1.1.0\n".utf8))
+                System.logError("cnictl: network \"\(network)\" is cniVersion \(list.cniVersion); STATUS needs 1.1.0\n")
                 return
             }
             try common.runtime().status(list)
@@ -207,7 +206,7 @@ struct List: ParsableCommand {
         let widths = (0..<5).map { c in rows.map { $0[c].count }.max()! }
         for r in rows {
             print(
-                r.enumerated().map { $0.offset == 4 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(
+                r.enumerated().map { $0.offset == 4 ? $0.element : padded($0.element, widths[$0.offset]) }.joined(
                     separator: "  "))
         }
     }
@@ -226,11 +225,11 @@ struct DNSStats: ParsableCommand {
 
     func run() throws {
         guard let reply = System.requestLine("stats", unixSocket: dir + "/dnsd.sock") else {
-            FileHandle.standardError.write(Data("cnictl: dns stats: no cni-dnsd answers on \(dir)/dnsd.sock\n".utf8))
+            System.logError("cnictl: dns stats: no cni-dnsd answers on \(dir)/dnsd.sock\n")
             throw ExitCode(1)
         }
         guard reply.hasPrefix("{"), case .object(let o)? = try? JSONValue.parse(Array(reply.utf8)) else {
-            FileHandle.standardError.write(Data("cnictl: dns stats: \(reply)\n".utf8))
+            System.logError("cnictl: dns stats: \(reply)\n")
             throw ExitCode(1)
         }
         if json {
@@ -258,7 +257,7 @@ struct DNSStats: ParsableCommand {
         }
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
         for r in rows {
-            print(r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            print(r.enumerated().map { padded($0.element, widths[$0.offset]) }.joined(separator: "  "))
         }
     }
 }
@@ -276,4 +275,9 @@ struct CNICtl: ParsableCommand {
             """,
         version: version,
         subcommands: [Add.self, Check.self, Del.self, GC.self, Status.self, Version.self, List.self, DNS.self])
+}
+
+/// `text` with spaces after it up to `width` characters (a table column).
+func padded(_ text: String, _ width: Int) -> String {
+    text + String(repeating: " ", count: max(0, width - text.count))
 }
