@@ -55,7 +55,7 @@ let package = Package(
 
         // The VXLAN device and its peers (FDB, neighbours, routes) as the overlay's plans say,
         // through Netlink: what the vxlan plugin and cni-overlayd program.
-        .target(name: "VXLAN", dependencies: ["Base", "CNI", "Netlink", "Overlay"]),
+        .target(name: "VXLAN", dependencies: ["Base", "Netlink", "Overlay"]),
 
         // DNS: the wire format (a hardened parser), the records files, the answering logic.
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "cni-overlayd",
             dependencies: [
-                "Base", "CNI", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd",
+                "Base", "CLinux", "Netlink", "Overlay", "VXLAN", "Etcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

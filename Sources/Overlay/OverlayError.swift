@@ -1,7 +1,7 @@
 import Base
 
 /// Why the overlay's model could not do what was asked; the vxlan plugin turns it into its CNI
-/// error (the kind chooses the code: 7, 106, 105 or 11), the agent logs it.
+/// error (the kind chooses the code: 7, 106, 105, 11 or 103), the agent logs it.
 public struct OverlayError: Error, Sendable, CustomStringConvertible {
     /// What failed, which chooses the CNI code.
     public enum Kind: Sendable {
@@ -13,6 +13,8 @@ public struct OverlayError: Error, Sendable, CustomStringConvertible {
         case storeFailure
         /// Not yet: another host holds the store's lock, or the agent has not written its file.
         case tryAgainLater
+        /// A netlink request about the host's links failed.
+        case kernelFailure
     }
 
     public let kind: Kind

@@ -1,5 +1,4 @@
 import Base
-import CNI
 import Netlink
 import Overlay
 
@@ -12,17 +11,19 @@ import Overlay
 /// leases and on its periodic resync (#8).
 public enum VTEP {
     /// The underlay link (`name`, or the one of the default route) and its first global address
-    /// (IPv4 first): where the VTEP sends from. Code 7 naming what is missing.
-    public static func underlay(_ nl: NetlinkSocket, named name: String?) throws(CNIError) -> (link: Link, address: IPAddress) {
+    /// (IPv4 first): where the VTEP sends from. An invalid configuration naming what is missing.
+    public static func underlay(_ nl: NetlinkSocket, named name: String?) throws(OverlayError) -> (link: Link, address: IPAddress) {
         do {
             let link: Link
             if let name {
-                guard let l = try nl.link(named: name) else { throw Fields.invalid("underlay", .string(name), "no such interface") }
+                guard let l = try nl.link(named: name) else {
+                    throw OverlayError(.invalidConfig, "invalid underlay \"\(name)\"", details: "no such interface")
+                }
                 link = l
             } else {
                 // A route lookup only (no traffic): the interface of the default route.
                 guard let i = try nl.routeInterface(to: IPAddress("192.0.2.1")!), let l = try nl.link(index: i) else {
-                    throw CNIError(.invalidNetworkConfig, "no underlay: no \"underlay\" given and no default route")
+                    throw OverlayError(.invalidConfig, "no underlay: no \"underlay\" given and no default route")
                 }
                 link = l
             }
@@ -30,13 +31,13 @@ public enum VTEP {
                 let a = try nl.addresses(link.index, family: .v4).first(where: { $0.scope == 0 })?.prefix.address
                     ?? (try nl.addresses(link.index, family: .v6).first(where: { $0.scope == 0 })?.prefix.address)
             else {
-                throw CNIError(.invalidNetworkConfig, "underlay \(link.name) has no global address for the VTEP")
+                throw OverlayError(.invalidConfig, "underlay \(link.name) has no global address for the VTEP")
             }
             return (link, a)
-        } catch let e as CNIError {
+        } catch let e as OverlayError {
             throw e
         } catch {
-            throw CNIError(.kernelOperationFailed, "cannot look at the underlay", details: "\(error)")
+            throw OverlayError(.kernelFailure, "cannot look at the underlay", details: "\(error)")
         }
     }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CLinux
 import Base
-import CNI
 import Overlay
 
 #if canImport(Glibc)

@@ -1,5 +1,4 @@
 import Base
-import CNI
 import Etcd
 import Netlink
 import Overlay

@@ -1,6 +1,5 @@
 import CLinux
 import Base
-import CNI
 import Netlink
 import Overlay
 

@@ -1,5 +1,4 @@
 import Base
-import CNI
 import Netlink
 import Overlay
 import VXLAN

@@ -231,7 +231,7 @@ struct VxlanConfig {
 }
 
 extension OverlayError: CNIErrorConvertible {
-    /// The vxlan plugin's error for it: code 7, 106, 105 or 11, the message and details as they are.
+    /// The vxlan plugin's error for it: code 7, 106, 105, 11 or 103, the message and details as they are.
     public var cniError: CNIError {
         let code: CNIErrorCode
         switch kind {
@@ -239,6 +239,7 @@ extension OverlayError: CNIErrorConvertible {
         case .addressUnavailable: code = .addressUnavailable
         case .storeFailure: code = .stateStoreFailure
         case .tryAgainLater: code = .tryAgainLater
+        case .kernelFailure: code = .kernelOperationFailed
         }
         return CNIError(code, msg, details: details)
     }
