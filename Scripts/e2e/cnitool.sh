@@ -6,7 +6,6 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
 cd "$here/../.."
 . Scripts/lib/cnitool.sh
@@ -15,7 +14,6 @@ if ! build_cnitool; then
     exit 1
 fi
 had_var_lib_cni=$([ -d /var/lib/cni ] && echo yes || echo no)
-tb_tmpdir D
 tb_cni_dirs all
 tb_netns swcni-cth; H=$TB_LAST
 ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up

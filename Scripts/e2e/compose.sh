@@ -9,9 +9,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
-tb_tmpdir D
 tb_cni_dirs all
 mkdir -p "$D/www"
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"

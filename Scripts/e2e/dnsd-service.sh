@@ -6,9 +6,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 UNIT="$here/../../contrib/systemd/cni-dnsd.service"
-tb_tmpdir D
 tb_cni_dirs bridge host-local dnsname
 mkdir -p "$D/dns"
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"

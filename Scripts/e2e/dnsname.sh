@@ -7,8 +7,6 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
-tb_tmpdir D
 tb_cni_dirs bridge host-local portmap dnsname
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 tb_netns swcni-dnh; H=$TB_LAST

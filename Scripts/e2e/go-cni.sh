@@ -8,7 +8,6 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 ROOT=$(cd "$here/../.." && pwd)
 
 # The client: go-cni from Debian, GOPATH mode (offline), cached in .build-gocni/.
@@ -24,7 +23,6 @@ if [ ! -x "$client" ] || [ "$here/../lib/gocni-client/main.go" -nt "$client" ]; 
     rm -rf "$w"
 fi
 
-tb_tmpdir D
 tb_cni_dirs all
 cat > "$D/net.d/10-pods.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"pods","plugins":[

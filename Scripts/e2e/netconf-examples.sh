@@ -5,9 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 EXAMPLES="$here/../../netconf-examples"
-tb_tmpdir D
 tb_cni_dirs all
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin:/usr/lib/cni"
 tb_netns swcni-exh; H=$TB_LAST

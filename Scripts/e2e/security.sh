@@ -9,9 +9,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
-tb_build_bin || exit 1
 NC="/usr/bin/python3 $here/../lib/netcheck.py"
-tb_tmpdir D
 tb_cni_dirs bridge host-local portmap dnsname
 export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin"
 tb_netns swcni-seh; H=$TB_LAST

@@ -9,10 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
-tb_build_bin || exit 1
-tb_tmpdir D
-mkdir -p "$D/bin"
-for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+tb_cni_dirs vxlan bridge host-local
 TTL=3
 ov_underlay 73
 ov_etcd || { bad "etcd did not start: $(tail -c 400 "$D/etcd.log")"; tb_finish; exit 1; }

@@ -9,10 +9,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
-tb_build_bin || exit 1
-tb_tmpdir D
-mkdir -p "$D/bin" "$D/cache"
-for p in vxlan bridge host-local; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+tb_cni_dirs vxlan bridge host-local
 host() {  # host I: a host namespace on the underlay bridge at 192.168.71.I, with its conflist
     local i=$1
     tb_netns "swcni-vxh$i"; H[$((i - 1))]=$TB_LAST

@@ -107,9 +107,12 @@ tb_build_bin() {
     BIN=$(cd "${SWIFT_CNI_BIN:-$SWIFT_CNI_ROOT/.build/debug}" && pwd) || { echo "${TB_NAME}: no build at ${SWIFT_CNI_BIN:-.build/debug}" >&2; return 1; }
 }
 
-# tb_cni_dirs PLUGIN...: in $D (tb_tmpdir D first), net.d/ and cache/ for a runtime, and bin/ with
-# our multi-call binary under each PLUGIN's name (`all`: every plugin it has) and cni-dnsd beside.
+# tb_cni_dirs PLUGIN...: BIN (tb_build_bin), a private $D (unless there is one), and in it net.d/
+# and cache/ for a runtime and bin/ with our multi-call binary under each PLUGIN's name (`all`:
+# every plugin it has) and cni-dnsd beside. Exits the script when there is no build.
 tb_cni_dirs() {
+    [ -n "${BIN:-}" ] || tb_build_bin || exit 1
+    [ -n "${D:-}" ] || tb_tmpdir D
     local p plugins=("$@")
     [ "${1:-}" = all ] && plugins=($("$BIN/cni-plugins" --list))
     mkdir -p "$D/net.d" "$D/bin" "$D/cache"
