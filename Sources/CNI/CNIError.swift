@@ -125,6 +125,14 @@ public protocol CNIErrorConvertible: Error {
     var cniError: CNIError { get }
 }
 
+extension CNIErrorConvertible {
+    /// `body`'s result, or its error as the plugin's CNI error (a library's typed throws at the
+    /// plugin's boundary).
+    public static func asCNI<T>(_ body: () throws(Self) -> T) throws(CNIError) -> T {
+        do { return try body() } catch { throw error.cniError }
+    }
+}
+
 extension CNIError {
     /// Wraps any error into a CNI error; one that is neither a CNI error nor convertible becomes
     /// code 100.

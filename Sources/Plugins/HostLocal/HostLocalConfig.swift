@@ -168,9 +168,4 @@ extension IPAMError: CNIErrorConvertible {
         }
         return CNIError(code, msg, details: details)
     }
-
-    /// `body`'s result, or its IPAM error as host-local's CNI error.
-    static func asCNI<T>(_ body: () throws(IPAMError) -> T) throws(CNIError) -> T {
-        do { return try body() } catch { throw error.cniError }
-    }
 }

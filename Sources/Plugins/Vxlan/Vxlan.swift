@@ -243,9 +243,4 @@ extension OverlayError: CNIErrorConvertible {
         }
         return CNIError(code, msg, details: details)
     }
-
-    /// `body`'s result, or its overlay error as the plugin's CNI error.
-    static func asCNI<T>(_ body: () throws(OverlayError) -> T) throws(CNIError) -> T {
-        do { return try body() } catch { throw error.cniError }
-    }
 }
