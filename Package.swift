@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
-        .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS"], path: "Sources/Plugins/DNSName"),
+        .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
         .target(name: "PortmapPlugin", dependencies: ["Base", "CNI", "CLinux", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Portmap"),
 
         // The multi-call plugin binary: no Foundation, no SwiftNIO (start-up cost).

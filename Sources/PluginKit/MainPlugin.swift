@@ -87,9 +87,7 @@ extension MainPlugin {
     /// CHECK: prevResult, IPAM CHECK, then the plugin's verification.
     public func check(_ ctx: PluginContext) throws {
         let conf = try Self.decode(ctx.config, args: ctx.args, forAdd: false)
-        guard let prev = ctx.config.prevResult else {
-            throw CNIError(.invalidNetworkConfig, "\(Self.type) CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
+        let prev = try ctx.checkedPrevResult(Self.type)
         if let ipam = conf.ipam { try Delegate.run(ipam, .check, ctx) }
         try verify(conf, prev, ctx)
     }

@@ -2,6 +2,7 @@ import CLinux
 import Base
 import CNI
 import DNS
+import PluginKit
 
 #if canImport(Glibc)
     import Glibc
@@ -23,11 +24,7 @@ public struct DNSNamePlugin: CNIPlugin {
     /// Writes the attachment's names into the network's records file, starts cni-dnsd or makes it reload, and returns prevResult with the responder as DNS server.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try DNSNameConfig(ctx.config, args: ctx.args)
-        guard var result = ctx.config.prevResult else {
-            throw CNIError(
-                .invalidNetworkConfig, "dnsname must be called as a chained plugin",
-                details: "it needs prevResult, the result of the plugin before it in the conflist")
-        }
+        var result = try ctx.chainedPrevResult("dnsname")
         let mine = DNSNameConfig.containerIPs(result, ifName: ctx.args.ifName)
         let gateways = DNSNameConfig.gateways(result, ifName: ctx.args.ifName)
         guard !mine.isEmpty else {
@@ -78,9 +75,7 @@ public struct DNSNamePlugin: CNIPlugin {
     /// The names are in the records and the responder is up.
     public func check(_ ctx: PluginContext) throws {
         let conf = try DNSNameConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard ctx.config.prevResult != nil else {
-            throw CNIError(.invalidNetworkConfig, "dnsname CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
+        _ = try ctx.checkedPrevResult("dnsname")
         let owner = DNSNameConfig.owner(network: ctx.config.name, ctx.args)
         let r = try Records.read(conf, network: ctx.config.name)
         guard let e = r?.entries.first(where: { $0.owner == owner }) else {

@@ -20,11 +20,7 @@ public struct FirewallPlugin: CNIPlugin {
     /// Adds the attachment's addresses to the forward-accept and isolation elements; returns prevResult.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try FirewallConfig(ctx.config, args: ctx.args)
-        guard let result = ctx.config.prevResult else {
-            throw CNIError(
-                .invalidNetworkConfig, "firewall must be called as a chained plugin",
-                details: "it needs prevResult, the result of the plugin before it in the conflist")
-        }
+        let result = try ctx.chainedPrevResult("firewall")
         let addresses = result.sandboxIPs(ctx.args.ifName).map(\.address.address)
         guard !addresses.isEmpty else {
             throw CNIError(.invalidNetworkConfig, "prevResult has no address for \(ctx.args.ifName)")
@@ -63,9 +59,7 @@ public struct FirewallPlugin: CNIPlugin {
     /// Checks that the attachment's elements are there for prevResult's addresses.
     public func check(_ ctx: PluginContext) throws {
         let conf = try FirewallConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard let result = ctx.config.prevResult else {
-            throw CNIError(.invalidNetworkConfig, "firewall CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
+        let result = try ctx.checkedPrevResult("firewall")
         let nft = try NFTSocket.open()
         if let missing = try Firewall.missingLayout(nft, adminChain: conf.adminChain) {
             throw CNIError(.checkFailed, "the firewall's forward rules are damaged: \(missing)", details: "an ADD puts them back")

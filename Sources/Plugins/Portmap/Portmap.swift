@@ -26,11 +26,7 @@ public struct PortmapPlugin: CNIPlugin {
     /// Adds the attachment's mappings (DNAT, hairpin SNAT, conntrack flush for UDP) in one transaction; a host port another container holds is refused with code 107.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try PortmapConfig(ctx.config, args: ctx.args)
-        guard let prev = ctx.config.prevResult else {
-            throw CNIError(
-                .invalidNetworkConfig, "portmap must be called as a chained plugin",
-                details: "it needs prevResult, the result of the plugin before it in the conflist")
-        }
+        let prev = try ctx.chainedPrevResult("portmap")
         if conf.entries.isEmpty { return prev }  // nothing to map: netfilter is not touched
         let addresses = PortmapConfig.containerAddresses(prev, ifName: ctx.args.ifName)
         guard !addresses.isEmpty else {
@@ -107,9 +103,7 @@ public struct PortmapPlugin: CNIPlugin {
     /// Every mapping of the configuration must be an element of this attachment.
     public func check(_ ctx: PluginContext) throws {
         let conf = try PortmapConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard let prev = ctx.config.prevResult else {
-            throw CNIError(.invalidNetworkConfig, "portmap CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
+        let prev = try ctx.checkedPrevResult("portmap")
         let mappings = try conf.mappings(to: PortmapConfig.containerAddresses(prev, ifName: ctx.args.ifName))
         guard !mappings.isEmpty else { return }
         let attachment = Attachment(containerID: ctx.args.containerID, ifName: ctx.args.ifName)

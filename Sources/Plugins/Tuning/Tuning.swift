@@ -24,11 +24,7 @@ public struct TuningPlugin: CNIPlugin {
     /// Applies the sysctls and link settings in the container, saving the old values; returns prevResult.
     public func add(_ ctx: PluginContext) throws -> CNIResult {
         let conf = try TuningConfig(ctx.config, args: ctx.args)
-        guard var result = ctx.config.prevResult else {
-            throw CNIError(
-                .invalidNetworkConfig, "tuning must be called as a chained plugin",
-                details: "it needs prevResult, the result of the plugin before it in the conflist")
-        }
+        var result = try ctx.chainedPrevResult("tuning")
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let nl: NetlinkSocket
         let link: Link
@@ -117,9 +113,7 @@ public struct TuningPlugin: CNIPlugin {
     /// The sysctls have their values and the interface its attributes.
     public func check(_ ctx: PluginContext) throws {
         let conf = try TuningConfig(ctx.config, args: ctx.args, forAdd: false)
-        guard ctx.config.prevResult != nil else {
-            throw CNIError(.invalidNetworkConfig, "tuning CHECK needs prevResult", details: "the runtime passes the ADD result")
-        }
+        _ = try ctx.checkedPrevResult("tuning")
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let wrong: String? = try container.perform {
             for s in conf.sysctls {
