@@ -71,6 +71,7 @@ let package = Package(
         .target(name: "MacvlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Macvlan"),
         .target(name: "LoopbackPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
+        .target(name: "BandwidthPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Bandwidth"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
@@ -80,9 +81,8 @@ let package = Package(
         .executableTarget(
             name: "cni-plugins",
             dependencies: [
-                "Base", "CNI", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin",
-                "TuningPlugin",
-                "VxlanPlugin",
+                "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin",
+                "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -104,9 +104,8 @@ let package = Package(
         .executableTarget(
             name: "config-fuzz",
             dependencies: [
-                "Base", "CNI", "CNIRuntime", "FuzzSupport", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin",
-                "MacvlanPlugin",
-                "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
+                "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
+                "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The reference plugins' own integration suite (integration/ of Debian's source package
 # golang-github-containernetworking-plugins 1.1.1), compiled offline with Debian's ginkgo and
-# gomega in GOPATH mode, run with a plugin directory where bridge and host-local are ours (ptp and
-# bandwidth stay the reference's) and cnitool (Scripts/lib/cnitool.sh) on PATH. libcni's cache is
+# gomega in GOPATH mode, run with a plugin directory where bridge, host-local and bandwidth are
+# ours (ptp stays the reference's until ours lands) and cnitool (Scripts/lib/cnitool.sh) on PATH. libcni's cache is
 # private; the suite's namespaces (cni-test-*) and data directories (/tmp/foo, /tmp/bar) are
 # removed afterwards.
 set -u
@@ -27,8 +27,8 @@ fi
 
 # integration/../bin is the suite's CNI_PATH.
 rm -rf "$SRC/bin" && mkdir -p "$SRC/bin"
-for p in bridge host-local; do ln -s "$BIN/cni-plugins" "$SRC/bin/$p"; done
-for p in ptp bandwidth; do ln -s "/usr/lib/cni/$p" "$SRC/bin/$p"; done
+for p in bridge host-local bandwidth; do ln -s "$BIN/cni-plugins" "$SRC/bin/$p"; done
+ln -s /usr/lib/cni/ptp "$SRC/bin/ptp"
 had_foo=$([ -e /tmp/foo ] && echo yes || echo no); had_bar=$([ -e /tmp/bar ] && echo yes || echo no)
 tb_tmpdir D
 mkdir -p "$D/cache"
@@ -39,15 +39,18 @@ suite_cleanup() {
 }
 trap 'suite_cleanup; tb_cleanup' EXIT
 
-echo "containernetworking-plugins 1.1.1 integration suite: bridge and host-local ours, ptp and bandwidth the reference's"
-out=$(cd "$SRC/integration" && PATH="$(dirname "$CNITOOL"):$PATH" "$here/../lib/with-cni-cache" "$D/cache" "$C/integration.test" -ginkgo.noColor 2>&1)
+echo "containernetworking-plugins 1.1.1 integration suite: bridge, host-local and bandwidth ours, ptp the reference's"
+out=$(cd "$SRC/integration" && PATH="$(dirname "$CNITOOL"):$PATH" "$here/../lib/with-cni-cache" "$D/cache" "$C/integration.test" -ginkgo.noColor -ginkgo.v 2>&1)
 rc=$?
 summary=$(grep -E '^(SUCCESS|FAIL)!' <<<"$out" | tail -1)
 ran=$(grep -Eo 'Ran [0-9]+ of [0-9]+ Specs' <<<"$out" | tail -1)
 check_eq "the suite passes ($ran: $summary)" 0 "$rc"
 [ "$rc" -eq 0 ] || tail -40 <<<"$out"
 check "every spec ran" grep -qE 'Ran ([0-9]+) of \1 Specs' <<<"$ran"
-check "the bridge specs are among them" grep -q 'limits traffic only on the restricted bandwith veth device' <<<"$out"
+check "the bridge + bandwidth spec is among them" grep -q 'limits traffic only on the restricted bandwi\?th veth device' <<<"$out"
+check "the ptp + bandwidth spec is among them" grep -q 'supports add and del with ptp + bandwidth' <<<"$out"
+# (ifb0 and ifb1 are the ifb module's own, made when it loads: not ours.)
+check_eq "no IFB of ours left" "" "$(ip -j link show type ifb | jq -r '.[].ifname | select(startswith("bwp"))')"
 check_eq "no cached result left" "" "$(find "$D/cache/results" -type f 2>/dev/null)"
 # The ptp cases use host-local's default dataDir, /var/lib/cni/networks: the private one here.
 check_eq "no address left reserved" "" "$(find "$D/cache/networks" -type f 2>/dev/null | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"

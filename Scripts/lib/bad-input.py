@@ -142,6 +142,14 @@ def dnsname(prev=PREV, **extra):
     return merge(c, extra)
 
 
+def bandwidth(limits=None, prev=PREV, **extra):
+    c = {"cniVersion": "1.1.0", "name": "badnet", "type": "bandwidth", "capabilities": {"bandwidth": True},
+         "runtimeConfig": {"bandwidth": limits if limits is not None else {"ingressRate": 8000, "ingressBurst": 16000}}}
+    if prev is not None:
+        c["prevResult"] = prev
+    return merge(c, extra)
+
+
 def with_version(conf, v):
     return merge(conf, {"cniVersion": v})
 
@@ -287,6 +295,23 @@ CASES = [
     ("dnsname aliases not an object", "dnsname", dict(conf=dnsname(runtimeConfig={"aliases": ["a"]})), 6, "aliases"),
     ("dnsname pod name not a DNS label", "dnsname",
      dict(conf=dnsname(), env={"CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=bad_name!"}), 7, "bad_name!"),
+    # bandwidth: each limit needs its rate and its burst, within the kernel's fields; no prevResult.
+    ("bandwidth ingressRate without ingressBurst", "bandwidth", dict(conf=bandwidth({"ingressRate": 8000})), 7,
+     "runtimeConfig.bandwidth.ingressBurst"),
+    ("bandwidth egressBurst without egressRate", "bandwidth", dict(conf=bandwidth({"egressBurst": 8000})), 7,
+     "runtimeConfig.bandwidth.egressRate"),
+    ("bandwidth egressBurst over 4 GB", "bandwidth", dict(conf=bandwidth({"egressRate": 8000, "egressBurst": 40000000000})), 7,
+     "egressBurst"),
+    ("bandwidth ingressRate whose 25 ms queue overflows the limit", "bandwidth",
+     dict(conf=bandwidth({"ingressRate": 9000000000000000000, "ingressBurst": 8000})), 7, "ingressRate"),
+    ("bandwidth ingressRate below one byte per second", "bandwidth", dict(conf=bandwidth({"ingressRate": 4, "ingressBurst": 8000})), 7,
+     "ingressRate"),
+    ("bandwidth ingressRate a string", "bandwidth", dict(conf=bandwidth({"ingressRate": "8mbit", "ingressBurst": 8000})), 6,
+     "ingressRate"),
+    ("bandwidth ingressRate negative (top-level keys)", "bandwidth",
+     dict(conf=bandwidth(runtimeConfig=None, ingressRate=-1, ingressBurst=8000)), 7, "ingressRate"),
+    ("bandwidth without prevResult", "bandwidth", dict(conf=bandwidth(prev=None)), 7, "chained plugin"),
+    ("bandwidth on an interface that is not there", "bandwidth", dict(conf=bandwidth(), env={"CNI_IFNAME": "nosuch0"}), 7, "nosuch0"),
 ]
 
 

@@ -35,6 +35,8 @@ public struct Link: Sendable, Equatable {
     public var isAllMulticast: Bool { flags.contains(.allMulticast) }
     /// IFLA_TXQLEN.
     public let txQueueLength: Int
+    /// IFLA_IFALIAS: the free-text alias (`ip link set <dev> alias <text>`), nil when unset.
+    public let alias: String?
 
     init(_ reply: NetlinkReply) {
         let hdr = reply.header(as: ifinfomsg.self)
@@ -51,6 +53,7 @@ public struct Link: Sendable, Equatable {
         operState = a.u8(Int(IFLA_OPERSTATE)) ?? 0
         promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
         txQueueLength = Int(a.u32(Int(IFLA_TXQLEN)) ?? 0)
+        alias = a.string(Int(IFLA_IFALIAS)).flatMap { $0.isEmpty ? nil : $0 }
         macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE)).flatMap(MacvlanMode.init(rawValue:))
     }
 }

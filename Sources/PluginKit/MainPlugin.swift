@@ -44,7 +44,7 @@ public protocol MainPlugin: CNIPlugin {
     /// DEL's own steps, run beside IPAM DEL, each through `failures.run`: a missing namespace or
     /// interface is success.
     func teardown(_ conf: Config, _ ctx: PluginContext, _ failures: inout StepFailures)
-    /// CHECK's own step after IPAM's: throws code 110 naming what differs from `prev`.
+    /// CHECK's own step after IPAM's: throws code 108 naming what differs from `prev`.
     func verify(_ conf: Config, _ prev: CNIResult, _ ctx: PluginContext) throws
     /// GC's own steps before IPAM GC, each through `failures.run` (default: none).
     func collect(_ conf: Config, _ ctx: PluginContext, _ failures: inout StepFailures)

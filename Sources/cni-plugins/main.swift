@@ -1,3 +1,4 @@
+import BandwidthPlugin
 import BridgePlugin
 import Base
 import CNI
@@ -19,6 +20,7 @@ import VxlanPlugin
 
 /// Only plugins that really work are listed here.
 let plugins: [String: any CNIPlugin] = [
+    BandwidthPlugin.type: BandwidthPlugin(),
     BridgePlugin.type: BridgePlugin(),
     DNSNamePlugin.type: DNSNamePlugin(),
     FirewallPlugin.type: FirewallPlugin(),

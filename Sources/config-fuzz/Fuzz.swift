@@ -1,3 +1,4 @@
+import BandwidthPlugin
 import BridgePlugin
 import Base
 import CNI
@@ -20,7 +21,8 @@ import VxlanPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self, PortmapPlugin.self,
+    BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self,
+    PortmapPlugin.self,
     TuningPlugin.self, VxlanPlugin.self,
 ]
 

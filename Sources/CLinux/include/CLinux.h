@@ -16,6 +16,9 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <linux/if_bridge.h>
+#include <linux/pkt_sched.h>
+#include <linux/pkt_cls.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <sys/epoll.h>
