@@ -72,6 +72,7 @@ let package = Package(
         .target(name: "LoopbackPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Loopback"),
         .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
         .target(name: "BandwidthPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Bandwidth"),
+        .target(name: "FlannelPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Flannel"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
@@ -81,8 +82,8 @@ let package = Package(
         .executableTarget(
             name: "cni-plugins",
             dependencies: [
-                "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "HostLocalPlugin", "LoopbackPlugin",
-                "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
+                "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
+                "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -105,7 +106,7 @@ let package = Package(
             name: "config-fuzz",
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
-                "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
+                "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
@@ -161,6 +162,7 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["Base", "CNI", "Netlink", "TuningPlugin", "TestSupport"]),
+        .testTarget(name: "MetaPluginTests", dependencies: ["Base", "CNI", "Netlink", "BandwidthPlugin", "FlannelPlugin"]),
         .testTarget(name: "OverlayTests", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "Etcd", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",

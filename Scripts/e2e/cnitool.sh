@@ -24,14 +24,12 @@ cnitool() {
         "$CNITOOL" "$@"
 }
 echo "cnitool $(basename "$CNITOOL") from golang-github-appc-cni 1.1.2, our plugins only"
+tb_subnet_env
 i=0
 for f in "$EXAMPLES"/*; do
     i=$((i + 1))
     name=$(jq -r .name "$f")
-    jq --arg d "$D/ipam" --arg br "swct$i-$TB_ID" --arg dns "$D/dns" '
-        (if .plugins then .plugins |= map(if .ipam then .ipam.dataDir = $d else . end | if .bridge then .bridge = $br else . end
-              | if .type == "dnsname" then .runDir = $dns else . end)
-           else (if .ipam then .ipam.dataDir = $d else . end) end)' "$f" > "$D/net.d/$(basename "$f")"
+    tb_private_conf "$f" "swct$i-$TB_ID" > "$D/net.d/$(basename "$f")"
     tb_netns "swcni-ct$i"; C=$TB_LAST
     echo "$(basename "$f") (network $name)"
     out=$(cnitool add "$name" "/run/netns/$C" 2>"$D/err"); rc=$?

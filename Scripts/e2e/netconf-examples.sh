@@ -11,16 +11,13 @@ export NETCONFPATH="$D/net.d" CNI_PATH="$D/bin:/usr/lib/cni"
 tb_netns swcni-exh; H=$TB_LAST
 # The host's NIC, as the macvlan example names it: one end of a veth pair (no dummy links here).
 ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
+tb_subnet_env
 i=0
 for f in "$EXAMPLES"/*; do
     i=$((i + 1))
     name=$(jq -r .name "$f")
     # Private state: the store under $D, the bridge named for this run.
-    jq --arg d "$D/ipam" --arg br "swex$i-$TB_ID" --arg dns "$D/dns" '
-        (if .plugins then .plugins else [.] end) as $p
-        | (if .plugins then .plugins |= map(if .ipam then .ipam.dataDir = $d else . end | if .bridge then .bridge = $br else . end
-              | if .type == "dnsname" then .runDir = $dns else . end)
-           else (if .ipam then .ipam.dataDir = $d else . end) end)' "$f" > "$D/net.d/$(basename "$f")"
+    tb_private_conf "$f" "swex$i-$TB_ID" > "$D/net.d/$(basename "$f")"
     tb_netns "swcni-ex$i"; C=$TB_LAST
     echo "$(basename "$f") (network $name)"
     out=$(ip netns exec "$H" "$BIN/cnictl" add "$name" "/run/netns/$C" --cache-dir "$D/cache" 2>"$D/err"); rc=$?

@@ -150,6 +150,11 @@ def bandwidth(limits=None, prev=PREV, **extra):
     return merge(c, extra)
 
 
+def flannel(**extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "flannel", "subnetFile": D + "/no-subnet.env",
+                  "dataDir": D + "/flannel", "delegate": {"bridge": BRIDGE}}, extra)
+
+
 def with_version(conf, v):
     return merge(conf, {"cniVersion": v})
 
@@ -312,6 +317,12 @@ CASES = [
      dict(conf=bandwidth(runtimeConfig=None, ingressRate=-1, ingressBurst=8000)), 7, "ingressRate"),
     ("bandwidth without prevResult", "bandwidth", dict(conf=bandwidth(prev=None)), 7, "chained plugin"),
     ("bandwidth on an interface that is not there", "bandwidth", dict(conf=bandwidth(), env={"CNI_IFNAME": "nosuch0"}), 7, "nosuch0"),
+    # flannel: the delegate's name and ipam are flannel's to set; the subnet file must be there.
+    ("flannel delegate with a name", "flannel", dict(conf=flannel(delegate={"name": "x"})), 7, "delegate.name"),
+    ("flannel delegate with an ipam", "flannel", dict(conf=flannel(delegate={"ipam": {"type": "host-local"}})), 7, "delegate.ipam"),
+    ("flannel delegate type a number", "flannel", dict(conf=flannel(delegate={"type": 5})), 7, "delegate.type"),
+    ("flannel dataDir relative", "flannel", dict(conf=flannel(dataDir="flannel")), 7, "dataDir"),
+    ("flannel without its subnet file (try again later)", "flannel", dict(conf=flannel()), 11, "no-subnet.env"),
 ]
 
 

@@ -119,3 +119,21 @@ tb_cni_dirs() {
     for p in "${plugins[@]}"; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
     ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
 }
+
+# tb_private_conf FILE BRIDGE: the network configuration FILE (a netconf example) with its state
+# made private to the test bed: host-local's store in $D/ipam, the bridge named BRIDGE, dnsname's
+# run directory $D/dns, flannel's subnet file $D/subnet.env and its dataDir $D/flannel.
+tb_private_conf() {
+    jq --arg d "$D" --arg br "$2" '
+        def private: (if .ipam then .ipam.dataDir = ($d + "/ipam") else . end)
+            | (if .bridge then .bridge = $br else . end)
+            | (if .type == "dnsname" then .runDir = ($d + "/dns") else . end)
+            | (if .type == "flannel" then .subnetFile = ($d + "/subnet.env") | .dataDir = ($d + "/flannel")
+                | .delegate.bridge = $br | .ipam.dataDir = ($d + "/ipam") else . end);
+        if .plugins then .plugins |= map(private) else private end' "$1"
+}
+
+# tb_subnet_env: $D/subnet.env as flanneld writes it, for the flannel examples.
+tb_subnet_env() {
+    printf 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n' > "$D/subnet.env"
+}

@@ -33,8 +33,9 @@ public struct NetConf: Sendable {
     public static let maximumSize = 4 << 20
 
     /// Decodes a configuration. Syntax and type errors are code 6; an unsupported `cniVersion`
-    /// code 1; a missing or invalid `name` code 7 (the name becomes a directory name).
-    public init(decoding bytes: [UInt8], supported: [CNIVersion] = CNIVersion.allSupported) throws(CNIError) {
+    /// code 1; a missing or invalid `name` code 7 (the name becomes a directory name); `ipam`
+    /// settings without a `type` code 7 unless `ipamNeedsType` is false.
+    public init(decoding bytes: [UInt8], supported: [CNIVersion] = CNIVersion.allSupported, ipamNeedsType: Bool = true) throws(CNIError) {
         let value: JSONValue
         if bytes.count > NetConf.maximumSize {
             throw CNIError(
@@ -51,11 +52,11 @@ public struct NetConf: Sendable {
                 .decodingFailure, "failed to decode network configuration",
                 details: "expected a JSON object, got \(value.kindName)")
         }
-        try self.init(object: obj, supported: supported)
+        try self.init(object: obj, supported: supported, ipamNeedsType: ipamNeedsType)
     }
 
     /// Decodes an already parsed configuration object.
-    public init(object obj: JSONObject, supported: [CNIVersion] = CNIVersion.allSupported) throws(CNIError) {
+    public init(object obj: JSONObject, supported: [CNIVersion] = CNIVersion.allSupported, ipamNeedsType: Bool = true) throws(CNIError) {
         let f = Fields(obj)
         raw = obj
         // A missing cniVersion means 0.1.0, as the Go library reads it.
@@ -82,7 +83,7 @@ public struct NetConf: Sendable {
         ipamType = try ipam?.string("type")
         // `"ipam": {}` means none (layer 2 only), as for the reference; settings without a type
         // are a configuration that lost its plugin.
-        if let ipam, !ipam.object.isEmpty, (ipamType ?? "").isEmpty {
+        if ipamNeedsType, let ipam, !ipam.object.isEmpty, (ipamType ?? "").isEmpty {
             throw CNIError(
                 .invalidNetworkConfig, "ipam.type is missing",
                 details: "ipam has \(ipam.object.keys.sorted().joined(separator: ", ")) but no plugin to run them; e.g. \"type\": \"host-local\"")

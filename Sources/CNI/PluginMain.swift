@@ -35,6 +35,9 @@ public protocol CNIPlugin: Sendable {
     static var summary: String { get }
     /// The spec versions the plugin accepts (all seven unless it says otherwise).
     static var supportedVersions: [CNIVersion] { get }
+    /// Whether an `ipam` section must name its plugin (`type`): true unless the plugin completes
+    /// `ipam` itself (flannel's is a base whose type defaults to host-local).
+    static var ipamNeedsType: Bool { get }
 
     /// ADD: create or adjust the attachment; return the result (with prevResult merged).
     func add(_ ctx: PluginContext) throws -> CNIResult
@@ -54,6 +57,7 @@ public protocol CNIPlugin: Sendable {
 
 extension CNIPlugin {
     public static var supportedVersions: [CNIVersion] { CNIVersion.allSupported }
+    public static var ipamNeedsType: Bool { true }
 }
 
 /// What a plugin run prints on stdout and the exit status it ends with.
@@ -107,7 +111,7 @@ public enum PluginMain {
 
         let config: NetConf
         do {
-            config = try NetConf(decoding: stdin, supported: supported)
+            config = try NetConf(decoding: stdin, supported: supported, ipamNeedsType: type.ipamNeedsType)
         } catch {
             return failure(error, version: peekVersion(stdin, supported: supported))
         }

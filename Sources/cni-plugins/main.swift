@@ -4,6 +4,7 @@ import Base
 import CNI
 import DNSNamePlugin
 import FirewallPlugin
+import FlannelPlugin
 import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
@@ -24,6 +25,7 @@ let plugins: [String: any CNIPlugin] = [
     BridgePlugin.type: BridgePlugin(),
     DNSNamePlugin.type: DNSNamePlugin(),
     FirewallPlugin.type: FirewallPlugin(),
+    FlannelPlugin.type: FlannelPlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),

@@ -6,6 +6,7 @@ import CNIRuntime
 import FuzzSupport
 import DNSNamePlugin
 import FirewallPlugin
+import FlannelPlugin
 import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
@@ -21,7 +22,8 @@ import VxlanPlugin
 // is a finding. Built plainly (as `swift build` does), it replays the files given as arguments.
 
 let plugins: [any CNIPlugin.Type] = [
-    BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self, MacvlanPlugin.self,
+    BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, FlannelPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self,
+    MacvlanPlugin.self,
     PortmapPlugin.self,
     TuningPlugin.self, VxlanPlugin.self,
 ]
