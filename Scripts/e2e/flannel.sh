@@ -75,6 +75,8 @@ check_eq "add exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 check "an address of each subnet" bash -c "jq -r '[.ips[].address] | join(\" \")' '$D/a.json' | grep -Eq '^10\.244\.7\.[0-9]+/24 fd00:244:0:7::[0-9a-f]+/64$'"
 check_eq "the container routes the IPv6 cluster network" "fd00:244:0:7::1" "$(ip -n "$A" -6 -j route show fd00:244::/56 | jq -r '.[0].gateway')"
 check "the bridge masquerades (the agent does not)" test "$(masq_elements)" -gt 0
+check_eq "... leaving the cluster's networks alone (ipMasqExclude)" "10.244.0.0/16 fd00:244::/56" \
+    "$(jq -r '.ipMasqExclude | join(" ")' "$(ls "$D/flannel"/* | head -1)")"
 
 echo "flannel: GC"
 ctl add cbr0 "/run/netns/$B" > "$D/b.json" 2>"$D/err"; rc=$?; check_eq "add of a second container exits 0 $(head -c 300 "$D/err")" 0 "$rc"

@@ -47,6 +47,9 @@ struct CNIOverlayd: AsyncParsableCommand {
     @Option(help: "The node file the vxlan plugin reads (default /run/swift-cni/overlay/vxlan.<vni>.json).")
     var nodeFile: String?
 
+    @Option(help: "Also write flanneld's subnet file here (e.g. /run/flannel/subnet.env), for the flannel CNI plugin.")
+    var subnetFile: String?
+
     @Flag(help: "One pass (claim, program, write the node file), then exit.")
     var once = false
 
@@ -82,6 +85,7 @@ struct CNIOverlayd: AsyncParsableCommand {
         try within("port", port, 1...65535)
         try within("resync", resync, 1...86400)
         if let mtu { try within("mtu", mtu, 576...65535) }
+        if let subnetFile, !subnetFile.hasPrefix("/") { throw ValidationError("--subnet-file \(subnetFile): must be an absolute path") }
         try within("lease-ttl", leaseTtl, 2...86400)
         if store == "etcd" && (etcdEndpoints ?? "").split(separator: ",").isEmpty {
             throw ValidationError("--store etcd needs --etcd-endpoints URL[,URL...]")
@@ -97,7 +101,7 @@ struct CNIOverlayd: AsyncParsableCommand {
         }
         let host = HostSide(
             network: overlay, node: node, vni: UInt32(vni), port: UInt16(port), underlay: underlay, fixedMTU: mtu,
-            nodeFilePath: nodeFile ?? NodeFile.defaultPath(vni: UInt32(vni)))
+            nodeFilePath: nodeFile ?? NodeFile.defaultPath(vni: UInt32(vni)), subnetFilePath: subnetFile)
         // SIGTERM and SIGINT: a C handler writes to a pipe the loops read (threads of the runtime
         // exist already, so a mask set here would not cover them; no Swift code runs in the handler).
         let stopFD = clinux_stop_signal_pipe()

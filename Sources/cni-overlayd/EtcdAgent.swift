@@ -155,7 +155,7 @@ enum Wake: Sendable {
     /// The stop: on a thread of its own, so a loop waiting on an unreachable etcd does not hold it
     /// up; the release gets 3 seconds, then the agent exits anyway (the lease then expires).
     func startStopper() {
-        let fd = agent.stopFD, release = agent.releaseOnExit, nodeFile = host.nodeFilePath, store = store
+        let fd = agent.stopFD, release = agent.releaseOnExit, nodeFile = host.nodeFilePath, subnetFile = host.subnetFilePath, store = store
         DetachedThread.start {
             var b: UInt8 = 0
             while read(fd, &b, 1) < 0 && errno == EINTR {}
@@ -167,7 +167,7 @@ enum Wake: Sendable {
             Task.detached {
                 if release {
                     do { try await store.release() } catch { Agent.log("release: \(error)") }
-                    NodeFile.remove(nodeFile)
+                    HostSide.removeFiles(node: nodeFile, subnet: subnetFile)
                 }
                 exit(0)
             }

@@ -96,7 +96,7 @@ import Overlay
     func stop() -> Never {
         if agent.releaseOnExit {
             try? store.release(node: host.node)
-            NodeFile.remove(host.nodeFilePath)
+            HostSide.removeFiles(node: host.nodeFilePath, subnet: host.subnetFilePath)
         }
         exit(0)
     }

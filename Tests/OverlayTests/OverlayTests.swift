@@ -23,6 +23,15 @@ func lease(_ node: String, _ subnet: String, _ vtep: String) -> NodeLease { Node
         #expect(lease("a", "10.244.3.0/24", "192.168.1.1").vtepOverlayAddress == IPAddress("10.244.3.0"))
     }
 
+    @Test func theSubnetFileIsFlanneldsFormat() throws {
+        let file = SubnetFile(network: net, lease: lease("a", "10.244.3.0/24", "192.168.1.1"), mtu: 1450)
+        #expect(file.text == "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n")
+        let v6 = try OverlayNetwork(network: IPPrefix("fd00:244::/48")!, subnetLength: 64)
+        #expect(
+            SubnetFile(network: v6, lease: lease("a", "fd00:244:0:3::/64", "fd00::1"), mtu: 1430).text.hasPrefix(
+                "FLANNEL_IPV6_NETWORK=fd00:244::/48\nFLANNEL_IPV6_SUBNET=fd00:244:0:3::1/64\n"))
+    }
+
     @Test func subnetLengthsThatDoNotFitAreCode7() {
         for len in [16, 12, 31] {
             let error = #expect(throws: OverlayError.self) { _ = try OverlayNetwork(network: IPPrefix("10.244.0.0/16")!, subnetLength: len) }

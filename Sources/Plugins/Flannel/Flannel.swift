@@ -111,8 +111,9 @@ public struct FlannelPlugin: CNIPlugin {
 /// The steps of the flannel plugin.
 enum Flannel {
     /// The delegate's configuration, as flannel makes it: the user's keys, then `name`, `type`
-    /// (bridge), `ipMasq` (when the agent does not masquerade), `mtu`, `isGateway` (bridge),
-    /// `cniVersion`, `runtimeConfig` and `args` passed on, and the IPAM.
+    /// (bridge), `ipMasq` (when the agent does not masquerade) with the cluster's networks
+    /// excluded, `mtu`, `isGateway` (bridge), `cniVersion`, `runtimeConfig` and `args` passed on,
+    /// and the IPAM.
     static func delegateConfig(_ ctx: PluginContext, _ conf: FlannelConfig, _ env: SubnetEnv) -> JSONObject {
         var d = conf.delegate
         if let rt = ctx.config.raw["runtimeConfig"] { d["runtimeConfig"] = rt }
@@ -122,6 +123,12 @@ enum Flannel {
         if d["ipMasq"] == nil { d["ipMasq"] = .bool(!(env.ipMasq ?? false)) }
         if d["mtu"] == nil, let mtu = env.mtu { d["mtu"] = .int(mtu) }
         if d["type"]?.stringValue == "bridge" && d["isGateway"] == nil { d["isGateway"] = .bool(true) }
+        // A bridge that masquerades leaves the cluster's networks alone: pods keep their own
+        // source address between nodes, as with flanneld's masquerade (the reference bridge
+        // would masquerade that too; it ignores the key).
+        if d["type"]?.stringValue == "bridge", d["ipMasq"] == .bool(true), d["ipMasqExclude"] == nil {
+            d["ipMasqExclude"] = .array((env.networks + env.ipv6Networks).map { .string($0.description) })
+        }
         if let v = ctx.config.raw["cniVersion"] { d["cniVersion"] = v }
         d["ipam"] = .object(ipam(conf, env))
         return d
