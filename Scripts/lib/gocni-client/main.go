@@ -1,8 +1,12 @@
 // gocni-client drives CNI plugins through go-cni exactly as containerd's CRI does for every pod:
 // the loopback network, then the first network of the configuration directory, with the pod's
-// labels as CNI_ARGS and port mappings as a capability. For Scripts/e2e/go-cni.sh.
+// labels as CNI_ARGS, port mappings and bandwidth limits as capabilities (the CRI's from the
+// pod's hostPorts and its kubernetes.io/ingress-bandwidth and egress-bandwidth annotations).
+// For Scripts/e2e/go-cni.sh and k8s-node.sh.
 //
-//	gocni-client setup|check|remove CONF_DIR BIN_DIR ID NETNS POD_NAME [HOSTPORT:CONTAINERPORT]
+//	gocni-client setup|check|remove CONF_DIR BIN_DIR ID NETNS POD_NAME [HOSTPORT:CONTAINERPORT [RATE:BURST]]
+//
+// RATE (bits per second) and BURST (bits) limit both directions.
 //
 // setup prints the result: one line per interface, "<name> <address>...".
 package main
@@ -44,6 +48,14 @@ func main() {
 		h, _ := strconv.Atoi(hc[0])
 		c, _ := strconv.Atoi(hc[1])
 		opts = append(opts, gocni.WithCapabilityPortMap([]gocni.PortMapping{{HostPort: int32(h), ContainerPort: int32(c), Protocol: "tcp"}}))
+	}
+	if len(os.Args) > 8 {
+		rb := strings.SplitN(os.Args[8], ":", 2)
+		rate, _ := strconv.ParseUint(rb[0], 10, 64)
+		burst, _ := strconv.ParseUint(rb[1], 10, 64)
+		opts = append(opts, gocni.WithCapabilityBandWidth(gocni.BandWidth{
+			IngressRate: rate, IngressBurst: burst, EgressRate: rate, EgressBurst: burst,
+		}))
 	}
 	ctx := context.Background()
 	switch cmd {
