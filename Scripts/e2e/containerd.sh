@@ -5,7 +5,8 @@
 # with a private root, state and socket, started and stopped by the script; ctr runs inside a
 # throwaway "host" netns (nsenter, so the cgroup mounts stay visible to runc). The image is
 # busybox-static, imported as a docker archive. ctr deletes the network with an empty netns path
-# once the task is gone: our DEL must still leave nothing.
+# once the task is gone: our DEL must still leave nothing. Then k3s's conflist, unchanged, with a
+# subnet file as flanneld writes it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
@@ -14,9 +15,14 @@ if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
     # containerd 1.6 keeps shim sockets and fifos under /run/containerd whatever its config says:
     # when the machine has none, the one this run makes goes afterwards (containerd is stopped).
     had=$([ -e /run/containerd ] && echo yes || echo no)
+    # k3s's conflist reads /run/flannel/subnet.env: a directory to mount over, made (and removed
+    # afterwards) when the machine has none.
+    had_flannel=$([ -e /run/flannel ] && echo yes || echo no)
+    mkdir -p /run/flannel
     unshare --mount --propagation private env SWCNI_CONTAINERD_NS=1 bash "$0" "$@"
     rc=$?
     [ "$had" = no ] && rm -rf /run/containerd
+    [ "$had_flannel" = no ] && rmdir /run/flannel 2>/dev/null
     exit "$rc"
 fi
 . "$here/../lib/netns.sh"
@@ -84,4 +90,20 @@ check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
 check_eq "no DNS records left" "" "$(ls "$D/dns" 2>/dev/null | grep '\.net$')"
 check_eq "no cached result left" "" "$(find /var/lib/cni -type f 2>/dev/null)"
 check_eq "no container netns left" "" "$(ls /run/netns | grep '^cni-' || true)"
+
+echo "ctr run --cni with k3s's conflist, unchanged (flannel -> bridge + host-local, portmap, bandwidth)"
+rm -f "$D/net.d/"*
+cp "$here/../../netconf-examples/k3s-flannel.conflist" "$D/net.d/10-flannel.conflist"
+mkdir -p "$D/run-flannel"
+mount --bind "$D/run-flannel" /run/flannel
+printf 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n' > /run/flannel/subnet.env
+out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c3-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
+rc=$?
+check_eq "ctr run --cni exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+check "the container's eth0 got an address of the node's flannel subnet ($(head -c 120 <<<"$out"))" grep -qE 'inet 10\.244\.9\.[0-9]+/24' <<<"$out"
+echo "after ctr removed the container (DEL with an empty netns path)"
+check_eq "no configuration kept under /var/lib/cni/flannel" "" "$(ls /var/lib/cni/flannel 2>/dev/null)"
+check_eq "no address left" "" "$(find /var/lib/cni/networks -type f -not -path '*/.swift-cni/*' 2>/dev/null | grep -Ev '/(lock|last_reserved_ip\.[0-9]+)$')"
+check_eq "no veth left on the host" 0 "$(ip -n "$H" -j link show type veth | jq length)"
+check_eq "no nftables element left" 0 "$(tb_nft_elements "$H")"
 tb_finish
