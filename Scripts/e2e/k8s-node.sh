@@ -4,7 +4,8 @@
 # write, unchanged (their default subnetFile and dataDir, each host's own through a private mount
 # of /run/flannel and /var/lib/cni), run by real clients with our binaries only on CNI_PATH:
 # go-cni as containerd's CRI calls it (a hostPort and the bandwidth capability) with k3s's list
-# on host 1, cnitool with kube-flannel's on host 2 and with k3s's on host 3. Pods ping across
+# on host 1 and with kube-flannel's on host 2, cnitool with kube-flannel's on host 2 and with
+# k3s's on host 3. Pods ping across
 # hosts, the shaped pod's transfers come within 10% of its rate, the hostPort reaches its pod from
 # another host; DEL and GC leave nothing (qdiscs, IFBs, nftables elements, kept configurations,
 # reservations).
@@ -50,7 +51,7 @@ on_host() {  # on_host I CMD...: CMD in host I's namespace, with its /run/flanne
         'mount --bind "$0/run" /run/flannel && mount --bind "$0/varlib" /var/lib/cni && exec ip netns exec "$1" "${@:2}"' \
         "$D/host$i" "${OV_H[$i]}" "$@"
 }
-gocni() { on_host 1 "$client" "$1" "$D/host1/net.d" "$D/bin" "${@:2}"; }
+gocni() { local i=$1; shift; on_host "$i" "$client" "$1" "$D/host$i/net.d" "$D/bin" "${@:2}"; }
 cnit() { local i=$1; shift; on_host "$i" env NETCONFPATH="$D/host$i/net.d" CNI_PATH="$D/bin" "$CNITOOL" "$@"; }
 RATE=8000000 BURST=800000
 
@@ -59,7 +60,7 @@ for i in 1 2 3; do check "host$i: subnet.env written" until_ok test -s "$D/host$
 
 echo "k8s-node: pods"
 ip -n "${OV_C[1]}" link set lo down
-out=$(gocni setup "pod1-$TB_ID" "/run/netns/${OV_C[1]}" web 8080:80 "$RATE:$BURST" 2>"$D/err"); rc=$?
+out=$(gocni 1 setup "pod1-$TB_ID" "/run/netns/${OV_C[1]}" web 8080:80 "$RATE:$BURST" 2>"$D/err"); rc=$?
 check_eq "host1: go-cni Setup with k3s's conflist, a hostPort and bandwidth exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 P1=$(awk '$1 == "eth0" {print $2}' <<<"$out")
 cnit 2 add cbr0 "/run/netns/${OV_C[2]}" > "$D/p2.json" 2>"$D/err"; rc=$?
@@ -67,12 +68,17 @@ check_eq "host2: cnitool add with kube-flannel's conflist exits 0 $(head -c 300 
 cnit 3 add cbr0 "/run/netns/${OV_C[3]}" > "$D/p3.json" 2>"$D/err"; rc=$?
 check_eq "host3: cnitool add with k3s's conflist exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 P2=$(ov_addr "${OV_C[2]}"); P3=$(ov_addr "${OV_C[3]}")
+tb_netns swcni-k8g; G=$TB_LAST
+out=$(gocni 2 setup "podg-$TB_ID" "/run/netns/$G" client 2>"$D/err"); rc=$?
+check_eq "host2: go-cni Setup with kube-flannel's conflist exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+PG=$(awk '$1 == "eth0" {print $2}' <<<"$out")
 for i in 1 2 3; do
     s=$(sed -n 's|^FLANNEL_SUBNET=\(.*\)\.1/24|\1|p' "$D/host$i/run/subnet.env")
     p=$(eval echo "\$P$i")
     check_eq "host$i: the pod's address is in the node's subnet ($p)" "$s" "${p%.*}"
 done
 check "lo is up in host1's pod (go-cni's loopback network)" bash -c "ip -n ${OV_C[1]} -j link show lo | jq -e '.[0].flags | index(\"UP\")' >/dev/null"
+check "host2's go-cni pod pings host3's pod" until_ok bash -c "ip netns exec $G ping -c1 -W1 $P3 >/dev/null"
 for pair in "1 $P2" "2 $P3" "3 $P1"; do
     set -- $pair
     check "host$1's pod pings $2" until_ok bash -c "ip netns exec ${OV_C[$1]} ping -c1 -W1 $2 >/dev/null"
@@ -98,8 +104,10 @@ check "from the shaped pod within 10% of its rate" within10 "$from" $((RATE / 10
 echo "k8s-node: DEL and GC"
 tb_netns swcni-k8x; X=$TB_LAST
 cnit 3 add cbr0 "/run/netns/$X" > /dev/null 2>&1   # a pod the runtime will forget
-gocni remove "pod1-$TB_ID" "/run/netns/${OV_C[1]}" web 8080:80 "$RATE:$BURST" 2>"$D/err"; rc=$?
+gocni 1 remove "pod1-$TB_ID" "/run/netns/${OV_C[1]}" web 8080:80 "$RATE:$BURST" 2>"$D/err"; rc=$?
 check_eq "host1: go-cni Remove exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+gocni 2 remove "podg-$TB_ID" "/run/netns/$G" client 2>"$D/err"; rc=$?
+check_eq "host2: go-cni Remove exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 cnit 2 del cbr0 "/run/netns/${OV_C[2]}" 2>"$D/err"; rc=$?
 check_eq "host2: cnitool del exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 cnit 3 del cbr0 "/run/netns/${OV_C[3]}" 2>"$D/err"; rc=$?

@@ -60,7 +60,8 @@ check_eq "check exits 0 $(head -c 200 "$D/err")" 0 "$rc"
 echo "vxlan: cni-overlayd (file store): a host joins and leaves, a VTEP is re-made, without another ADD"
 agent() {  # agent I: cni-overlayd on host I (resync every 60 s: the heals below come from events)
     tb_bg "${H[$(($1 - 1))]}" "$BIN/cni-overlayd" --store "$D/leases.json" --network 10.247.0.0/16 --node "host$1" \
-        --vni 7 --underlay eth0 --resync 60 --release-on-exit --node-file "$D/node$1.json" 2>>"$D/agent$1.log"
+        --vni 7 --underlay eth0 --resync 60 --release-on-exit --node-file "$D/node$1.json" --subnet-file "$D/subnet$1.env" \
+        2>>"$D/agent$1.log"
 }
 for i in 1 2 3; do agent "$i"; done
 host 4
@@ -85,8 +86,11 @@ check "host1's container reaches host3's at its new address" until_ok bash -c "i
 s4=$(jq -r '.leases[] | select(.node == "host4") | .subnet' "$D/leases.json")
 mac4=$(ip -n "${H[3]}" -j link show vxlan.7 | jq -r '.[0].address')
 ctl 4 del overlay "/run/netns/${C[3]}" 2>/dev/null
+check_eq "the file store's agent writes flanneld's subnet file too (host4's subnet, the VTEP's MTU)" \
+    "FLANNEL_NETWORK=10.247.0.0/16 FLANNEL_SUBNET=${s4%.0/24}.1/24 FLANNEL_MTU=1450 FLANNEL_IPMASQ=false" "$(tr '\n' ' ' < "$D/subnet4.env" | sed 's/ $//')"
 kill "${TB_PIDS[-1]}"   # host4's agent leaves, releasing the lease
 check "host4's lease released" until_ok bash -c "[ \"\$(jq '[.leases[] | select(.node == \"host4\")] | length' $D/leases.json)\" = 0 ]"
+check "... and its subnet file removed" until_ok test ! -e "$D/subnet4.env"
 gone4() { ! ip -n "${H[0]}" route show "$s4" | grep -q . && ! bridge -n "${H[0]}" fdb show dev vxlan.7 | grep -q "$mac4" \
     && ! ip -n "${H[0]}" neigh show dev vxlan.7 | grep -q "$mac4"; }
 check "host1 forgets host4 (route to $s4, FDB entry and neighbour of $mac4 gone)" until_ok gone4
