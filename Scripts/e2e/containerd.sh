@@ -9,33 +9,20 @@
 # subnet file as flanneld writes it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${SWCNI_CONTAINERD_NS:-}" ]; then
+if [ -z "${SWCNI_CD_NS:-}" ]; then
     . "$here/../lib/deps.sh"   # containerd, runc, busybox: installed by Scripts/lib/deps.sh
     check_tools || { echo "containerd: 0 passed, 1 failed (tools missing, above)"; exit 1; }
-    # containerd 1.6 keeps shim sockets and fifos under /run/containerd whatever its config says:
-    # when the machine has none, the one this run makes goes afterwards (containerd is stopped).
-    had=$([ -e /run/containerd ] && echo yes || echo no)
-    # k3s's conflist reads /run/flannel/subnet.env: a directory to mount over, made (and removed
-    # afterwards) when the machine has none.
-    had_flannel=$([ -e /run/flannel ] && echo yes || echo no)
-    mkdir -p /run/flannel
-    unshare --mount --propagation private env SWCNI_CONTAINERD_NS=1 bash "$0" "$@"
-    rc=$?
-    [ "$had" = no ] && rm -rf /run/containerd
-    [ "$had_flannel" = no ] && rmdir /run/flannel 2>/dev/null
-    exit "$rc"
+    . "$here/../lib/containerd.sh"
+    cd_outer "$0" "$@"
+    exit $?
 fi
 . "$here/../lib/netns.sh"
+. "$here/../lib/containerd.sh"
 tb_build_bin || exit 1
 tb_tmpdir D
-mkdir -p "$D/net.d" "$D/optup" "$D/optwork" "$D/root" "$D/state" "$D/image/rootfs/bin" "$D/image/rootfs/etc"
 # /opt/cni/bin and /etc/cni/net.d, ours, in this mount namespace only; libcni's cache on a tmpfs.
-mount -t overlay swcni-opt -o "lowerdir=/opt,upperdir=$D/optup,workdir=$D/optwork" /opt || { echo "containerd: 0 passed, 1 failed (overlay on /opt)"; exit 1; }
-mkdir -p /opt/cni/bin /etc/cni/net.d 2>/dev/null
-mount --bind "$D/net.d" /etc/cni/net.d || { echo "containerd: 0 passed, 1 failed (bind on /etc/cni/net.d)"; exit 1; }
+cd_mounts || { echo "containerd: 0 passed, 1 failed (the mounts of /opt and /etc/cni/net.d)"; exit 1; }
 mount -t tmpfs -o size=16m swcni-varlib /var/lib
-for p in $("$BIN/cni-plugins" --list); do ln -s "$BIN/cni-plugins" "/opt/cni/bin/$p"; done
-ln -s "$BIN/cni-dnsd" /opt/cni/bin/cni-dnsd
 cat > "$D/net.d/10-ctr.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"ctr","plugins":[
  {"type":"bridge","bridge":"swcd$TB_ID","isGateway":true,"isDefaultGateway":true,"ipMasq":true,
@@ -44,44 +31,19 @@ cat > "$D/net.d/10-ctr.conflist" <<CONF
  {"type":"firewall"},
  {"type":"dnsname","domainName":"ctr.test","runDir":"$D/dns"}]}
 CONF
-cat > "$D/config.toml" <<CONF
-version = 2
-root = "$D/root"
-state = "$D/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$D/containerd.sock"
-CONF
 tb_netns swcni-cdh; H=$TB_LAST
-containerd --config "$D/config.toml" > "$D/containerd.log" 2>&1 &
-cpid=$!
-trap 'kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; tb_cleanup' EXIT
-ctr() { command ctr --address "$D/containerd.sock" "$@"; }
-hctr() { nsenter --net="/run/netns/$H" ctr --address "$D/containerd.sock" "$@"; }   # ctr in the host netns: the plugins run there
-for i in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+cd_start
 check "containerd $(containerd --version | awk '{print $3}') answers on its private socket" bash -c "ctr --address $D/containerd.sock version >/dev/null"
-
-# busybox-static as a docker archive.
-cp /bin/busybox "$D/image/rootfs/bin/busybox"
-for c in sh ip cat sleep; do ln -s busybox "$D/image/rootfs/bin/$c"; done
-echo "root:x:0:0:root:/:/bin/sh" > "$D/image/rootfs/etc/passwd"
-tar -C "$D/image/rootfs" -cf "$D/image/layer.tar" .
-diff=$(sha256sum "$D/image/layer.tar" | cut -d' ' -f1)
-cat > "$D/image/config.json" <<CONF
-{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:$diff"]}}
-CONF
-echo '[{"Config":"config.json","RepoTags":["localhost/swcni-bb:latest"],"Layers":["layer.tar"]}]' > "$D/image/manifest.json"
-tar -C "$D/image" -cf "$D/image.tar" manifest.json config.json layer.tar
-ctr images import "$D/image.tar" >/dev/null 2>"$D/err"
+cd_import_busybox
 rc=$?
 check_eq "busybox image imported $(head -c 200 "$D/err")" 0 "$rc"
 
 echo "ctr run --cni"
-out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c1-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
+out=$(hctr "$H" run --cni --rm --snapshotter native localhost/swcni-bb:latest "c1-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
 rc=$?
 check_eq "ctr run --cni exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 check "the container's eth0 got an address from our IPAM ($(head -c 120 <<<"$out"))" grep -qE 'inet 10\.81\.0\.[0-9]+/24' <<<"$out"
-out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c2-$TB_ID" ip -o link show lo 2>&1)
+out=$(hctr "$H" run --cni --rm --snapshotter native localhost/swcni-bb:latest "c2-$TB_ID" ip -o link show lo 2>&1)
 check "lo is up inside (the loopback plugin)" grep -q 'UP' <<<"$out"
 echo "after ctr removed the containers (DEL with an empty netns path)"
 check_eq "no address left" "last_reserved_ip.0 lock" "$(ls "$D/ipam/ctr" | sort | tr '\n' ' ' | sed 's/ $//')"
@@ -97,7 +59,7 @@ cp "$here/../../netconf-examples/k3s-flannel.conflist" "$D/net.d/10-flannel.conf
 mkdir -p "$D/run-flannel"
 mount --bind "$D/run-flannel" /run/flannel
 printf 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n' > /run/flannel/subnet.env
-out=$(hctr run --cni --rm --snapshotter native localhost/swcni-bb:latest "c3-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
+out=$(hctr "$H" run --cni --rm --snapshotter native localhost/swcni-bb:latest "c3-$TB_ID" ip -4 -o addr show eth0 2>"$D/err")
 rc=$?
 check_eq "ctr run --cni exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 check "the container's eth0 got an address of the node's flannel subnet ($(head -c 120 <<<"$out"))" grep -qE 'inet 10\.244\.9\.[0-9]+/24' <<<"$out"

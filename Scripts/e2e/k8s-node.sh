@@ -5,26 +5,22 @@
 # of /run/flannel and /var/lib/cni), run by real clients with our binaries only on CNI_PATH:
 # go-cni as containerd's CRI calls it (a hostPort and the bandwidth capability) with k3s's list
 # on host 1 and with kube-flannel's on host 2, cnitool with kube-flannel's on host 2 and with
-# k3s's on host 3. Pods ping across
+# k3s's on host 3, and `ctr run --cni` with k3s's on host 3 (containerd, private, there). Pods ping across
 # hosts, the shaped pod's transfers come within 10% of its rate, the hostPort reaches its pod from
 # another host; DEL and GC leave nothing (qdiscs, IFBs, nftables elements, kept configurations,
 # reservations).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${SWCNI_K8S_NS:-}" ]; then
+if [ -z "${SWCNI_CD_NS:-}" ]; then
     . "$here/../lib/deps.sh"
     check_tools || { echo "k8s-node: 0 passed, 1 failed (tools missing, above)"; exit 1; }
-    # The conflists' default /run/flannel must be a directory to mount over; made here (and
-    # removed afterwards) when the machine has none.
-    had=$([ -e /run/flannel ] && echo yes || echo no)
-    mkdir -p /run/flannel
-    unshare --mount --propagation private env SWCNI_K8S_NS=1 bash "$0" "$@"
-    rc=$?
-    [ "$had" = no ] && rmdir /run/flannel 2>/dev/null
-    exit "$rc"
+    . "$here/../lib/containerd.sh"
+    cd_outer "$0" "$@"   # a private mount namespace; /run/flannel made and removed when missing
+    exit $?
 fi
 . "$here/../lib/netns.sh"
 . "$here/../lib/overlay.sh"
+. "$here/../lib/containerd.sh"
 . "$here/../lib/cnitool.sh"
 build_cnitool >/dev/null 2>&1 || { echo "k8s-node: 0 passed, 1 failed (cnitool could not be built)"; exit 1; }
 client="$SWIFT_CNI_ROOT/.build-gocni/gocni-client"
@@ -45,6 +41,14 @@ cp "$EX/k3s-flannel.conflist" "$D/host1/net.d/10-flannel.conflist"
 jq -n '{name:"cbr0",cniVersion:"0.3.1",plugins:[{type:"flannel",delegate:{hairpinMode:true,isDefaultGateway:true}},
     {type:"portmap",capabilities:{portMappings:true}}]}' > "$D/host2/net.d/10-flannel.conflist"   # kube-flannel.yml's
 cp "$EX/k3s-flannel.conflist" "$D/host3/net.d/10-flannel.conflist"
+# Host 3 is containerd's: ctr reads /etc/cni/net.d and /opt/cni/bin, and runs in the mount
+# namespace of containerd (which must see the task's netns): host 3's /run/flannel and
+# /var/lib/cni are this namespace's; the other hosts' are mounted over them for their clients.
+cd_mounts || { echo "k8s-node: 0 passed, 1 failed (the mounts of /opt and /etc/cni/net.d)"; exit 1; }
+cp "$EX/k3s-flannel.conflist" "$D/net.d/10-flannel.conflist"
+mount --bind "$D/host3/run" /run/flannel && mount --bind "$D/host3/varlib" /var/lib/cni
+cd_start || { echo "k8s-node: 0 passed, 1 failed (containerd did not start)"; exit 1; }
+cd_import_busybox || { echo "k8s-node: 0 passed, 1 failed (the busybox image)"; exit 1; }
 on_host() {  # on_host I CMD...: CMD in host I's namespace, with its /run/flannel and /var/lib/cni
     local i=$1; shift
     unshare --mount --propagation private bash -c \
@@ -68,6 +72,12 @@ check_eq "host2: cnitool add with kube-flannel's conflist exits 0 $(head -c 300 
 cnit 3 add cbr0 "/run/netns/${OV_C[3]}" > "$D/p3.json" 2>"$D/err"; rc=$?
 check_eq "host3: cnitool add with k3s's conflist exits 0 $(head -c 300 "$D/err")" 0 "$rc"
 P2=$(ov_addr "${OV_C[2]}"); P3=$(ov_addr "${OV_C[3]}")
+out=$(hctr "${OV_H[3]}" run --cni --rm --snapshotter native localhost/swcni-bb:latest "c-$TB_ID" \
+    sh -c "ip -4 -o addr show eth0; ping -c1 -W2 $P1 >/dev/null && echo reached $P1" 2>"$D/err"); rc=$?
+check_eq "host3: ctr run --cni with k3s's conflist exits 0 $(head -c 300 "$D/err")" 0 "$rc"
+s3=$(sed -n 's|^FLANNEL_SUBNET=\(.*\)\.1/24|\1|p' "$D/host3/run/subnet.env")
+check "... the container has an address of host3's subnet and pings host1's pod across the overlay ($(tr '\n' ' ' <<<"$out" | head -c 160))" \
+    bash -c "grep -q 'inet ${s3//./\\.}\.[0-9]*/24' <<<\"\$0\" && grep -q 'reached $P1' <<<\"\$0\"" "$out"
 tb_netns swcni-k8g; G=$TB_LAST
 out=$(gocni 2 setup "podg-$TB_ID" "/run/netns/$G" client 2>"$D/err"); rc=$?
 check_eq "host2: go-cni Setup with kube-flannel's conflist exits 0 $(head -c 300 "$D/err")" 0 "$rc"
