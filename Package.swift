@@ -73,6 +73,7 @@ let package = Package(
         .target(name: "TuningPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tuning"),
         .target(name: "BandwidthPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Bandwidth"),
         .target(name: "FlannelPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Flannel"),
+        .target(name: "StaticPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Static"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
@@ -83,7 +84,7 @@ let package = Package(
             name: "cni-plugins",
             dependencies: [
                 "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
-                "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
+                "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -106,7 +107,8 @@ let package = Package(
             name: "config-fuzz",
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
-                "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "TuningPlugin", "VxlanPlugin",
+                "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "StaticPlugin", "TuningPlugin",
+                "VxlanPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
@@ -162,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "TuningTests",
             dependencies: ["Base", "CNI", "Netlink", "TuningPlugin", "TestSupport"]),
-        .testTarget(name: "MetaPluginTests", dependencies: ["Base", "CNI", "Netlink", "BandwidthPlugin", "FlannelPlugin"]),
+        .testTarget(name: "MetaPluginTests", dependencies: ["Base", "CNI", "Netlink", "BandwidthPlugin", "FlannelPlugin", "StaticPlugin"]),
         .testTarget(name: "OverlayTests", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "Etcd", "TestSupport"]),
         .testTarget(
             name: "FirewallTests",

@@ -10,7 +10,7 @@ for n in host-local ptp; do ln -s "$BIN/cni-plugins" "$D/$n"; done
 ALL='["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
 
 echo "dispatch"
-check_eq "--list names only working plugins" "bandwidth bridge dnsname firewall flannel host-local loopback macvlan portmap tuning vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
+check_eq "--list names only working plugins" "bandwidth bridge dnsname firewall flannel host-local loopback macvlan portmap static tuning vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
 out=$(CNI_COMMAND=VERSION "$D/host-local" </dev/null)
 check_eq "VERSION through the symlink" "$ALL" "$(jq -c .supportedVersions <<<"$out")"
 out=$(echo '{"cniVersion":"0.4.0"}' | CNI_COMMAND=VERSION "$BIN/cni-plugins" host-local)

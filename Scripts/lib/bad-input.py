@@ -155,6 +155,11 @@ def flannel(**extra):
                   "dataDir": D + "/flannel", "delegate": {"bridge": BRIDGE}}, extra)
 
 
+def static(addresses=None, **extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "bridge", "bridge": BRIDGE,
+                  "ipam": {"type": "static", "addresses": addresses if addresses is not None else [{"address": "10.91.5.5/24"}]}}, extra)
+
+
 def with_version(conf, v):
     return merge(conf, {"cniVersion": v})
 
@@ -323,6 +328,16 @@ CASES = [
     ("flannel delegate type a number", "flannel", dict(conf=flannel(delegate={"type": 5})), 7, "delegate.type"),
     ("flannel dataDir relative", "flannel", dict(conf=flannel(dataDir="flannel")), 7, "dataDir"),
     ("flannel without its subnet file (try again later)", "flannel", dict(conf=flannel()), 11, "no-subnet.env"),
+    # static IPAM (run as IPAM directly): addresses in CIDR notation, gateways that are addresses.
+    ("static address without a prefix length", "static", dict(conf=static([{"address": "10.91.5.5"}])), 7, "ipam.addresses[0].address"),
+    ("static gateway not an address", "static", dict(conf=static([{"address": "10.91.5.5/24", "gateway": "router"}])), 7,
+     "ipam.addresses[0].gateway"),
+    ("static CNI_ARGS IP not CIDR", "static", dict(conf=static(), env={"CNI_ARGS": "IP=10.91.5.6"}), 7, "CNI_ARGS IP"),
+    ("static runtimeConfig.ips not CIDR", "static", dict(conf=static(runtimeConfig={"ips": ["nope"]})), 7, "runtimeConfig.ips"),
+    ("static two IPv4 addresses in 0.2.0", "static",
+     dict(conf=static([{"address": "10.91.5.5/24"}, {"address": "10.91.6.5/24"}], cniVersion="0.2.0")), 7, "one address per family"),
+    ("bridge with static IPAM whose address is not CIDR (nothing made)", "bridge", dict(conf=static([{"address": "10.91.5.5"}])), 7,
+     "ipam.addresses[0].address"),
 ]
 
 

@@ -9,6 +9,7 @@ import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
+import StaticPlugin
 import TuningPlugin
 import VxlanPlugin
 
@@ -30,6 +31,7 @@ let plugins: [String: any CNIPlugin] = [
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
+    StaticPlugin.type: StaticPlugin(),
     TuningPlugin.type: TuningPlugin(),
     VxlanPlugin.type: VxlanPlugin(),
 ]
