@@ -74,6 +74,7 @@ let package = Package(
         .target(name: "BandwidthPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Bandwidth"),
         .target(name: "FlannelPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Flannel"),
         .target(name: "StaticPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Static"),
+        .target(name: "PtpPlugin", dependencies: ["Base", "CNI", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Ptp"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
@@ -84,7 +85,7 @@ let package = Package(
             name: "cni-plugins",
             dependencies: [
                 "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
-                "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
+                "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -107,8 +108,8 @@ let package = Package(
             name: "config-fuzz",
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
-                "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "StaticPlugin", "TuningPlugin",
-                "VxlanPlugin",
+                "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin",
+                "TuningPlugin", "VxlanPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
@@ -151,10 +152,10 @@ let package = Package(
             dependencies: ["Netlink", "CLinux", "TestSupport"]),
         .testTarget(
             name: "NFTablesTests",
-            dependencies: ["Base", "CNI", "CLinux", "NFTables", "Netlink", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "CLinux", "NFTables", "Netlink", "PluginKit", "BridgePlugin", "FirewallPlugin", "PortmapPlugin", "TestSupport"]),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Base", "CNI", "Netlink", "NFTables", "BridgePlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "NFTables", "PluginKit", "BridgePlugin", "TestSupport"]),
         .testTarget(
             name: "MacvlanTests",
             dependencies: ["Base", "CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),

@@ -6,16 +6,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/netns.sh"
 tb_build_bin || exit 1
 tb_tmpdir D
-for n in host-local ptp; do ln -s "$BIN/cni-plugins" "$D/$n"; done
+for n in host-local no-such-plugin; do ln -s "$BIN/cni-plugins" "$D/$n"; done
 ALL='["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
 
 echo "dispatch"
-check_eq "--list names only working plugins" "bandwidth bridge dnsname firewall flannel host-local loopback macvlan portmap static tuning vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
+check_eq "--list names only working plugins" "bandwidth bridge dnsname firewall flannel host-local loopback macvlan portmap ptp static tuning vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
 out=$(CNI_COMMAND=VERSION "$D/host-local" </dev/null)
 check_eq "VERSION through the symlink" "$ALL" "$(jq -c .supportedVersions <<<"$out")"
 out=$(echo '{"cniVersion":"0.4.0"}' | CNI_COMMAND=VERSION "$BIN/cni-plugins" host-local)
 check_eq "VERSION as 'cni-plugins host-local' echoes the asked version" "0.4.0" "$(jq -r .cniVersion <<<"$out")"
-out=$(CNI_COMMAND=VERSION "$D/ptp" </dev/null 2>"$D/err"); rc=$?
+out=$(CNI_COMMAND=VERSION "$D/no-such-plugin" </dev/null 2>"$D/err"); rc=$?
 check "a name that is no plugin of this binary: exit 1, code 101" test "$rc" -eq 1 -a "$(jq .code <<<"$out")" = 101
 check "... and usage on stderr" grep -q '^usage: cni-plugins' "$D/err"
 out=$("$D/host-local" </dev/null 2>"$D/err"); rc=$?

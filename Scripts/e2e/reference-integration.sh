@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The reference plugins' own integration suite (integration/ of Debian's source package
 # golang-github-containernetworking-plugins 1.1.1), compiled offline with Debian's ginkgo and
-# gomega in GOPATH mode, run with a plugin directory where bridge, host-local and bandwidth are
-# ours (ptp stays the reference's until ours lands) and cnitool (Scripts/lib/cnitool.sh) on PATH. libcni's cache is
+# gomega in GOPATH mode, run with a plugin directory of ours alone (bridge, host-local, bandwidth,
+# ptp) and cnitool (Scripts/lib/cnitool.sh) on PATH. libcni's cache is
 # private; the suite's namespaces (cni-test-*) and data directories (/tmp/foo, /tmp/bar) are
 # removed afterwards.
 set -u
@@ -27,8 +27,7 @@ fi
 
 # integration/../bin is the suite's CNI_PATH.
 rm -rf "$SRC/bin" && mkdir -p "$SRC/bin"
-for p in bridge host-local bandwidth; do ln -s "$BIN/cni-plugins" "$SRC/bin/$p"; done
-ln -s /usr/lib/cni/ptp "$SRC/bin/ptp"
+for p in bridge host-local bandwidth ptp; do ln -s "$BIN/cni-plugins" "$SRC/bin/$p"; done
 had_foo=$([ -e /tmp/foo ] && echo yes || echo no); had_bar=$([ -e /tmp/bar ] && echo yes || echo no)
 tb_tmpdir D
 mkdir -p "$D/cache"
@@ -39,7 +38,7 @@ suite_cleanup() {
 }
 trap 'suite_cleanup; tb_cleanup' EXIT
 
-echo "containernetworking-plugins 1.1.1 integration suite: bridge, host-local and bandwidth ours, ptp the reference's"
+echo "containernetworking-plugins 1.1.1 integration suite: every plugin it runs ours (bridge, host-local, bandwidth, ptp)"
 out=$(cd "$SRC/integration" && PATH="$(dirname "$CNITOOL"):$PATH" "$here/../lib/with-cni-cache" "$D/cache" "$C/integration.test" -ginkgo.noColor -ginkgo.v 2>&1)
 rc=$?
 summary=$(grep -E '^(SUCCESS|FAIL)!' <<<"$out" | tail -1)

@@ -160,6 +160,10 @@ def static(addresses=None, **extra):
                   "ipam": {"type": "static", "addresses": addresses if addresses is not None else [{"address": "10.91.5.5/24"}]}}, extra)
 
 
+def ptp(**extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "ptp", "ipam": ipam()}, extra)
+
+
 def with_version(conf, v):
     return merge(conf, {"cniVersion": v})
 
@@ -338,6 +342,13 @@ CASES = [
      dict(conf=static([{"address": "10.91.5.5/24"}, {"address": "10.91.6.5/24"}], cniVersion="0.2.0")), 7, "one address per family"),
     ("bridge with static IPAM whose address is not CIDR (nothing made)", "bridge", dict(conf=static([{"address": "10.91.5.5"}])), 7,
      "ipam.addresses[0].address"),
+    # ptp: it needs IPAM (addresses and gateways); its keys are checked before anything is made.
+    ("ptp without ipam", "ptp", dict(conf=ptp(ipam=None)), 7, "ipam"),
+    ("ptp mtu below 68", "ptp", dict(conf=ptp(mtu=40)), 7, "mtu"),
+    ("ptp ipMasqBackend unknown", "ptp", dict(conf=ptp(ipMasqBackend="pf")), 7, "ipMasqBackend"),
+    ("ptp ipMasq a string", "ptp", dict(conf=ptp(ipMasq="yes")), 6, "ipMasq"),
+    ("ptp whose IPAM range is exhausted (the veth it made goes too)", "ptp",
+     dict(conf=merge(ptp(ipam=ipam(ranges=[[{"subnet": "10.91.9.0/30"}]])), {"name": "tiny"})), 106, "10.91.9.1-10.91.9.2"),
 ]
 
 

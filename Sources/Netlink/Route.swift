@@ -22,12 +22,14 @@ public struct KernelRoute: Sendable, Equatable {
     public var advmss: UInt32?
     /// The gateway is on the link even though no address says so (RTNH_F_ONLINK).
     public var onLink: Bool
+    /// The source address the kernel picks for traffic on the route (RTA_PREFSRC).
+    public var source: IPAddress?
 
     /// A route to `destination` (nil: the default route), as the kernel reports or takes it.
     public init(
         destination: IPPrefix?, family: IPFamily? = nil, gateway: IPAddress? = nil, outputIndex: Int32? = nil,
         table: UInt32? = nil, scope: UInt8 = 0, priority: UInt32? = nil, mtu: UInt32? = nil, advmss: UInt32? = nil,
-        onLink: Bool = false
+        onLink: Bool = false, source: IPAddress? = nil
     ) {
         self.destination = destination.map(\.network)
         self.family = family ?? destination?.family ?? gateway?.family ?? .v4
@@ -39,6 +41,7 @@ public struct KernelRoute: Sendable, Equatable {
         self.mtu = mtu
         self.advmss = advmss
         self.onLink = onLink
+        self.source = source
     }
 }
 
@@ -121,6 +124,7 @@ extension NetlinkSocket {
         r.append(header: h)
         if let d = route.destination { r.attribute(Int(RTA_DST.rawValue), d.address.networkBytes) }
         if let g = route.gateway { r.attribute(Int(RTA_GATEWAY.rawValue), g.networkBytes) }
+        if let s = route.source { r.attribute(Int(RTA_PREFSRC.rawValue), s.networkBytes) }
         if let o = route.outputIndex { r.attribute(Int(RTA_OIF.rawValue), i32: o) }
         if let p = route.priority { r.attribute(Int(RTA_PRIORITY.rawValue), u32: p) }
         r.attribute(Int(RTA_TABLE.rawValue), u32: table)

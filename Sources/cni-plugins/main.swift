@@ -9,6 +9,7 @@ import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
+import PtpPlugin
 import StaticPlugin
 import TuningPlugin
 import VxlanPlugin
@@ -31,6 +32,7 @@ let plugins: [String: any CNIPlugin] = [
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
+    PtpPlugin.type: PtpPlugin(),
     StaticPlugin.type: StaticPlugin(),
     TuningPlugin.type: TuningPlugin(),
     VxlanPlugin.type: VxlanPlugin(),

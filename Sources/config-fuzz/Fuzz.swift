@@ -11,6 +11,7 @@ import HostLocalPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
+import PtpPlugin
 import StaticPlugin
 import TuningPlugin
 import VxlanPlugin
@@ -25,7 +26,7 @@ import VxlanPlugin
 let plugins: [any CNIPlugin.Type] = [
     BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, FlannelPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self,
     MacvlanPlugin.self,
-    PortmapPlugin.self, StaticPlugin.self,
+    PortmapPlugin.self, PtpPlugin.self, StaticPlugin.self,
     TuningPlugin.self, VxlanPlugin.self,
 ]
 

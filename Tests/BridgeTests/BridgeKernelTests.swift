@@ -4,6 +4,7 @@ import CNI
 import Foundation
 import NFTables
 import Netlink
+import PluginKit
 import TestSupport
 import Testing
 

@@ -5,6 +5,7 @@ import BridgePlugin
 import Foundation
 @testable import NFTables
 import Netlink
+import PluginKit
 import TestSupport
 import Testing
 

@@ -6,6 +6,7 @@ import Foundation
 import NFTables
 import PortmapPlugin
 import Netlink
+import PluginKit
 import TestSupport
 import Testing
 

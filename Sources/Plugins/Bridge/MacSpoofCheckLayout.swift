@@ -1,6 +1,7 @@
 import Base
 import CNI
 import NFTables
+import PluginKit
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,5 @@
 import Base
-import CNI
+
 import NFTables
 
 #if canImport(Glibc)

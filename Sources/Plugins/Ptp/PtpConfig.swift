@@ -1,0 +1,38 @@
+import Base
+import CNI
+import PluginKit
+
+/// The ptp plugin's configuration (the reference's keys), decoded and validated with no kernel
+/// call.
+public struct PtpConfig: MainPluginConfig {
+    /// Masquerade the container's traffic to destinations outside its subnet.
+    var ipMasq = false
+    var mtu: Int?
+    /// The container end's MAC: CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac.
+    var mac: [UInt8]?
+    /// The metric of the container's routes that name no `priority` (automatic when nil).
+    var routeMetric: UInt32?
+    /// The IPAM plugin; ptp needs one (its addresses and gateway).
+    public internal(set) var ipam: String?
+    /// `dns`, which replaces IPAM's in the result.
+    public internal(set) var dns: CNIResult.DNS?
+
+    init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
+        let f = conf.fields
+        ipMasq = try f.bool("ipMasq") ?? false
+        if let b = try f.string("ipMasqBackend"), !["nftables", "iptables"].contains(b) {
+            throw Fields.invalid("ipMasqBackend", .string(b), "must be nftables or iptables (both are served by nftables here)")
+        }
+        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
+        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
+        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        dns = conf.dns
+        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
+        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
+        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
+        guard forAdd else { return }
+        if ipam == nil { throw CNIError(.invalidNetworkConfig, "ptp needs ipam", details: "the addresses and the gateway come from it") }
+        try args.checkCNIArgs(known: ["MAC", "IP"])
+    }
+}
