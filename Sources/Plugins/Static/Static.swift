@@ -78,6 +78,7 @@ struct StaticConfig {
             addresses.append(address)
         }
         try applyArguments(conf, args)
+        try validateAddresses()
         for (i, r) in (try ipam.array("routes") ?? []).enumerated() {
             routes.append(try CNIResult.Route(json: r, path: "\(ipam.pathOf("routes"))[\(i)]"))
         }
@@ -89,6 +90,21 @@ struct StaticConfig {
                 details: "\(addresses.count) are configured; use cniVersion 0.3.0 or later")
         }
         try args.checkCNIArgs(known: ["IP", "GATEWAY"])
+    }
+
+    /// A gateway outside its address's subnet, or an address given twice, is refused (7).
+    private func validateAddresses() throws(CNIError) {
+        var seen: Set<IPAddress> = []
+        for (i, a) in addresses.enumerated() {
+            if let gw = a.gateway, !a.address.network.contains(gw) {
+                throw CNIError(
+                    .invalidNetworkConfig, "static: gateway \(gw) is outside \(a.address)",
+                    details: "address \(i): the gateway must be in the address's subnet")
+            }
+            if !seen.insert(a.address.address).inserted {
+                throw CNIError(.invalidNetworkConfig, "static: address \(a.address.address) is given twice", details: "address \(i)")
+            }
+        }
     }
 
     /// CNI_ARGS `IP` and `GATEWAY`, `args.cni.ips`, `runtimeConfig.ips`, in the reference's order.
