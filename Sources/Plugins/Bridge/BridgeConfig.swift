@@ -81,9 +81,7 @@ public struct BridgeConfig: MainPluginConfig {
         ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns
 
-        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
-        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
-        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
+        mac = try conf.requestedMAC(args)
 
         guard forAdd else { return }
         if hairpinMode && promiscMode {

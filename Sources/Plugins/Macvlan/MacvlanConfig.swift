@@ -44,10 +44,7 @@ public struct MacvlanConfig: MainPluginConfig {
         broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns
-        if let m = try f.string("mac") { mac = try parseMACAddress(m, field: "mac") }
-        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
-        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
-        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
+        mac = try conf.requestedMAC(args, configured: try f.string("mac").map { m throws(CNIError) in try parseMACAddress(m, field: "mac") })
         if forAdd { try args.checkCNIArgs(known: ["MAC", "IP"]) }
     }
 }

@@ -28,9 +28,7 @@ public struct PtpConfig: MainPluginConfig {
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns
-        if let m = args.cniArg("MAC") { mac = try parseMACAddress(m, field: "CNI_ARGS MAC") }
-        if let m = try conf.args.object("cni")?.string("mac") { mac = try parseMACAddress(m, field: "args.cni.mac") }
-        if let m = try conf.runtimeConfig.string("mac") { mac = try parseMACAddress(m, field: "runtimeConfig.mac") }
+        mac = try conf.requestedMAC(args)
         guard forAdd else { return }
         if ipam == nil { throw CNIError(.invalidNetworkConfig, "ptp needs ipam", details: "the addresses and the gateway come from it") }
         try args.checkCNIArgs(known: ["MAC", "IP"])
