@@ -93,3 +93,13 @@ public enum System {
         while nanosleep(&ts, &rem) != 0 && errno == EINTR { ts = rem }
     }
 }
+
+extension String {
+    /// The string without leading and trailing spaces, tabs, CR and LF.
+    public func trimmingWhitespace() -> Substring {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return s
+    }
+}

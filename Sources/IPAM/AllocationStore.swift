@@ -319,13 +319,3 @@ public final class AllocationStore {
         return out
     }
 }
-
-extension String {
-    /// The string without leading and trailing spaces, tabs, CR and LF.
-    public func trimmingWhitespace() -> Substring {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return s
-    }
-}

@@ -121,6 +121,8 @@ public struct NetlinkAttributes: Sendable {
     public func u32(_ type: Int) -> UInt32? { int(type, 4).map { UInt32($0) } }
     /// Attribute `type` as a signed 32-bit value in host order.
     public func i32(_ type: Int) -> Int32? { u32(type).map { Int32(bitPattern: $0) } }
+    /// Attribute `type` as a 64-bit value in host order.
+    public func u64(_ type: Int) -> UInt64? { int(type, 8) }
 
     func int(_ type: Int, _ size: Int) -> UInt64? {
         guard let v = self[type], v.count >= size else { return nil }

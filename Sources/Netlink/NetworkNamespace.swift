@@ -125,7 +125,7 @@ public enum Sysctl {
         var buf = [UInt8](repeating: 0, count: 256)
         let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 { throw NetlinkError(operation: "read \(p)", errno: errno) }
-        return String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters()
+        return String(String(decoding: buf[0..<n], as: UTF8.self).trimmingWhitespace())
     }
 
     /// Equivalent to `sysctl -w net.ipv4.ip_forward=1`.
@@ -137,14 +137,5 @@ public enum Sysctl {
         let bytes = Array(value.utf8)
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         if n < 0 { throw NetlinkError(operation: "write \(p) = \(value)", errno: errno) }
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        return String(s)
     }
 }

@@ -104,11 +104,6 @@ public struct IngressRedirect: Sendable, Equatable {
     public let target: Int32
 }
 
-extension NetlinkAttributes {
-    /// Attribute `type` as a 64-bit value in host order.
-    public func u64(_ type: Int) -> UInt64? { int(type, 8) }
-}
-
 extension NetlinkRequest {
     /// RTM_*QDISC or RTM_*TFILTER with its `tcmsg`.
     static func tc(_ type: Int, flags: Int32, index: Int32, handle: UInt32 = 0, parent: UInt32 = 0, info: UInt32 = 0) -> NetlinkRequest {

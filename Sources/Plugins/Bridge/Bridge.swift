@@ -294,19 +294,7 @@ public enum Bridge {
         bridge: Link
     ) throws -> VethPair {
         do {
-            let hostNS = try NetworkNamespace.current()
-            var name = ""
-            var attempt = 0
-            while true {
-                name = String(format8: UInt32.random(in: 0...UInt32.max))
-                do {
-                    try cnl.createVeth(name: ifName, peer: name, peerNamespace: hostNS, mtu: conf.mtu ?? bridge.mtu, mac: conf.mac)
-                    break
-                } catch {
-                    if error.errno != EEXIST || attempt >= 5 { throw error }
-                    attempt += 1  // the random host name was taken
-                }
-            }
+            let name = try cnl.createContainerVeth(ifName, mtu: conf.mtu ?? bridge.mtu, mac: conf.mac)
             let hostEnd = try host.requireLink(name)
             try host.setMaster(hostEnd.index, bridge.index)
             if conf.hairpinMode || conf.portIsolation {
@@ -346,7 +334,7 @@ public enum Bridge {
         let name = "\(conf.bridge).\(conf.vlan)"
         do {
             if let l = try host.link(named: name) { return l }
-            let peer = String(format8: UInt32.random(in: 0...UInt32.max))
+            let peer = randomVethName()
             do {
                 try host.createVeth(name: name, peer: peer, peerNamespace: nil, mtu: bridge.mtu, mac: nil)
             } catch {
@@ -474,13 +462,5 @@ public enum Bridge {
         {
             throw fail(missing)
         }
-    }
-}
-
-extension String {
-    /// `veth` + 8 hexadecimal digits, as the reference names host ends.
-    init(format8 v: UInt32) {
-        let h = String(v, radix: 16)
-        self = "veth" + String(repeating: "0", count: 8 - h.count) + h
     }
 }

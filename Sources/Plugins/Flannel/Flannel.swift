@@ -53,7 +53,7 @@ public struct FlannelPlugin: CNIPlugin {
             try? System.removeFile(path)
             return
         }
-        _ = try Delegate.exec(type, .del, ctx, stdin: Array(JSONValue.object(kept).serialized().utf8))
+        _ = try Delegate.exec(type, .del, ctx, stdin: Flannel.bytes(kept))
         try? System.removeFile(path)
     }
 
@@ -66,7 +66,7 @@ public struct FlannelPlugin: CNIPlugin {
             throw CNIError(.checkFailed, "flannel keeps no delegate configuration for \(ctx.args.containerID) in \(conf.dataDir)")
         }
         kept["prevResult"] = try prev.json(version: CNIVersion(rawValue: kept["cniVersion"]?.stringValue ?? "") ?? ctx.config.cniVersion)
-        _ = try Delegate.exec(type, .check, ctx, stdin: Array(JSONValue.object(kept).serialized().utf8))
+        _ = try Delegate.exec(type, .check, ctx, stdin: Flannel.bytes(kept))
     }
 
     /// Forgets the kept configurations of containers that are not among the valid attachments,
@@ -84,12 +84,11 @@ public struct FlannelPlugin: CNIPlugin {
             if !ids.contains(name) { failures.run("forget \(path)", code: .ioFailure) { try System.removeFile(path) } }
         }
         // The delegate's GC: with today's configuration, else one that was kept.
-        var delegate = (try? SubnetEnv.read(conf.subnetFile)).map { Flannel.delegateConfig(ctx, conf, $0) } ?? sample
+        let delegate = (try? SubnetEnv.read(conf.subnetFile)).map { Flannel.delegateConfig(ctx, conf, $0) } ?? sample
         if var d = delegate, let type = d["type"]?.stringValue {
             d["cni.dev/valid-attachments"] = .array(valid.map { .object(["containerID": .string($0.containerID), "ifname": .string($0.ifName)]) })
-            delegate = d
             failures.run("\(type) GC", code: .delegateFailed) {
-                _ = try Delegate.exec(type, .gc, ctx, stdin: Array(JSONValue.object(d).serialized().utf8))
+                _ = try Delegate.exec(type, .gc, ctx, stdin: Flannel.bytes(d))
             }
         }
         try failures.throwIfAny("flannel GC was incomplete")
@@ -104,7 +103,7 @@ public struct FlannelPlugin: CNIPlugin {
         }
         let delegate = Flannel.delegateConfig(ctx, conf, env)
         guard let type = delegate["type"]?.stringValue else { return }
-        _ = try Delegate.exec(type, .status, ctx, stdin: Array(JSONValue.object(delegate).serialized().utf8))
+        _ = try Delegate.exec(type, .status, ctx, stdin: Flannel.bytes(delegate))
     }
 }
 
@@ -147,6 +146,9 @@ enum Flannel {
         return i
     }
 
+    /// A delegate's configuration as its stdin (and as the kept file).
+    static func bytes(_ delegate: JSONObject) -> [UInt8] { Array(JSONValue.object(delegate).serialized().utf8) }
+
     /// Where the delegate's configuration of `containerID` is kept (flannel's layout).
     static func path(_ conf: FlannelConfig, _ containerID: String) -> String { conf.dataDir + "/" + containerID }
 
@@ -155,7 +157,7 @@ enum Flannel {
         let path = path(conf, containerID)
         do {
             try System.makeDirectories(conf.dataDir, mode: 0o700)
-            try System.writeFileAtomically(path, Array(JSONValue.object(delegate).serialized().utf8), mode: 0o600, durable: true)
+            try System.writeFileAtomically(path, Flannel.bytes(delegate), mode: 0o600, durable: true)
         } catch {
             throw CNIError(.ioFailure, "cannot keep the delegate's configuration in \(path)", details: error.description)
         }
@@ -171,7 +173,7 @@ enum Flannel {
     /// Delegates ADD with `delegate` on stdin; the delegate's result.
     static func delegateAdd(_ ctx: PluginContext, _ delegate: JSONObject) throws -> CNIResult {
         let type = delegate["type"]?.stringValue ?? "bridge"
-        let out = try Delegate.exec(type, .add, ctx, stdin: Array(JSONValue.object(delegate).serialized().utf8))
+        let out = try Delegate.exec(type, .add, ctx, stdin: Flannel.bytes(delegate))
         do {
             return try CNIResult(json: JSONValue.parse(out), defaultVersion: ctx.config.cniVersion, path: "\(type) result")
         } catch {

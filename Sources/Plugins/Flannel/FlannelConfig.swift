@@ -67,28 +67,28 @@ struct SubnetEnv: Equatable {
         func prefixes(_ key: String, _ value: Substring) throws(CNIError) -> [IPPrefix] {
             var out: [IPPrefix] = []
             for part in value.split(separator: ",") {
-                guard let p = IPPrefix(String(part.trimmingSpaces)) else { throw bad(key, value) }
+                guard let p = IPPrefix(String(String(part).trimmingWhitespace())) else { throw bad(key, value) }
                 if !out.contains(p.network) { out.append(p.network) }
             }
             return out
         }
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = String(line[..<eq]).trimmingSpaces
+            let key = String(String(line[..<eq]).trimmingWhitespace())
             let value = line[line.index(after: eq)...]
             switch key {
             case "FLANNEL_NETWORK": env.networks = try prefixes(key, value)
             case "FLANNEL_IPV6_NETWORK": env.ipv6Networks = try prefixes(key, value)
             case "FLANNEL_SUBNET":
-                guard let p = IPPrefix(String(value.trimmingSpaces)) else { throw bad(key, value) }
+                guard let p = IPPrefix(String(String(value).trimmingWhitespace())) else { throw bad(key, value) }
                 env.subnet = p.network
             case "FLANNEL_IPV6_SUBNET":
-                guard let p = IPPrefix(String(value.trimmingSpaces)) else { throw bad(key, value) }
+                guard let p = IPPrefix(String(String(value).trimmingWhitespace())) else { throw bad(key, value) }
                 env.ipv6Subnet = p.network
             case "FLANNEL_MTU":
-                guard let m = Int(value.trimmingSpaces), (0...Int(UInt32.max)).contains(m) else { throw bad(key, value) }
+                guard let m = Int(String(value).trimmingWhitespace()), (0...Int(UInt32.max)).contains(m) else { throw bad(key, value) }
                 env.mtu = m
-            case "FLANNEL_IPMASQ": env.ipMasq = value.trimmingSpaces == "true"
+            case "FLANNEL_IPMASQ": env.ipMasq = String(value).trimmingWhitespace() == "true"
             default: continue
             }
         }
@@ -101,15 +101,5 @@ struct SubnetEnv: Equatable {
             throw CNIError(.tryAgainLater, "\(path) is missing \(missing.joined(separator: ", "))", details: "the node's agent has not finished writing it")
         }
         return env
-    }
-}
-
-extension StringProtocol {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: String {
-        let s = self.drop { $0 == " " || $0 == "\t" }
-        var end = s.endIndex
-        while end > s.startIndex, s[s.index(before: end)] == " " || s[s.index(before: end)] == "\t" { end = s.index(before: end) }
-        return String(s[s.startIndex..<end])
     }
 }

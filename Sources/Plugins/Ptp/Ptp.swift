@@ -56,17 +56,7 @@ public struct PtpPlugin: MainPlugin {
     public func makeInterface(_ conf: PtpConfig, _ p: Prepared, _ add: AddSteps) throws -> Made {
         let ifName = add.ctx.args.ifName
         do throws(NetlinkError) {
-            let hostNS = try NetworkNamespace.current()
-            var peer = ""
-            for attempt in 0...5 {
-                peer = Ptp.hostName()
-                do throws(NetlinkError) {
-                    try p.cnl.createVeth(name: ifName, peer: peer, peerNamespace: hostNS, mtu: conf.mtu, mac: conf.mac)
-                    break
-                } catch {
-                    if error.errno != EEXIST || attempt == 5 { throw error }  // EEXIST: the random host name was taken
-                }
-            }
+            let peer = try p.cnl.createContainerVeth(ifName, mtu: conf.mtu, mac: conf.mac)
             let ctr = try p.cnl.requireLink(ifName)
             let cnl = p.cnl
             add.undo("delete \(ifName) in the container") { try? cnl.deleteLink(ctr.index) }
@@ -166,12 +156,6 @@ public struct PtpPlugin: MainPlugin {
 
 /// The steps of the ptp plugin.
 enum Ptp {
-    /// `veth` + 8 hexadecimal digits, as the reference names host ends.
-    static func hostName() -> String {
-        let h = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        return "veth" + String(repeating: "0", count: 8 - h.count) + h
-    }
-
     /// In the container, for each address: the kernel's prefix route goes, the gateway becomes a
     /// /32 (/128) on the link and the subnet is routed via it, both with the address as source.
     static func containerRoutes(_ result: CNIResult, _ m: PtpPlugin.Made) throws {

@@ -111,14 +111,14 @@ struct StaticConfig {
     private mutating func applyArguments(_ conf: NetConf, _ args: CommandArgs) throws(CNIError) {
         if let ips = args.cniArg("IP") {
             for item in ips.split(separator: ",") {
-                let s = String(item).trimmingCharacters(in: " ")
+                let s = String(String(item).trimmingWhitespace())
                 guard let p = IPPrefix(s) else { throw Fields.invalid("CNI_ARGS IP", .string(s), "must be an address in CIDR notation") }
                 addresses.append(Address(address: p))
             }
         }
         if let gws = args.cniArg("GATEWAY") {
             for item in gws.split(separator: ",") {
-                let s = String(item).trimmingCharacters(in: " ")
+                let s = String(String(item).trimmingWhitespace())
                 guard let gw = IPAddress(s) else { throw Fields.invalid("CNI_ARGS GATEWAY", .string(s), "must be an IP address") }
                 for i in addresses.indices where addresses[i].address.network.contains(gw) { addresses[i].gateway = gw }
             }
@@ -135,15 +135,5 @@ struct StaticConfig {
                 return Address(address: p)
             }
         }
-    }
-}
-
-extension String {
-    /// Without the leading and trailing `c` characters.
-    fileprivate func trimmingCharacters(in c: Character) -> String {
-        var s = Substring(self)
-        while s.first == c { s = s.dropFirst() }
-        while s.last == c { s = s.dropLast() }
-        return String(s)
     }
 }
