@@ -24,10 +24,10 @@ ctl() { ip netns exec "$H" "$BIN/cnictl" "$@" --cache-dir "$D/cache"; }
 shaped() { ip netns exec "$H" env CAP_ARGS="$LIMITS" "$BIN/cnictl" "$@" --cache-dir "$D/cache"; }
 veth_of() { jq -r '[.interfaces[] | select(.sandbox == null and (.name | startswith("veth")))][0].name' "$1"; }
 ifbs() { ip -n "$H" -j link show type ifb | jq -r '.[].ifname' | sort | tr '\n' ' '; }
-mbits() {  # mbits CLIENT-NS ADDRESS [-R]: iperf3's received rate in Mbit/s over 3 s
+mbits() {  # mbits CLIENT-NS SERVER-NS ADDRESS [-R]: the received rate in Mbit/s over 4 s, the first (slow start, the initial burst) left out
     tb_bg "$2" iperf3 -s -1 >/dev/null 2>&1
     tb_wait_tcp "$2" 0.0.0.0 5201 || { echo 0; return; }
-    ip netns exec "$1" iperf3 -c "$3" -t 3 -J ${4:-} 2>/dev/null | jq '.end.sum_received.bits_per_second / 1e6'
+    ip netns exec "$1" iperf3 -c "$3" -t 4 -O 1 -J ${4:-} 2>/dev/null | jq '.end.sum_received.bits_per_second / 1e6'
 }
 within10() { awk -v m="$1" -v want="$2" 'BEGIN { exit !(m >= want * 0.9 && m <= want * 1.1) }'; }
 
