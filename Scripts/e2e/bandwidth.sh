@@ -24,10 +24,13 @@ ctl() { ip netns exec "$H" "$BIN/cnictl" "$@" --cache-dir "$D/cache"; }
 shaped() { ip netns exec "$H" env CAP_ARGS="$LIMITS" "$BIN/cnictl" "$@" --cache-dir "$D/cache"; }
 veth_of() { jq -r '[.interfaces[] | select(.sandbox == null and (.name | startswith("veth")))][0].name' "$1"; }
 ifbs() { ip -n "$H" -j link show type ifb | jq -r '.[].ifname' | sort | tr '\n' ' '; }
-mbits() {  # mbits CLIENT-NS SERVER-NS ADDRESS [-R]: the received rate in Mbit/s over 4 s, the first (slow start, the initial burst) left out
-    tb_bg "$2" iperf3 -s -1 >/dev/null 2>&1
-    tb_wait_tcp "$2" 0.0.0.0 5201 || { echo 0; return; }
-    ip netns exec "$1" iperf3 -c "$3" -t 4 -O 1 -J ${4:-} 2>/dev/null | jq '.end.sum_received.bits_per_second / 1e6'
+# Each transfer has a server of its own on a port of its own: a one-off server that is still
+# closing after the previous transfer listens on the same port for a moment, and a client that
+# connects to it gets an error instead of a transfer.
+mbits() {  # mbits CLIENT-NS SERVER-NS ADDRESS PORT [-R]: the received rate in Mbit/s over 4 s, the first (slow start, the initial burst) left out
+    tb_bg "$2" iperf3 -s -1 -p "$4" >/dev/null 2>&1
+    tb_wait_tcp "$2" 0.0.0.0 "$4" || { echo 0; return; }
+    ip netns exec "$1" iperf3 -c "$3" -p "$4" -t 4 -O 1 -J ${5:-} 2>/dev/null | jq '.end.sum_received.bits_per_second / 1e6'
 }
 within10() { awk -v m="$1" -v want="$2" 'BEGIN { exit !(m >= want * 0.9 && m <= want * 1.1) }'; }
 
@@ -48,7 +51,7 @@ check "... whose veth has no tbf" bash -c "! tc -n $H -j qdisc show dev $VB | jq
 
 echo "bandwidth: real transfers"
 a=$(jq -r '.ips[0].address | split("/")[0]' "$D/a.json"); b=$(jq -r '.ips[0].address | split("/")[0]' "$D/b.json")
-to=$(mbits "$H" "$A" "$a"); from=$(mbits "$H" "$A" "$a" -R); free=$(mbits "$H" "$B" "$b")
+to=$(mbits "$H" "$A" "$a" 5201); from=$(mbits "$H" "$A" "$a" 5202 -R); free=$(mbits "$H" "$B" "$b" 5203)
 echo "    to the container $to Mbit/s (limit $((IN / 1000000))), from it $from (limit $((OUT / 1000000))), unshaped neighbour $free"
 check "towards the container within 10% of $((IN / 1000000)) Mbit/s" within10 "$to" $((IN / 1000000))
 check "from the container within 10% of $((OUT / 1000000)) Mbit/s" within10 "$from" $((OUT / 1000000))
