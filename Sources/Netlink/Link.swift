@@ -25,6 +25,12 @@ public struct Link: Sendable, Equatable {
     public let promiscuity: UInt32
     /// IFLA_MACVLAN_MODE of a macvlan (1 private, 2 vepa, 4 bridge, 8 passthru).
     public let macvlanMode: MacvlanMode?
+    /// IFLA_IPVLAN_MODE of an ipvlan.
+    public let ipvlanMode: IpvlanMode?
+    /// IFLA_IPVLAN_FLAGS of an ipvlan.
+    public let ipvlanFlag: IpvlanFlag?
+    /// IFLA_VLAN_ID of an 802.1Q VLAN link.
+    public let vlanID: UInt16?
 
     /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
     /// under it (a tun, wireguard or ip tunnel device is not).
@@ -54,7 +60,11 @@ public struct Link: Sendable, Equatable {
         promiscuity = a.u32(Int(IFLA_PROMISCUITY)) ?? 0
         txQueueLength = Int(a.u32(Int(IFLA_TXQLEN)) ?? 0)
         alias = a.string(Int(IFLA_IFALIAS)).flatMap { $0.isEmpty ? nil : $0 }
-        macvlanMode = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))?.u32(Int(IFLA_MACVLAN_MODE)).flatMap(MacvlanMode.init(rawValue:))
+        let data = a.nested(Int(IFLA_LINKINFO))?.nested(Int(IFLA_INFO_DATA))
+        macvlanMode = kind == "macvlan" ? data?.u32(Int(IFLA_MACVLAN_MODE)).flatMap(MacvlanMode.init(rawValue:)) : nil
+        ipvlanMode = kind == "ipvlan" ? data?.u16(Int(IFLA_IPVLAN_MODE)).flatMap(IpvlanMode.init(rawValue:)) : nil
+        ipvlanFlag = kind == "ipvlan" ? data?.u16(Int(IFLA_IPVLAN_FLAGS)).flatMap(IpvlanFlag.init(rawValue:)) : nil
+        vlanID = kind == "vlan" ? data?.u16(Int(IFLA_VLAN_ID)) : nil
     }
 }
 
@@ -266,9 +276,17 @@ extension NetlinkSocket {
         try modifyLink(index, "name \(name)") { $0.attribute(Int(IFLA_IFNAME), string: name) }
     }
 
-    /// Equivalent to `ip link set <link> netns <ns>`.
-    public func move(_ index: Int32, to ns: NetworkNamespace) throws(NetlinkError) {
-        try modifyLink(index, "netns \(ns.path)") { $0.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(ns.descriptor)) }
+    /// Equivalent to `ip link set <link> netns <ns> [name <name>] [alias <alias>]`: one request,
+    /// so the link is renamed only in `ns` (never under a transient name where it was) and a
+    /// refused move (EEXIST: `ns` has a link of that name) changes nothing. An empty `alias`
+    /// clears it.
+    public func move(_ index: Int32, to ns: NetworkNamespace, name: String? = nil, alias: String? = nil) throws(NetlinkError) {
+        try modifyLink(index, "netns \(ns.path)\(name.map { " name \($0)" } ?? "")") { r in
+            r.attribute(Int(IFLA_NET_NS_FD), u32: UInt32(ns.descriptor))
+            if let name { r.attribute(Int(IFLA_IFNAME), string: name) }
+            // Without a NUL, as `ip link` sends it: length 0 clears the alias.
+            if let alias { r.attribute(Int(IFLA_IFALIAS), Array(alias.utf8)) }
+        }
     }
 
     /// Bridge-port options of a link enslaved to a bridge.

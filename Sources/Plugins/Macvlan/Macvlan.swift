@@ -37,16 +37,12 @@ public struct MacvlanPlugin: MainPlugin {
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let cnl = try container.netlink()
         let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
-        let master = try Macvlan.master(conf, ctx.config.prevResult, masterNL)
-        try Macvlan.usable(master, masterNL)
+        let master = try Master.find(conf.master, prev: ctx.config.prevResult, linkInContainer: conf.linkInContainer, masterNL)
+        try Master.usable(master, for: "macvlan", masterNL)
         if let mtu = conf.mtu, mtu > master.mtu {
             throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
         }
-        if try cnl.link(named: ctx.args.ifName) != nil {
-            throw CNIError(
-                .conflict, "container interface \"\(ctx.args.ifName)\" already exists",
-                details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
-        }
+        try cnl.requireFree(ctx.args.ifName, in: ctx.args.netns)
         return Prepared(container: container, cnl: cnl, masterNL: masterNL, master: master)
     }
 
@@ -58,21 +54,12 @@ public struct MacvlanPlugin: MainPlugin {
 
     /// The macvlan, made in the container's namespace under a temporary name and renamed there.
     public func makeInterface(_ conf: MacvlanConfig, _ p: Prepared, _ add: AddSteps) throws -> Made {
-        let ifName = add.ctx.args.ifName
-        do {
-            let temporary = "mvt" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let link = try add.makeInContainer(p.cnl, prefix: "mvt", what: "macvlan \"\(add.ctx.args.ifName)\" on \"\(p.master.name)\"") { name in
             try p.masterNL.createMacvlan(
-                name: temporary, master: p.master.index, mode: conf.mode, in: conf.linkInContainer ? nil : p.container,
+                name: name, master: p.master.index, mode: conf.mode, in: conf.linkInContainer ? nil : p.container,
                 mtu: conf.mtu, mac: conf.mac, broadcastQueueLength: conf.broadcastQueueLength)
-            let made = try p.cnl.requireLink(temporary)
-            let cnl = p.cnl
-            add.undo("delete \(ifName) in the container") { try? cnl.deleteLink(made.index) }
-            try p.cnl.rename(made.index, to: ifName)
-            return Made(prepared: p, link: made)
-        } catch {
-            throw CNIError(
-                .kernelOperationFailed, "failed to create macvlan \"\(ifName)\" on \"\(p.master.name)\"", details: "\(error)")
         }
+        return Made(prepared: p, link: link)
     }
 
     /// IPAM's addresses and routes on the macvlan (or only the link up without IPAM).
@@ -90,8 +77,7 @@ public struct MacvlanPlugin: MainPlugin {
         } catch {
             throw CNIError(.kernelOperationFailed, "failed to configure \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
         }
-        let now = try m.prepared.cnl.link(index: m.link.index) ?? m.link
-        result.interfaces = [.init(name: now.name, mac: now.mac.description, mtu: now.mtu, sandbox: ctx.args.netns)]
+        try result.list(containerInterface: m.link.index, m.prepared.cnl, ctx)
         return result
     }
 
@@ -110,7 +96,7 @@ public struct MacvlanPlugin: MainPlugin {
         guard l.kind == "macvlan" else { throw fail("interface \"\(ctx.args.ifName)\" is a \(l.kind ?? "plain link"), not a macvlan") }
         if l.macvlanMode != conf.mode { throw fail("interface \"\(ctx.args.ifName)\" is not in mode \(conf.mode)") }
         let masterNL = conf.linkInContainer ? cnl : try NetlinkSocket()
-        let master = try Macvlan.master(conf, nil, masterNL)
+        let master = try Master.find(conf.master, prev: nil, linkInContainer: conf.linkInContainer, masterNL)
         if l.parentIndex != master.index { throw fail("interface \"\(ctx.args.ifName)\" is not on master \"\(master.name)\"") }
         if let mac = prev.interfaces.first(where: { $0.name == ctx.args.ifName })?.mac, MACAddress(mac) != l.mac {
             throw fail("interface \"\(ctx.args.ifName)\" has MAC \(l.mac), the result says \(mac)")
@@ -118,50 +104,5 @@ public struct MacvlanPlugin: MainPlugin {
         if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ctx.args.ifName) {
             throw fail(missing)
         }
-    }
-}
-
-enum Macvlan {
-    /// The master: `master`, else (chained) the last host interface of prevResult, else the
-    /// interface of the IPv4 default route. Code 7 naming it when it does not exist.
-    /// Refuses a master the kernel would refuse after IPAM ran (macvlan_port_create): not an
-    /// Ethernet device, a loopback, or a port of a bridge or bond (its frames belong to that
-    /// master: the kernel says EBUSY).
-    static func usable(_ master: Link, _ nl: NetlinkSocket) throws {
-        func refuse(_ why: String) -> CNIError { Fields.invalid("master", .string(master.name), why) }
-        if master.isLoopback { throw refuse("is a loopback device, which cannot carry a macvlan") }
-        if !master.isEthernet { throw refuse("is not an Ethernet device (kind \(master.kind ?? "none")), which a macvlan needs") }
-        let links = try nl.links()
-        if let upper = master.master, let owner = links.first(where: { $0.index == upper }),
-            ["bridge", "bond", "team", "openvswitch"].contains(owner.kind ?? "")
-        {
-            throw refuse("is a port of \(owner.kind!) \"\(owner.name)\"; use \"\(owner.name)\" or a device of its own as master")
-        }
-    }
-
-    static func master(_ conf: MacvlanConfig, _ prev: CNIResult?, _ nl: NetlinkSocket) throws -> Link {
-        var name = conf.master
-        if name == nil, let hostIf = prev?.interfaces.last(where: { $0.sandbox == nil || $0.sandbox == "" }) {
-            name = hostIf.name
-        }
-        let found: Link?
-        if let name {
-            found = try nl.link(named: name)
-            guard let found else {
-                throw CNIError(
-                    .invalidNetworkConfig, "master \"\(name)\" not found",
-                    details: conf.linkInContainer ? "looked in the container (linkInContainer)" : "looked on the host")
-            }
-            return found
-        }
-        let routes = try nl.routes(family: .v4)
-        guard let idx = routes.first(where: { $0.destination == nil && $0.outputIndex != nil })?.outputIndex,
-            let l = try nl.link(index: idx)
-        else {
-            throw CNIError(
-                .invalidNetworkConfig, "no master given and no default route to take it from",
-                details: "set \"master\" to the host interface the containers should share")
-        }
-        return l
     }
 }
