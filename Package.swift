@@ -75,6 +75,10 @@ let package = Package(
         .target(name: "FlannelPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Flannel"),
         .target(name: "StaticPlugin", dependencies: ["Base", "CNI", "PluginKit"], path: "Sources/Plugins/Static"),
         .target(name: "PtpPlugin", dependencies: ["Base", "CNI", "Netlink", "NFTables", "PluginKit"], path: "Sources/Plugins/Ptp"),
+        .target(name: "IpvlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Ipvlan"),
+        .target(name: "VlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Vlan"),
+        .target(name: "DummyPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Dummy"),
+        .target(name: "HostDevicePlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/HostDevice"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
         .target(name: "DNSNamePlugin", dependencies: ["Base", "CNI", "CLinux", "DNS", "PluginKit"], path: "Sources/Plugins/DNSName"),
@@ -86,6 +90,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
                 "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
+                "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -109,7 +114,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
                 "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin",
-                "TuningPlugin", "VxlanPlugin",
+                "TuningPlugin", "VxlanPlugin", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
@@ -159,6 +164,9 @@ let package = Package(
         .testTarget(
             name: "MacvlanTests",
             dependencies: ["Base", "CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
+        .testTarget(
+            name: "LinkPluginTests",
+            dependencies: ["Base", "CNI", "Netlink", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "TestSupport"]),
         .testTarget(
             name: "LoopbackTests",
             dependencies: ["Base", "CNI", "Netlink", "LoopbackPlugin", "TestSupport"]),

@@ -160,6 +160,21 @@ def static(addresses=None, **extra):
                   "ipam": {"type": "static", "addresses": addresses if addresses is not None else [{"address": "10.91.5.5/24"}]}}, extra)
 
 
+def sub(kind, **extra):  # ipvlan, vlan: a sub-interface of MASTER
+    c = {"cniVersion": "1.1.0", "name": "badnet", "type": kind, "master": MASTER, "ipam": ipam()}
+    if kind == "vlan":
+        c["vlanId"] = 100
+    return merge(c, extra)
+
+
+def dummy(**extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "dummy", "ipam": ipam()}, extra)
+
+
+def hostdev(**extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "host-device", "ipam": ipam()}, extra)
+
+
 def ptp(**extra):
     return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "ptp", "ipam": ipam()}, extra)
 
@@ -332,6 +347,29 @@ CASES = [
     ("flannel delegate type a number", "flannel", dict(conf=flannel(delegate={"type": 5})), 7, "delegate.type"),
     ("flannel dataDir relative", "flannel", dict(conf=flannel(dataDir="flannel")), 7, "dataDir"),
     ("flannel without its subnet file (try again later)", "flannel", dict(conf=flannel()), 11, "no-subnet.env"),
+    # ipvlan, vlan, dummy, host-device: refused before any link is made or IPAM runs.
+    ("ipvlan mode unknown", "ipvlan", dict(conf=sub("ipvlan", mode="l4")), 7, "mode"),
+    ("ipvlan flag unknown", "ipvlan", dict(conf=sub("ipvlan", flag="open")), 7, "flag"),
+    ("ipvlan master missing", "ipvlan", dict(conf=sub("ipvlan", master="nosuchdev0")), 7, "nosuchdev0"),
+    ("ipvlan mtu above the master's", "ipvlan", dict(conf=sub("ipvlan", mtu=9000)), 7, "mtu"),
+    ("ipvlan without ipam or prevResult addresses", "ipvlan", dict(conf=sub("ipvlan", ipam={})), 7, "ipam"),
+    ("ipvlan on the loopback", "ipvlan", dict(conf=sub("ipvlan", master="lo")), 7, "loopback"),
+    ("vlan vlanId out of range", "vlan", dict(conf=sub("vlan", vlanId=4095)), 7, "vlanId"),
+    ("vlan vlanId a string", "vlan", dict(conf=sub("vlan", vlanId="100")), 6, "vlanId"),
+    ("vlan without vlanId", "vlan", dict(conf=merge(sub("vlan"), {"vlanId": None})), 7, "vlanId"),
+    ("vlan without master", "vlan", dict(conf=merge(sub("vlan"), {"master": None})), 7, "master"),
+    ("vlan master missing", "vlan", dict(conf=sub("vlan", master="nosuchdev0")), 7, "nosuchdev0"),
+    ("dummy without ipam", "dummy", dict(conf=dummy(ipam={})), 7, "ipam"),
+    ("dummy mac malformed", "dummy", dict(conf=dummy(mac="02:00:00")), 7, "mac"),
+    ("dummy mtu below 68", "dummy", dict(conf=dummy(mtu=20)), 7, "mtu"),
+    ("host-device without a device", "host-device", dict(conf=hostdev()), 7, "device"),
+    ("host-device device not there", "host-device", dict(conf=hostdev(device="nosuchdev9")), 7, "nosuchdev9"),
+    ("host-device hwaddr malformed", "host-device", dict(conf=hostdev(hwaddr="zz:00")), 7, "hwaddr"),
+    ("host-device kernelpath outside /sys/devices", "host-device", dict(conf=hostdev(kernelpath="/etc/../sys/devices/x")), 7, "kernelpath"),
+    ("host-device pciBusID with a slash", "host-device", dict(conf=hostdev(pciBusID="../../etc")), 7, "pciBusID"),
+    ("host-device the loopback", "host-device", dict(conf=hostdev(device="lo")), 7, "loopback"),
+    ("host-device deviceID on no bus", "host-device", dict(conf=hostdev(device=MASTER, runtimeConfig={"deviceID": "0000:ff:1f.7"})), 7,
+     "deviceID"),
     # static IPAM (run as IPAM directly): addresses in CIDR notation, gateways that are addresses.
     ("static address without a prefix length", "static", dict(conf=static([{"address": "10.91.5.5"}])), 7, "ipam.addresses[0].address"),
     ("static gateway not an address", "static", dict(conf=static([{"address": "10.91.5.5/24", "gateway": "router"}])), 7,

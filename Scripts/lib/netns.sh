@@ -90,6 +90,27 @@ tb_nft_elements() {
 
 ok()   { TB_PASS=$((TB_PASS + 1)); echo "  ok   $*"; }
 bad()  { TB_FAIL=$((TB_FAIL + 1)); echo "  FAIL $*"; }
+# skip DESCRIPTION: a check that cannot run here, counted as skipped with its reason.
+skip() { TB_SKIP=$((${TB_SKIP:-0} + 1)); echo "  skip $*"; }
+# tb_kernel_has KIND: this kernel can make a link of KIND (dummy, ipvlan, vlan, vrf, macvlan), tried
+# in a throwaway namespace (a veth as the parent of a sub-interface).
+tb_kernel_has() {
+    local n="swcni-probe-$1-$TB_ID" rc
+    ip netns add "$n" || return 1
+    ip -n "$n" link add p0 type veth peer name p1
+    if [ "$1" = ipvlan ] || [ "$1" = macvlan ]; then
+        ip -n "$n" link add link p0 name k0 type "$1" 2>/dev/null
+    elif [ "$1" = vlan ]; then
+        ip -n "$n" link add link p0 name k0 type vlan id 5 2>/dev/null
+    elif [ "$1" = vrf ]; then
+        ip -n "$n" link add k0 type vrf table 10 2>/dev/null
+    else
+        ip -n "$n" link add k0 type "$1" 2>/dev/null
+    fi
+    rc=$?
+    ip netns del "$n"
+    return "$rc"
+}
 # check DESCRIPTION CMD...: ok when CMD succeeds.
 check() { local d="$1"; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 # check_eq DESCRIPTION EXPECTED ACTUAL

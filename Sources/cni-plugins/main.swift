@@ -3,15 +3,19 @@ import BridgePlugin
 import Base
 import CNI
 import DNSNamePlugin
+import DummyPlugin
 import FirewallPlugin
 import FlannelPlugin
+import HostDevicePlugin
 import HostLocalPlugin
+import IpvlanPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
 import TuningPlugin
+import VlanPlugin
 import VxlanPlugin
 
 #if canImport(Glibc)
@@ -26,15 +30,19 @@ let plugins: [String: any CNIPlugin] = [
     BandwidthPlugin.type: BandwidthPlugin(),
     BridgePlugin.type: BridgePlugin(),
     DNSNamePlugin.type: DNSNamePlugin(),
+    DummyPlugin.type: DummyPlugin(),
     FirewallPlugin.type: FirewallPlugin(),
     FlannelPlugin.type: FlannelPlugin(),
+    HostDevicePlugin.type: HostDevicePlugin(),
     HostLocalPlugin.type: HostLocalPlugin(),
+    IpvlanPlugin.type: IpvlanPlugin(),
     LoopbackPlugin.type: LoopbackPlugin(),
     MacvlanPlugin.type: MacvlanPlugin(),
     PortmapPlugin.type: PortmapPlugin(),
     PtpPlugin.type: PtpPlugin(),
     StaticPlugin.type: StaticPlugin(),
     TuningPlugin.type: TuningPlugin(),
+    VlanPlugin.type: VlanPlugin(),
     VxlanPlugin.type: VxlanPlugin(),
 ]
 

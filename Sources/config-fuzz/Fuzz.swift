@@ -5,15 +5,19 @@ import CNI
 import CNIRuntime
 import FuzzSupport
 import DNSNamePlugin
+import DummyPlugin
 import FirewallPlugin
 import FlannelPlugin
+import HostDevicePlugin
 import HostLocalPlugin
+import IpvlanPlugin
 import LoopbackPlugin
 import MacvlanPlugin
 import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
 import TuningPlugin
+import VlanPlugin
 import VxlanPlugin
 
 // Configuration decoding under libFuzzer (Scripts/fuzz-config builds this target with
@@ -27,7 +31,7 @@ let plugins: [any CNIPlugin.Type] = [
     BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, FlannelPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self,
     MacvlanPlugin.self,
     PortmapPlugin.self, PtpPlugin.self, StaticPlugin.self,
-    TuningPlugin.self, VxlanPlugin.self,
+    TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

@@ -1,0 +1,54 @@
+import Base
+import CNI
+import Netlink
+import PluginKit
+
+/// The ipvlan plugin's configuration (the reference's keys and `flag`), decoded and validated
+/// with no kernel call.
+public struct IpvlanConfig: MainPluginConfig {
+    /// nil: the host interface of prevResult when chained, else the default route's interface.
+    var master: String?
+    var mode = IpvlanMode.l2
+    var flag = IpvlanFlag.bridge
+    var mtu: Int?
+    var linkInContainer = false
+    /// The metric of the container's routes that name no `priority` (automatic when nil).
+    var routeMetric: UInt32?
+    /// The IPAM plugin; nil when chained after a plugin whose prevResult has the addresses.
+    public internal(set) var ipam: String?
+    /// `dns`, which replaces IPAM's in the result.
+    public internal(set) var dns: CNIResult.DNS?
+
+    init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
+        let f = conf.fields
+        if let m = try f.string("master"), !m.isEmpty {
+            do {
+                try CommandArgs.validateInterfaceName(m, variable: "master")
+            } catch {
+                throw CNIError(.invalidNetworkConfig, "invalid master \"\(m)\"", details: error.details)
+            }
+            master = m
+        }
+        if let m = try f.string("mode"), !m.isEmpty {
+            guard let v = IpvlanMode(name: m) else { throw Fields.invalid("mode", .string(m), "must be one of l2, l3, l3s") }
+            mode = v
+        }
+        if let m = try f.string("flag"), !m.isEmpty {
+            guard let v = IpvlanFlag(name: m) else { throw Fields.invalid("flag", .string(m), "must be one of bridge, private, vepa") }
+            flag = v
+        }
+        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
+        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        linkInContainer = try f.bool("linkInContainer") ?? false
+        routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
+        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        dns = conf.dns
+        guard forAdd else { return }
+        if ipam == nil, conf.prevResult?.ips.isEmpty ?? true {
+            throw CNIError(
+                .invalidNetworkConfig, "ipvlan needs ipam, or a prevResult with addresses",
+                details: "an ipvlan shares its master's MAC, so it has no layer-2 identity without an address")
+        }
+        try args.checkCNIArgs(known: ["IP"])
+    }
+}
