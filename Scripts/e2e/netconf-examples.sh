@@ -13,23 +13,12 @@ tb_netns swcni-exh; H=$TB_LAST
 ip -n "$H" link add eth0 type veth peer name eth0-wire && ip -n "$H" link set eth0 up && ip -n "$H" link set eth0-wire up
 # The device the host-device example moves into its container (and back).
 ip -n "$H" link add eth1 type veth peer name eth1-wire
-# Examples of a link kind this kernel cannot make (this VM's has no ipvlan, 802.1Q or dummy) are
-# skipped with the reason; their plugins' kernel tests run on Debian's kernel (Scripts/kernel-vm-test).
-missing_kind() {
-    local t
-    t=$(jq -r '.plugins[0].type' "$1")
-    if [ "$t" = ipvlan ] || [ "$t" = dummy ]; then
-        tb_kernel_has "$t" || echo "$t"
-    elif [ "$t" = vlan ]; then
-        tb_kernel_has vlan || echo "802.1Q VLAN"
-    fi
-}
 tb_subnet_env
 i=0
 for f in "$EXAMPLES"/*; do
     i=$((i + 1))
     name=$(jq -r .name "$f")
-    kind=$(missing_kind "$f")
+    kind=$(tb_example_missing_kind "$f")
     if [ -n "$kind" ]; then
         skip "$(basename "$f"): this kernel has no $kind driver"
         continue
