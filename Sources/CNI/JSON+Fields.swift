@@ -70,6 +70,26 @@ public struct Fields: Sendable {
         return try v.int(at: pathOf(key), in: range)
     }
 
+    /// Field `key` as a link MTU: nil when absent, null or 0 (the kernel's choice), else 68 to
+    /// 65535; code 7 naming it otherwise.
+    public func linkMTU(_ key: String = "mtu") throws(CNIError) -> Int? {
+        guard let m = try int(key, in: 0...65535), m != 0 else { return nil }
+        if m < 68 { throw Fields.invalid(pathOf(key), .int(m), "must be at least 68") }
+        return m
+    }
+
+    /// Field `key` as an interface name: nil when absent, null or empty; code 7 ("invalid KEY
+    /// \"NAME\"", the reason in the details) when the kernel would refuse it.
+    public func interfaceName(_ key: String) throws(CNIError) -> String? {
+        guard let n = try string(key), !n.isEmpty else { return nil }
+        do {
+            try CommandArgs.validateInterfaceName(n, variable: key)
+        } catch {
+            throw CNIError(.invalidNetworkConfig, "invalid \(key) \"\(n)\"", details: error.details)
+        }
+        return n
+    }
+
     /// Field `key` as an object's fields; nil when absent or null; code 7 naming it otherwise.
     public func object(_ key: String) throws(CNIError) -> Fields? {
         guard let v = self[key] else { return nil }

@@ -46,3 +46,60 @@ extension CNIResult {
         interfaces = [.init(name: now.name, mac: now.mac.description, mtu: now.mtu, sandbox: ctx.args.netns)]
     }
 }
+
+extension AddSteps {
+    /// The container's interface `index` addressed: `addresses` (IPAM's result, or prevResult's
+    /// when chained) with their routes at `routeMetric` (``NetworkNamespace/configure``), or, with
+    /// none, only set up (`arpNotify` as asked); the result lists it as its only interface. A
+    /// kernel failure is code 103 naming the interface.
+    public func address(
+        _ index: Int32, in container: NetworkNamespace, _ cnl: NetlinkSocket, with addresses: CNIResult?,
+        routeMetric: UInt32? = nil, arpNotify: Bool = true
+    ) throws -> CNIResult {
+        var result = addresses.map { CNIResult(addressesOf: $0, onInterface: 0) } ?? CNIResult()
+        do {
+            if addresses != nil {
+                try container.configure(&result, index: index, ifName: ctx.args.ifName, nl: cnl, routeMetric: routeMetric)
+            } else {
+                try cnl.setUp(index, arpNotify: arpNotify)
+            }
+        } catch {
+            throw CNIError(.kernelOperationFailed, "failed to configure \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
+        }
+        try result.list(containerInterface: index, cnl, ctx)
+        return result
+    }
+}
+
+/// CHECK's steps the main plugins share; each failure is code 108 naming what differs.
+public enum ContainerCheck {
+    /// The container's socket and CNI_IFNAME in it, of `kind` (the link kind, and how the message
+    /// names it: `("macvlan", "a macvlan")`) when given.
+    public static func link(_ ctx: PluginContext, kind: (kind: String, named: String)? = nil) throws -> (NetlinkSocket, Link) {
+        let cnl = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment).netlink()
+        let ifName = ctx.args.ifName
+        guard let l = try cnl.link(named: ifName) else { throw CNIError(.checkFailed, "interface \"\(ifName)\" is missing in \(ctx.args.netns)") }
+        if let kind, l.kind != kind.kind {
+            throw CNIError(.checkFailed, "interface \"\(ifName)\" is a \(l.kind ?? "plain link"), not \(kind.named)")
+        }
+        return (cnl, l)
+    }
+
+    /// The sub-interface `link` is on the master the configuration names (found as ADD found it,
+    /// without prevResult).
+    public static func master(of link: Link, _ name: String?, linkInContainer: Bool, _ cnl: NetlinkSocket, ifName: String) throws {
+        let masterNL = linkInContainer ? cnl : try NetlinkSocket()
+        let master = try Master.find(name, prev: nil, linkInContainer: linkInContainer, masterNL)
+        if link.parentIndex != master.index { throw CNIError(.checkFailed, "interface \"\(ifName)\" is not on master \"\(master.name)\"") }
+    }
+
+    /// `link` has prevResult's MAC for it (when `mac`), addresses and routes.
+    public static func result(_ prev: CNIResult, _ link: Link, _ cnl: NetlinkSocket, ifName: String, mac: Bool = true) throws {
+        if mac, let m = prev.interfaces.first(where: { $0.name == ifName })?.mac, MACAddress(m) != link.mac {
+            throw CNIError(.checkFailed, "interface \"\(ifName)\" has MAC \(link.mac), the result says \(m)")
+        }
+        if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: link.index, ifName: ifName) {
+            throw CNIError(.checkFailed, missing)
+        }
+    }
+}

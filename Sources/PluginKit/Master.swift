@@ -55,3 +55,38 @@ public enum Master {
         }
     }
 }
+
+/// Where a sub-interface (macvlan, ipvlan, 802.1Q VLAN) is made, found before any change: the
+/// container's namespace and socket, the master and the socket of its namespace.
+public struct SubInterfaceSite {
+    /// The container's namespace.
+    public let container: NetworkNamespace
+    /// A socket in the container's namespace.
+    public let cnl: NetlinkSocket
+    /// The socket of the master's namespace: the container's with linkInContainer.
+    public let masterNL: NetlinkSocket
+    /// The parent interface.
+    public let master: Link
+    /// The namespace to make the link in from `masterNL`: the container's, nil with
+    /// linkInContainer (it is made where the master is).
+    public let target: NetworkNamespace?
+
+    /// The container's namespace, the master (``Master/find(_:prev:linkInContainer:_:)``, then
+    /// the plugin's own `check` of it), `mtu` within the master's (code 7 naming both) and
+    /// CNI_IFNAME free in the container (code 107).
+    public init(
+        _ ctx: PluginContext, master name: String?, prev: CNIResult?, linkInContainer: Bool, mtu: Int?,
+        check: (Link, NetlinkSocket) throws -> Void
+    ) throws {
+        container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
+        cnl = try container.netlink()
+        masterNL = linkInContainer ? cnl : try NetlinkSocket()
+        master = try Master.find(name, prev: prev, linkInContainer: linkInContainer, masterNL)
+        target = linkInContainer ? nil : container
+        try check(master, masterNL)
+        if let mtu, mtu > master.mtu {
+            throw Fields.invalid("mtu", .int(mtu), "must be at most \(master.mtu), the MTU of master \"\(master.name)\"")
+        }
+        try cnl.requireFree(ctx.args.ifName, in: ctx.args.netns)
+    }
+}

@@ -55,8 +55,7 @@ public struct BridgeConfig: MainPluginConfig {
             guard let p = v.stringValue.flatMap(IPPrefix.init) else { throw Fields.invalid("ipMasqExclude[\(i)]", v, "must be a CIDR") }
             ipMasqExclude.append(p)
         }
-        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        mtu = try f.linkMTU()
         hairpinMode = try f.bool("hairpinMode") ?? false
         promiscMode = try f.bool("promiscMode") ?? false
         vlan = try f.int("vlan", in: 0...4094) ?? 0

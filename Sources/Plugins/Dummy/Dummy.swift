@@ -27,8 +27,7 @@ public struct DummyPlugin: MainPlugin {
     public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> Config {
         let f = config.fields
         var c = Config(ipam: config.ipamType.flatMap { $0.isEmpty ? nil : $0 }, dns: config.dns)
-        c.mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = c.mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        c.mtu = try f.linkMTU()
         c.mac = try config.requestedMAC(args, configured: try f.string("mac").map { m throws(CNIError) in try parseMACAddress(m, field: "mac") })
         guard forAdd else { return c }
         if c.ipam == nil { throw CNIError(.invalidNetworkConfig, "dummy needs ipam", details: "a dummy interface is there for its addresses") }
@@ -66,16 +65,8 @@ public struct DummyPlugin: MainPlugin {
 
     /// IPAM's addresses and routes on the dummy.
     public func configure(_ conf: Config, _ m: Made, ipam: CNIResult?, _ add: AddSteps) throws -> CNIResult {
-        let ctx = add.ctx
         guard let ipam else { throw CNIError(.invalidNetworkConfig, "dummy needs ipam") }
-        var result = CNIResult(addressesOf: ipam, onInterface: 0)
-        do {
-            try m.prepared.container.configure(&result, index: m.link.index, ifName: ctx.args.ifName, nl: m.prepared.cnl)
-        } catch {
-            throw CNIError(.kernelOperationFailed, "failed to configure \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
-        }
-        try result.list(containerInterface: m.link.index, m.prepared.cnl, ctx)
-        return result
+        return try add.address(m.link.index, in: m.prepared.container, m.prepared.cnl, with: ipam)
     }
 
     /// Deletes the interface.
@@ -85,14 +76,7 @@ public struct DummyPlugin: MainPlugin {
 
     /// The interface is a dummy with prevResult's MAC, addresses and routes.
     public func verify(_ conf: Config, _ prev: CNIResult, _ ctx: PluginContext) throws {
-        func fail(_ m: String) -> CNIError { CNIError(.checkFailed, m) }
-        let cnl = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment).netlink()
-        let ifName = ctx.args.ifName
-        guard let l = try cnl.link(named: ifName) else { throw fail("interface \"\(ifName)\" is missing in \(ctx.args.netns)") }
-        guard l.kind == "dummy" else { throw fail("interface \"\(ifName)\" is a \(l.kind ?? "plain link"), not a dummy") }
-        if let mac = prev.interfaces.first(where: { $0.name == ifName })?.mac, MACAddress(mac) != l.mac {
-            throw fail("interface \"\(ifName)\" has MAC \(l.mac), the result says \(mac)")
-        }
-        if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ifName) { throw fail(missing) }
+        let (cnl, l) = try ContainerCheck.link(ctx, kind: ("dummy", "a dummy"))
+        try ContainerCheck.result(prev, l, cnl, ifName: ctx.args.ifName)
     }
 }

@@ -84,23 +84,12 @@ public struct HostDevicePlugin: MainPlugin {
     /// IPAM's addresses and routes on the device (or only the device up without IPAM).
     public func configure(_ conf: HostDeviceConfig, _ m: Made, ipam: CNIResult?, _ add: AddSteps) throws -> CNIResult {
         let ctx = add.ctx
-        var result = ipam.map { CNIResult(addressesOf: $0, onInterface: 0) } ?? CNIResult()
         guard let link = m.link else {
+            var result = ipam.map { CNIResult(addressesOf: $0, onInterface: 0) } ?? CNIResult()
             result.interfaces = [.init(name: ctx.args.ifName, sandbox: ctx.args.netns)]
             return result
         }
-        do {
-            if ipam != nil {
-                try m.prepared.container.configure(&result, index: link.index, ifName: ctx.args.ifName, nl: m.prepared.cnl)
-            } else {
-                try m.prepared.cnl.setUp(link.index)
-            }
-        } catch {
-            throw CNIError(.kernelOperationFailed, "failed to configure \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
-        }
-        let now = try m.prepared.cnl.link(index: link.index) ?? link
-        result.interfaces = [.init(name: now.name, mac: now.mac.description, mtu: now.mtu, sandbox: ctx.args.netns)]
-        return result
+        return try add.address(link.index, in: m.prepared.container, m.prepared.cnl, with: ipam, arpNotify: false)
     }
 
     /// Moves the device back to the host under the name its alias keeps (left down, as the
@@ -137,9 +126,6 @@ public struct HostDevicePlugin: MainPlugin {
         if case .name(let d)? = conf.selector, d != original {
             throw fail("interface \"\(ifName)\" is host device \"\(original)\", the configuration says \"\(d)\"")
         }
-        if let mac = prev.interfaces.first(where: { $0.name == ifName })?.mac, MACAddress(mac) != l.mac {
-            throw fail("interface \"\(ifName)\" has MAC \(l.mac), the result says \(mac)")
-        }
-        if let missing = try cnl.missingConfiguration(prev.ips, prev.routes, index: l.index, ifName: ifName) { throw fail(missing) }
+        try ContainerCheck.result(prev, l, cnl, ifName: ifName)
     }
 }

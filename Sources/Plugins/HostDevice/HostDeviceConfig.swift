@@ -49,33 +49,20 @@ public struct HostDeviceConfig: MainPluginConfig {
         try args.checkCNIArgs(known: ["IP"])
     }
 
-    /// The device's selector as the reference orders them; `deviceID` (the runtime's, from a
-    /// device plugin) takes the place of `pciBusID` and, as there, of the keys after it.
+    /// The device's selector as the reference orders them: `device`, `hwaddr`, `kernelpath`, then
+    /// `deviceID` (the runtime's, from a device plugin) in the place of `pciBusID`.
     static func selector(_ f: Fields, runtimeConfig: Fields) throws(CNIError) -> Selector? {
-        if let id = try runtimeConfig.string("deviceID"), !id.isEmpty {
-            try checkBusAddress(id, field: "runtimeConfig.deviceID")
-            if let d = try f.string("device"), !d.isEmpty { return try name(d) }
-            if let m = try f.string("hwaddr"), !m.isEmpty { return .mac(try parseMACAddress(m, field: "hwaddr")) }
-            if let p = try f.string("kernelpath"), !p.isEmpty { return .kernelPath(try kernelPath(p)) }
-            return .busDevice(id, fromDeviceID: true)
-        }
-        if let d = try f.string("device"), !d.isEmpty { return try name(d) }
+        let id = try runtimeConfig.string("deviceID").flatMap { $0.isEmpty ? nil : $0 }
+        if let id { try checkBusAddress(id, field: "runtimeConfig.deviceID") }
+        if let d = try f.interfaceName("device") { return .name(d) }
         if let m = try f.string("hwaddr"), !m.isEmpty { return .mac(try parseMACAddress(m, field: "hwaddr")) }
         if let p = try f.string("kernelpath"), !p.isEmpty { return .kernelPath(try kernelPath(p)) }
+        if let id { return .busDevice(id, fromDeviceID: true) }
         if let a = try f.string("pciBusID"), !a.isEmpty {
             try checkBusAddress(a, field: "pciBusID")
             return .busDevice(a, fromDeviceID: false)
         }
         return nil
-    }
-
-    static func name(_ d: String) throws(CNIError) -> Selector {
-        do {
-            try CommandArgs.validateInterfaceName(d, variable: "device")
-        } catch {
-            throw CNIError(.invalidNetworkConfig, "invalid device \"\(d)\"", details: error.details)
-        }
-        return .name(d)
     }
 
     /// An absolute path under /sys/devices without `..` (it is read, and names what is moved).

@@ -21,14 +21,7 @@ public struct IpvlanConfig: MainPluginConfig {
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
-        if let m = try f.string("master"), !m.isEmpty {
-            do {
-                try CommandArgs.validateInterfaceName(m, variable: "master")
-            } catch {
-                throw CNIError(.invalidNetworkConfig, "invalid master \"\(m)\"", details: error.details)
-            }
-            master = m
-        }
+        master = try f.interfaceName("master")
         if let m = try f.string("mode"), !m.isEmpty {
             guard let v = IpvlanMode(name: m) else { throw Fields.invalid("mode", .string(m), "must be one of l2, l3, l3s") }
             mode = v
@@ -37,8 +30,7 @@ public struct IpvlanConfig: MainPluginConfig {
             guard let v = IpvlanFlag(name: m) else { throw Fields.invalid("flag", .string(m), "must be one of bridge, private, vepa") }
             flag = v
         }
-        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        mtu = try f.linkMTU()
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }

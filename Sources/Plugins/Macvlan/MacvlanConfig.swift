@@ -23,22 +23,14 @@ public struct MacvlanConfig: MainPluginConfig {
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
-        if let m = try f.string("master"), !m.isEmpty {
-            do {
-                try CommandArgs.validateInterfaceName(m, variable: "master")
-            } catch {
-                throw CNIError(.invalidNetworkConfig, "invalid master \"\(m)\"", details: error.details)
-            }
-            master = m
-        }
+        master = try f.interfaceName("master")
         if let m = try f.string("mode"), !m.isEmpty {
             guard let v = MacvlanMode(name: m) else {
                 throw Fields.invalid("mode", .string(m), "must be one of bridge, private, vepa, passthru")
             }
             mode = v
         }
-        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        mtu = try f.linkMTU()
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)

@@ -37,11 +37,7 @@ public struct PtpPlugin: MainPlugin {
         let ctx = add.ctx
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
         let cnl = try container.netlink()
-        if try cnl.link(named: ctx.args.ifName) != nil {
-            throw CNIError(
-                .conflict, "container interface \"\(ctx.args.ifName)\" already exists",
-                details: "in \(ctx.args.netns); DEL the attachment first or choose another CNI_IFNAME")
-        }
+        try cnl.requireFree(ctx.args.ifName, in: ctx.args.netns)
         return Prepared(host: try NetlinkSocket(), container: container, cnl: cnl)
     }
 

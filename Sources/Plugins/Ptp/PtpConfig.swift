@@ -23,8 +23,7 @@ public struct PtpConfig: MainPluginConfig {
         if let b = try f.string("ipMasqBackend"), !["nftables", "iptables"].contains(b) {
             throw Fields.invalid("ipMasqBackend", .string(b), "must be nftables or iptables (both are served by nftables here)")
         }
-        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        mtu = try f.linkMTU()
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
         dns = conf.dns

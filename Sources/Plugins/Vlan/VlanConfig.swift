@@ -24,18 +24,10 @@ public struct VlanConfig: MainPluginConfig {
         dns = conf.dns
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
-        mtu = try f.int("mtu", in: 0...65535).flatMap { $0 == 0 ? nil : $0 }
-        if let m = mtu, m < 68 { throw Fields.invalid("mtu", .int(m), "must be at least 68") }
+        mtu = try f.linkMTU()
         let id = try f.int("vlanId", in: 0...4094)
         vlanId = UInt16(id ?? 0)
-        if let m = try f.string("master"), !m.isEmpty {
-            do {
-                try CommandArgs.validateInterfaceName(m, variable: "master")
-            } catch {
-                throw CNIError(.invalidNetworkConfig, "invalid master \"\(m)\"", details: error.details)
-            }
-            master = m
-        }
+        master = try f.interfaceName("master") ?? ""
         guard forAdd else { return }
         if master.isEmpty {
             throw CNIError(.invalidNetworkConfig, "vlan needs \"master\"", details: "the host interface the VLAN is a sub-interface of")
