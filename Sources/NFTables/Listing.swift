@@ -200,6 +200,24 @@ extension NFTSocket {
         }
     }
 
+    /// Deletes each of `chains` (its rules with it) that nothing jumps to any more, each in its
+    /// own transaction: the kernel refuses to delete a chain a rule or a map element still
+    /// jumps to (EBUSY), which leaves that one in place; one already gone (ENOENT) is fine too.
+    /// What no listing can decide race-free, the kernel's own reference count decides. A
+    /// refused transaction costs the kernel a grace period, as a deletion does: pass the chains
+    /// a listing shows unused, not every candidate.
+    public func deleteUnusedChains(_ table: TableRef, _ chains: some Sequence<String>) throws(NFTError) {
+        for c in Set(chains).sorted() {
+            var b = Batch()
+            b.deleteChains(table, [c])
+            do {
+                try apply(b)
+            } catch {
+                guard error.errno == EBUSY || error.errno == ENOENT else { throw error }
+            }
+        }
+    }
+
     /// The names of the chains of `table`; nil when the table does not exist (GC: chains left
     /// without an element).
     public func chainNames(_ table: TableRef) throws(NFTError) -> Set<String>? {

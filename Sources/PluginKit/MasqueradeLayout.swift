@@ -162,21 +162,45 @@ public enum Masquerade {
     /// One transaction: the elements, and the subnet chains they leave without an element (all
     /// such chains with `orphans`). Race-safe: an ADD that gives such a chain a new element
     /// first makes the deletion fail with EBUSY, and the listing is taken again; an ADD that
-    /// counted on a chain deleted first fails with ENOENT and makes it again.
+    /// counted on a chain deleted first fails with ENOENT and makes it again. Two removals of
+    /// a chain's last two elements, each listing the other's, both keep the chain: after its
+    /// transaction each lists again the chains it kept for others' elements, and whichever
+    /// commits last finds them unused and deletes them.
     static func removeWhere(_ s: NFTSocket, orphans: Bool, _ predicate: (VerdictElement) -> Bool) throws(NFTError) {
+        var kept = Set<String>()
         try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
-            var b = Batch()
-            var used = Set<String>(), freed = Set<String>()
-            for f in [IPFamily.v4, .v6] {
-                let els = try elements(s, f)
-                let gone = els.filter(predicate)
-                b.deleteElements(table, map(f), gone.map(\.key))
-                for e in els { if predicate(e) { freed.insert(e.jump) } else { used.insert(e.jump) } }
-            }
-            if orphans { freed.formUnion((try s.chainNames(table) ?? []).filter { $0.hasPrefix("masq-") }) }
-            b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("masq-") })
+            let (b, k) = try removal(s, orphans: orphans, predicate)
+            kept = k
             return b
         }
+        try deleteIfUnused(s, kept)
+    }
+
+    /// Deletes those of `chains` that no element jumps to now (listed again: a refused deletion
+    /// would cost the kernel a grace period, a listing does not).
+    static func deleteIfUnused(_ s: NFTSocket, _ chains: Set<String>) throws(NFTError) {
+        guard !chains.isEmpty else { return }
+        var used = Set<String>()
+        for f in [IPFamily.v4, .v6] { for e in try elements(s, f) { used.insert(e.jump) } }
+        try s.deleteUnusedChains(table, chains.subtracting(used))
+    }
+
+    /// The transaction of ``removeWhere(_:orphans:_:)`` from one listing, and the subnet chains
+    /// it keeps only because elements it does not remove still jump to them.
+    static func removal(
+        _ s: NFTSocket, orphans: Bool, _ predicate: (VerdictElement) -> Bool
+    ) throws(NFTError) -> (Batch, kept: Set<String>) {
+        var b = Batch()
+        var used = Set<String>(), freed = Set<String>()
+        for f in [IPFamily.v4, .v6] {
+            let els = try elements(s, f)
+            let gone = els.filter(predicate)
+            b.deleteElements(table, map(f), gone.map(\.key))
+            for e in els { if predicate(e) { freed.insert(e.jump) } else { used.insert(e.jump) } }
+        }
+        if orphans { freed.formUnion((try s.chainNames(table) ?? []).filter { $0.hasPrefix("masq-") }) }
+        b.deleteChains(table, freed.subtracting(used).filter { $0.hasPrefix("masq-") })
+        return (b, freed.intersection(used).filter { $0.hasPrefix("masq-") })
     }
 
     /// The elements of the map of family `f`; none when the table does not exist.

@@ -1,12 +1,12 @@
 import Base
 import CNI
-import FirewallPlugin
+@testable import FirewallPlugin
 import BridgePlugin
 import Foundation
 import NFTables
 import PortmapPlugin
 import Netlink
-import PluginKit
+@testable import PluginKit
 import TestSupport
 import Testing
 
@@ -286,6 +286,42 @@ struct PortMapKernelTests {
         _ = try PortMap.collect(s, network: "other", valid: [])
         #expect(ours() == [])
         #expect(try PortMap.mappings(s, network: "web", a).count == 1, "GC of another network leaves web's mapping")
+    }
+
+    /// The two last containers of a subnet deleted at once: each DEL's listing still shows the
+    /// other's element, so each transaction keeps the chain. The interleaving is played step by
+    /// step: the first DEL's second try leaves the chain (the other's element is still there),
+    /// the second's removes it, and the firewall's isolation of the bridge with it.
+    @Test func twoLastDeletionsListingEachOtherLeaveNothing() throws {
+        let s = try ns.socket()
+        let a = Attachment(containerID: "a", ifName: "eth0"), b = Attachment(containerID: "b", ifName: "eth0")
+        let pa = IPPrefix("10.88.0.5/16")!, pb = IPPrefix("10.88.0.6/16")!
+        let chain = Masquerade.chain(network: "web", subnet: pa)
+        for (x, p) in [(a, pa), (b, pb)] {
+            try Masquerade.add(s, network: "web", x, addresses: [p])
+            try Firewall.add(s, network: "web", x, addresses: [p.address], adminChain: "admin", isolate: "br-web")
+        }
+        let ta = Masquerade.tag(network: "web", a), tb = Masquerade.tag(network: "web", b)
+        let (ma, keptA) = try Masquerade.removal(s, orphans: false) { $0.comment == ta }
+        let (mb, keptB) = try Masquerade.removal(s, orphans: false) { $0.comment == tb }
+        #expect(keptA == [chain] && keptB == [chain], "each listing sees the other's element")
+        let (fa, fkeptA) = try Firewall.removal(s, network: "web", orphans: false) { $0 == ta }
+        let (fb, fkeptB) = try Firewall.removal(s, network: "web", orphans: false) { $0 == tb }
+        #expect(fkeptA && fkeptB)
+        try s.apply(ma)
+        try s.apply(fa)
+        try Masquerade.deleteIfUnused(s, keptA)
+        try Firewall.removeWhere(s, network: "web", orphans: false, again: false) { _ in false }
+        #expect(try s.chainExists(Masquerade.table, chain), "b's element still jumps to it")
+        #expect(ns.nft("list", "ruleset").contains("br-web"), "b's network is still isolated")
+        try s.apply(mb)
+        try s.apply(fb)
+        #expect(try s.chainExists(Masquerade.table, chain), "both transactions kept it: the race")
+        try Masquerade.deleteIfUnused(s, keptB)
+        try Firewall.removeWhere(s, network: "web", orphans: false, again: false) { _ in false }
+        #expect(try !s.chainExists(Masquerade.table, chain), "the last DEL's second try removes it")
+        let left = ns.nft("list", "ruleset")
+        #expect(!left.contains("chain net-") && !left.contains("chain iso-") && !left.contains("br-web"), "\(left)")
     }
 
     /// DEL of a subnet's last container races ADDs on the same subnet (separate sockets, as

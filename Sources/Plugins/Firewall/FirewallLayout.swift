@@ -157,33 +157,51 @@ public enum Firewall {
 
     /// One transaction: the elements, and each network chain they leave without an element (all
     /// such chains with `orphans`) with the isolation of that network's bridge. Race-safe
-    /// against an ADD of the same network (see ``add``).
-    static func removeWhere(_ s: NFTSocket, network: String, orphans: Bool, _ predicate: (String) -> Bool) throws(NFTError) {
+    /// against an ADD of the same network (see ``add``). Two removals of a network's last two
+    /// addresses, each listing the other's, both keep its chain: one that kept a chain for
+    /// others' elements lists again after its transaction (the one that commits last sees
+    /// none left, and removes the chain and the isolation).
+    static func removeWhere(
+        _ s: NFTSocket, network: String, orphans: Bool, again: Bool = true, _ predicate: (String) -> Bool
+    ) throws(NFTError) {
+        var kept = false
         try s.applyListing(also: [EBUSY]) { () throws(NFTError) -> Batch in
-            var b = Batch()
-            var used = Set<String>(), freed = Set<String>()
-            for f in [IPFamily.v4, .v6] {
-                let els = try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6)
-                b.deleteElements(table, map(f), els.filter { predicate($0.comment) }.map(\.key))
-                for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
-            }
-            let chains = try s.chainNames(table) ?? []
-            if orphans { freed.formUnion(chains.filter { $0.hasPrefix("net-") }) } else { freed.insert(networkChain(network)) }
-            let gone = freed.subtracting(used).filter { $0.hasPrefix("net-") && chains.contains($0) }
-            b.deleteChains(table, gone)
-            // The isolation of the networks whose chain goes (or is gone already).
-            let isolated = try s.elements(table, isolationIn, .interfaceName).filter { e in
-                guard e.comment.hasPrefix(isolationComment) else { return false }
-                let owner = networkChain(String(e.comment.dropFirst(isolationComment.count)))
-                return gone.contains(owner) || (orphans && !chains.contains(owner) && !used.contains(owner))
-            }
-            guard !isolated.isEmpty else { return b }
-            let out = Set(try s.elements(table, isolationOut, .interfaceName).map(\.key))
-            b.deleteElements(table, isolationIn, isolated.map(\.key))
-            b.deleteElements(table, isolationOut, isolated.map(\.key).filter { out.contains($0) })
-            b.deleteChains(table, isolated.map(\.jump).filter { $0.hasPrefix("iso-") })
+            let (b, k) = try removal(s, network: network, orphans: orphans, predicate)
+            kept = k
             return b
         }
+        if kept && again { try removeWhere(s, network: network, orphans: orphans, again: false) { _ in false } }
+    }
+
+    /// The transaction of ``removeWhere(_:network:orphans:again:_:)`` from one listing, and
+    /// whether it keeps a network chain only because elements it does not remove jump to it.
+    static func removal(
+        _ s: NFTSocket, network: String, orphans: Bool, _ predicate: (String) -> Bool
+    ) throws(NFTError) -> (Batch, kept: Bool) {
+        var b = Batch()
+        var used = Set<String>(), freed = Set<String>()
+        for f in [IPFamily.v4, .v6] {
+            let els = try s.elements(table, map(f), f == .v4 ? .ipv4 : .ipv6)
+            b.deleteElements(table, map(f), els.filter { predicate($0.comment) }.map(\.key))
+            for e in els { if predicate(e.comment) { freed.insert(e.jump) } else { used.insert(e.jump) } }
+        }
+        let chains = try s.chainNames(table) ?? []
+        if orphans { freed.formUnion(chains.filter { $0.hasPrefix("net-") }) } else { freed.insert(networkChain(network)) }
+        let gone = freed.subtracting(used).filter { $0.hasPrefix("net-") && chains.contains($0) }
+        let kept = freed.intersection(used).contains { $0.hasPrefix("net-") }
+        b.deleteChains(table, gone)
+        // The isolation of the networks whose chain goes (or is gone already).
+        let isolated = try s.elements(table, isolationIn, .interfaceName).filter { e in
+            guard e.comment.hasPrefix(isolationComment) else { return false }
+            let owner = networkChain(String(e.comment.dropFirst(isolationComment.count)))
+            return gone.contains(owner) || (orphans && !chains.contains(owner) && !used.contains(owner))
+        }
+        guard !isolated.isEmpty else { return (b, kept) }
+        let out = Set(try s.elements(table, isolationOut, .interfaceName).map(\.key))
+        b.deleteElements(table, isolationIn, isolated.map(\.key))
+        b.deleteElements(table, isolationOut, isolated.map(\.key).filter { out.contains($0) })
+        b.deleteChains(table, isolated.map(\.jump).filter { $0.hasPrefix("iso-") })
+        return (b, kept)
     }
 
     /// CHECK: the table's own chains and rules (the admin chain is the administrator's).
