@@ -150,6 +150,13 @@ def bandwidth(limits=None, prev=PREV, **extra):
     return merge(c, extra)
 
 
+def sbr(prev=PREV, **extra):
+    c = {"cniVersion": "1.1.0", "name": "badnet", "type": "sbr"}
+    if prev is not None:
+        c["prevResult"] = prev
+    return merge(c, extra)
+
+
 def flannel(**extra):
     return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "flannel", "subnetFile": D + "/no-subnet.env",
                   "dataDir": D + "/flannel", "delegate": {"bridge": BRIDGE}}, extra)
@@ -370,6 +377,19 @@ CASES = [
     ("host-device the loopback", "host-device", dict(conf=hostdev(device="lo")), 7, "loopback"),
     ("host-device deviceID on no bus", "host-device", dict(conf=hostdev(device=MASTER, runtimeConfig={"deviceID": "0000:ff:1f.7"})), 7,
      "deviceID"),
+    # sbr: refused before a rule or route is made.
+    ("sbr without prevResult", "sbr", dict(conf=sbr(prev=None)), 7, "chained plugin"),
+    ("sbr prevResult without an address on CNI_IFNAME", "sbr", dict(conf=sbr(), env={"CNI_IFNAME": "net7"}), 7, "net7"),
+    ("sbr table 0", "sbr", dict(conf=sbr(table=0)), 7, "table"),
+    ("sbr table a string", "sbr", dict(conf=sbr(table="100")), 6, "table"),
+    ("sbr gateway not an address", "sbr", dict(conf=sbr(gateways=["router"])), 7, "gateways[0]"),
+    ("sbr two IPv6 gateways", "sbr", dict(conf=sbr(gateways=["fd00::1", "fd00::2"])), 7, "gateways[1]"),
+    ("sbr three gateways", "sbr", dict(conf=sbr(gateways=["10.91.0.1", "fd00::1", "10.91.0.2"])), 7, "gateways"),
+    ("sbr gateways with table", "sbr", dict(conf=sbr(table=300, gateways=["10.91.0.1"])), 7, "gateways"),
+    ("sbr on an interface that is not there", "sbr",
+     dict(conf=sbr(prev=merge(PREV, {"interfaces": [{"name": "nosuch0", "sandbox": "/run/netns/" + NETNS}],
+                                     "ips": [{"address": "10.91.0.5/24", "interface": 0}]})), env={"CNI_IFNAME": "nosuch0"}), 7,
+     'no interface "nosuch0"'),
     # static IPAM (run as IPAM directly): addresses in CIDR notation, gateways that are addresses.
     ("static address without a prefix length", "static", dict(conf=static([{"address": "10.91.5.5"}])), 7, "ipam.addresses[0].address"),
     ("static gateway not an address", "static", dict(conf=static([{"address": "10.91.5.5/24", "gateway": "router"}])), 7,

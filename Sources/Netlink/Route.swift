@@ -24,12 +24,14 @@ public struct KernelRoute: Sendable, Equatable {
     public var onLink: Bool
     /// The source address the kernel picks for traffic on the route (RTA_PREFSRC).
     public var source: IPAddress?
+    /// Who made it (`proto`: RTPROT_KERNEL for an address's own route); RTPROT_BOOT when nil.
+    public var protocolID: UInt8?
 
     /// A route to `destination` (nil: the default route), as the kernel reports or takes it.
     public init(
         destination: IPPrefix?, family: IPFamily? = nil, gateway: IPAddress? = nil, outputIndex: Int32? = nil,
         table: UInt32? = nil, scope: UInt8 = 0, priority: UInt32? = nil, mtu: UInt32? = nil, advmss: UInt32? = nil,
-        onLink: Bool = false, source: IPAddress? = nil
+        onLink: Bool = false, source: IPAddress? = nil, protocolID: UInt8? = nil
     ) {
         self.destination = destination.map(\.network)
         self.family = family ?? destination?.family ?? gateway?.family ?? .v4
@@ -42,6 +44,7 @@ public struct KernelRoute: Sendable, Equatable {
         self.advmss = advmss
         self.onLink = onLink
         self.source = source
+        self.protocolID = protocolID
     }
 }
 
@@ -117,7 +120,7 @@ extension NetlinkSocket {
         h.rtm_dst_len = UInt8(route.destination?.length ?? 0)
         let table = route.table ?? UInt32(RT_TABLE_MAIN.rawValue)
         h.rtm_table = table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue)
-        h.rtm_protocol = type == Int(RTM_DELROUTE) ? 0 : UInt8(RTPROT_BOOT)
+        h.rtm_protocol = type == Int(RTM_DELROUTE) ? 0 : route.protocolID ?? UInt8(RTPROT_BOOT)
         h.rtm_scope = route.scope
         h.rtm_type = UInt8(RTN_UNICAST)
         h.rtm_flags = route.onLink ? UInt32(RTNH_F_ONLINK) : 0
@@ -137,8 +140,9 @@ extension NetlinkSocket {
         return r
     }
 
-    /// The routes of a family in `table` (main when nil). Equivalent to `ip [-6] route show [table <t>]`.
-    public func routes(family: IPFamily, table: UInt32? = nil) throws(NetlinkError) -> [KernelRoute] {
+    /// The routes of a family in `table` (main when nil; every table with `anyTable`).
+    /// Equivalent to `ip [-6] route show [table <t>|all]` (unicast routes only).
+    public func routes(family: IPFamily, table: UInt32? = nil, anyTable: Bool = false) throws(NetlinkError) -> [KernelRoute] {
         var r = NetlinkRequest(type: Int(RTM_GETROUTE), flags: NLM_F_DUMP)
         var h = rtmsg()
         h.rtm_family = family == .v4 ? UInt8(AF_INET) : UInt8(AF_INET6)
@@ -148,7 +152,7 @@ extension NetlinkSocket {
             let h = reply.header(as: rtmsg.self)
             let a = reply.attributes(after: MemoryLayout<rtmsg>.size)
             let t = a.u32(Int(RTA_TABLE.rawValue)) ?? UInt32(h.rtm_table)
-            guard t == wanted, h.rtm_type == UInt8(RTN_UNICAST) else { return nil }
+            guard t == wanted || anyTable, h.rtm_type == UInt8(RTN_UNICAST) else { return nil }
             let dst = a[Int(RTA_DST.rawValue)].flatMap { IPAddress(networkBytes: $0) }
                 .flatMap { IPPrefix(address: $0, length: Int(h.rtm_dst_len)) }
             let metrics = a.nested(Int(RTA_METRICS.rawValue))
@@ -157,7 +161,8 @@ extension NetlinkSocket {
                 gateway: a[Int(RTA_GATEWAY.rawValue)].flatMap { IPAddress(networkBytes: $0) },
                 outputIndex: a.i32(Int(RTA_OIF.rawValue)), table: t, scope: h.rtm_scope,
                 priority: a.u32(Int(RTA_PRIORITY.rawValue)), mtu: metrics?.u32(Int(RTAX_MTU)),
-                advmss: metrics?.u32(Int(RTAX_ADVMSS)), onLink: h.rtm_flags & UInt32(RTNH_F_ONLINK) != 0)
+                advmss: metrics?.u32(Int(RTAX_ADVMSS)), onLink: h.rtm_flags & UInt32(RTNH_F_ONLINK) != 0,
+                source: a[Int(RTA_PREFSRC.rawValue)].flatMap { IPAddress(networkBytes: $0) }, protocolID: h.rtm_protocol)
         }
     }
 }

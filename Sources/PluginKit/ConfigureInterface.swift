@@ -62,7 +62,8 @@ public enum RouteMetric {
 extension NetlinkSocket {
     /// What of `ips` and `routes` (main-table routes) is missing on interface `index`, as a message
     /// for CHECK; nil when everything is there. A route whose `priority` the result names must
-    /// have that metric.
+    /// have that metric. A route not in the main table but in another on the same interface
+    /// counts (sbr moves them to a table per address).
     public func missingConfiguration(_ ips: [CNIResult.IPConfig], _ routes: [CNIResult.Route], index: Int32, ifName: String)
         throws -> String?
     {
@@ -70,9 +71,16 @@ extension NetlinkSocket {
         for ipc in ips where !have.contains(ipc.address) { return "address \(ipc.address) is missing on \(ifName)" }
         for fam in [IPFamily.v4, .v6] {
             let present = try self.routes(family: fam)
+            var anywhere: [KernelRoute]?  // every table, listed only when the main table lacks a route
             for r in routes where r.dst.family == fam && r.table == nil {
                 let dst: IPPrefix? = r.dst.length == 0 ? nil : r.dst
-                let mine = present.filter { $0.destination == dst && $0.outputIndex == index }
+                var mine = present.filter { $0.destination == dst && $0.outputIndex == index }
+                if mine.isEmpty {
+                    // A chained plugin (sbr) may have moved the interface's routes to a table
+                    // of their own: there, they are still the interface's.
+                    if anywhere == nil { anywhere = try self.routes(family: fam, anyTable: true) }
+                    mine = anywhere!.filter { $0.destination == dst && $0.outputIndex == index }
+                }
                 if mine.isEmpty { return "route to \(r.dst) is missing on \(ifName)" }
                 if let p = r.priority, !mine.contains(where: { KernelRoute.effectiveMetric($0.priority, fam) == KernelRoute.effectiveMetric(UInt32(p), fam) }) {
                     return

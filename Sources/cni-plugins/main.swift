@@ -14,6 +14,7 @@ import MacvlanPlugin
 import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
+import SbrPlugin
 import TuningPlugin
 import VlanPlugin
 import VxlanPlugin
@@ -41,6 +42,7 @@ let plugins: [String: any CNIPlugin] = [
     PortmapPlugin.type: PortmapPlugin(),
     PtpPlugin.type: PtpPlugin(),
     StaticPlugin.type: StaticPlugin(),
+    SbrPlugin.type: SbrPlugin(),
     TuningPlugin.type: TuningPlugin(),
     VlanPlugin.type: VlanPlugin(),
     VxlanPlugin.type: VxlanPlugin(),

@@ -16,6 +16,7 @@ import MacvlanPlugin
 import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
+import SbrPlugin
 import TuningPlugin
 import VlanPlugin
 import VxlanPlugin
@@ -31,7 +32,7 @@ let plugins: [any CNIPlugin.Type] = [
     BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, FlannelPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self,
     MacvlanPlugin.self,
     PortmapPlugin.self, PtpPlugin.self, StaticPlugin.self,
-    TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self,
+    TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self, SbrPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

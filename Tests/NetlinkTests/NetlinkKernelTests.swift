@@ -146,6 +146,44 @@ struct NetlinkKernelTests {
         #expect(try nl.routes(family: .v6).contains { $0.destination?.description == "fd00:74::/64" })
     }
 
+    /// Routing rules (`ip rule`) added, listed as the kernel orders them, deleted; the tables in
+    /// use; a route's source hint and protocol read back and kept when copied.
+    @Test func routingRulesAndTablesInUse() throws {
+        let ns = try TestNetns("nlq")
+        defer { ns.remove() }
+        let nl = try ns.open().netlink()
+        try nl.createVeth(name: "q0", peer: "q1")
+        let idx = try nl.requireLink("q0").index
+        try nl.setUp(idx)
+        try nl.addAddress(idx, IPPrefix("10.75.0.2/24")!)
+        let v4 = RoutingRule(family: .v4, source: IPPrefix("10.75.0.2/32"), table: 100)
+        let v6 = RoutingRule(family: .v6, source: IPPrefix("fd00:75::2/128"), table: 70000, priority: 1000)
+        try nl.addRoutingRule(v4)
+        try nl.addRoutingRule(v6)
+        // The kernel refuses a rule that exists with its priority; without one, it gives the
+        // same rule the next free priority: a caller that wants one rule looks first.
+        #expect(throws: NetlinkError.self) { try nl.addRoutingRule(v6) }
+        let text = ns.ip("rule", "show") + ns.ip("-6", "rule", "show")
+        #expect(text.contains("32765:\tfrom 10.75.0.2 lookup 100") && text.contains("1000:\tfrom fd00:75::2 lookup 70000"), "\(text)")
+        let rules = try nl.routingRules(family: .v4)
+        #expect(rules.map(\.table) == [255, 100, 254, 253], "the kernel's order: \(rules)")
+        #expect(rules[1].source == IPPrefix("10.75.0.2/32") && rules[1].priority == 32765)
+        #expect(try nl.routingRules(family: .v6).contains(v6))
+        try nl.addRoute(KernelRoute(destination: IPPrefix("10.76.0.0/16"), gateway: IPAddress("10.75.0.1"), outputIndex: idx, table: 300))
+        #expect(try nl.tablesInUse().isSuperset(of: [100, 253, 254, 255, 300, 70000]))
+        #expect(try !nl.tablesInUse().contains(101))
+        try nl.deleteRoutingRule(rules[1])
+        try nl.deleteRoutingRule(v6)
+        #expect(try nl.routingRules(family: .v4).map(\.table) == [255, 254, 253])
+        // The address's own route: its source hint and protocol (kernel) survive a copy.
+        let subnet = try #require(try nl.routes(family: .v4).first { $0.destination == IPPrefix("10.75.0.0/24") })
+        #expect(subnet.source == IPAddress("10.75.0.2") && subnet.protocolID == 2)
+        var copy = subnet
+        copy.table = 300
+        try nl.replaceRoute(copy)
+        #expect(ns.ip("route", "show", "table", "300").contains("10.75.0.0/24 dev q0 proto kernel scope link src 10.75.0.2"))
+    }
+
     @Test func namespacesOpenOnlyNamespaceFilesAndWorkRunsInside() throws {
         let ns = try TestNetns("nln")
         defer { ns.remove() }

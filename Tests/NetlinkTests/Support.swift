@@ -32,6 +32,9 @@ final class TestNetns {
         return (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [[String: Any]] ?? []
     }
 
+    /// `ip -n <ns> <args>`'s output.
+    func ip(_ args: String...) -> String { sh(["ip", "-n", name] + args).out }
+
     /// The `ip -j -d link show dev <link>` object.
     func link(_ dev: String) -> [String: Any]? { ipJSON("-d", "link", "show", "dev", dev).first }
 }

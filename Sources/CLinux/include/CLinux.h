@@ -14,6 +14,8 @@
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/fib_rules.h>
+#include <linux/if_tun.h>
 #include <linux/veth.h>
 #include <linux/if_bridge.h>
 #include <linux/pkt_sched.h>
