@@ -79,6 +79,7 @@ let package = Package(
         .target(name: "VlanPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Vlan"),
         .target(name: "DummyPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Dummy"),
         .target(name: "SbrPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Sbr"),
+        .target(name: "TapPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tap"),
         .target(name: "HostDevicePlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/HostDevice"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
@@ -91,7 +92,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
                 "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
-                "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin",
+                "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -115,7 +116,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
                 "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin",
-                "TuningPlugin", "VxlanPlugin", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin",
+                "TuningPlugin", "VxlanPlugin", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;

@@ -150,6 +150,10 @@ def bandwidth(limits=None, prev=PREV, **extra):
     return merge(c, extra)
 
 
+def tap(**extra):
+    return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "tap"}, extra)
+
+
 def sbr(prev=PREV, **extra):
     c = {"cniVersion": "1.1.0", "name": "badnet", "type": "sbr"}
     if prev is not None:
@@ -377,6 +381,17 @@ CASES = [
     ("host-device the loopback", "host-device", dict(conf=hostdev(device="lo")), 7, "loopback"),
     ("host-device deviceID on no bus", "host-device", dict(conf=hostdev(device=MASTER, runtimeConfig={"deviceID": "0000:ff:1f.7"})), 7,
      "deviceID"),
+    # tap: refused before the device is made.
+    ("tap owner negative", "tap", dict(conf=tap(owner=-1)), 7, "owner"),
+    ("tap owner (uid_t)-1", "tap", dict(conf=tap(owner=4294967295)), 7, "owner"),
+    ("tap group a string", "tap", dict(conf=tap(group="kvm")), 6, "group"),
+    ("tap multiQueue a string", "tap", dict(conf=tap(multiQueue="yes")), 6, "multiQueue"),
+    ("tap mac malformed", "tap", dict(conf=tap(mac="02:00")), 7, "mac"),
+    ("tap mtu above 65535", "tap", dict(conf=tap(mtu=70000)), 7, "mtu"),
+    ("tap bridge not in the container", "tap", dict(conf=tap(bridge="nosuchbr0")), 7, "nosuchbr0"),
+    ("tap bridge name too long", "tap", dict(conf=tap(bridge="a-very-long-bridge-name")), 7, "bridge"),
+    ("tap selinuxContext with a space", "tap", dict(conf=tap(selinuxContext="system_u:system_r:x t:s0")), 7, "selinuxContext"),
+    ("tap CNI_IFNAME taken", "tap", dict(conf=tap(), env={"CNI_IFNAME": "inuse0"}), 107, "inuse0"),
     # sbr: refused before a rule or route is made.
     ("sbr without prevResult", "sbr", dict(conf=sbr(prev=None)), 7, "chained plugin"),
     ("sbr prevResult without an address on CNI_IFNAME", "sbr", dict(conf=sbr(), env={"CNI_IFNAME": "net7"}), 7, "net7"),

@@ -79,3 +79,28 @@ int clinux_stop_signal_pipe(void) {
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) return -1;
     return p[0];
 }
+
+int clinux_tap_create(const char *name, int multi_queue, long long owner, long long group, int *step) {
+    struct ifreq ifr;
+    int fd, err;
+    *step = 1;
+    fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (multi_queue ? IFF_MULTI_QUEUE : 0);
+    *step = 2;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
+    *step = 3;
+    if (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0) goto fail;
+    *step = 4;
+    if (group >= 0 && ioctl(fd, TUNSETGROUP, (unsigned long)group) < 0) goto fail;
+    *step = 5;
+    if (ioctl(fd, TUNSETPERSIST, 1UL) < 0) goto fail;
+    close(fd);
+    return 0;
+fail:
+    err = errno;
+    close(fd);  /* not persistent yet: the device goes with the file */
+    return -err;
+}

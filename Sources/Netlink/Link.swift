@@ -31,6 +31,8 @@ public struct Link: Sendable, Equatable {
     public let ipvlanFlag: IpvlanFlag?
     /// IFLA_VLAN_ID of an 802.1Q VLAN link.
     public let vlanID: UInt16?
+    /// A tun or tap device's settings.
+    public let tun: TunInfo?
 
     /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
     /// under it (a tun, wireguard or ip tunnel device is not).
@@ -65,6 +67,7 @@ public struct Link: Sendable, Equatable {
         ipvlanMode = kind == "ipvlan" ? data?.u16(Int(IFLA_IPVLAN_MODE)).flatMap(IpvlanMode.init(rawValue:)) : nil
         ipvlanFlag = kind == "ipvlan" ? data?.u16(Int(IFLA_IPVLAN_FLAGS)).flatMap(IpvlanFlag.init(rawValue:)) : nil
         vlanID = kind == "vlan" ? data?.u16(Int(IFLA_VLAN_ID)) : nil
+        tun = kind == "tun" ? TunInfo(data) : nil
     }
 }
 

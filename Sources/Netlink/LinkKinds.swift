@@ -101,3 +101,41 @@ extension NetlinkSocket {
         try execute(r, "RTM_NEWLINK dummy \(name)")
     }
 }
+
+/// A tun/tap device's settings as the kernel reports them (IFLA_INFO_DATA of kind "tun").
+public struct TunInfo: Sendable, Equatable {
+    /// A tap (Ethernet frames), not a tun (IP packets).
+    public let isTap: Bool
+    /// The user that may open it without CAP_NET_ADMIN; nil for none.
+    public let owner: UInt32?
+    /// The group that may open it without CAP_NET_ADMIN; nil for none.
+    public let group: UInt32?
+    public let multiQueue: Bool
+    /// It outlives the file that made it.
+    public let persistent: Bool
+
+    init?(_ data: NetlinkAttributes?) {
+        guard let data, let type = data.u8(Int(IFLA_TUN_TYPE)) else { return nil }
+        isTap = type == 2  // IFF_TAP
+        owner = data.u32(Int(IFLA_TUN_OWNER)).flatMap { $0 == UInt32.max ? nil : $0 }
+        group = data.u32(Int(IFLA_TUN_GROUP)).flatMap { $0 == UInt32.max ? nil : $0 }
+        multiQueue = data.u8(Int(IFLA_TUN_MULTI_QUEUE)) == 1
+        persistent = data.u8(Int(IFLA_TUN_PERSIST)) == 1
+    }
+}
+
+/// Tap devices, which rtnetlink cannot make: /dev/net/tun makes them.
+public enum TapDevice {
+    /// Makes the persistent tap `name` in the network namespace of the calling thread (run it
+    /// inside ``NetworkNamespace/perform(_:)``): frames without packet information, with the
+    /// virtio-net header a VMM asks for, `multiQueue` for a VMM's several queues; `owner` and
+    /// `group` may open it without CAP_NET_ADMIN. Equivalent to `ip tuntap add mode tap name
+    /// <name> [multi_queue] [user <owner>] [group <group>]`.
+    public static func create(name: String, multiQueue: Bool, owner: UInt32?, group: UInt32?) throws(NetlinkError) {
+        var step: Int32 = 0
+        let rc = clinux_tap_create(name, multiQueue ? 1 : 0, owner.map { Int64($0) } ?? -1, group.map { Int64($0) } ?? -1, &step)
+        guard rc != 0 else { return }
+        let what = ["open /dev/net/tun", "TUNSETIFF", "TUNSETOWNER \(owner ?? 0)", "TUNSETGROUP \(group ?? 0)", "TUNSETPERSIST"]
+        throw NetlinkError(operation: "tap \(name): " + what[max(0, min(Int(step) - 1, what.count - 1))], errno: -rc)
+    }
+}

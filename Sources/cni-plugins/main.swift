@@ -15,6 +15,7 @@ import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
 import SbrPlugin
+import TapPlugin
 import TuningPlugin
 import VlanPlugin
 import VxlanPlugin
@@ -43,6 +44,7 @@ let plugins: [String: any CNIPlugin] = [
     PtpPlugin.type: PtpPlugin(),
     StaticPlugin.type: StaticPlugin(),
     SbrPlugin.type: SbrPlugin(),
+    TapPlugin.type: TapPlugin(),
     TuningPlugin.type: TuningPlugin(),
     VlanPlugin.type: VlanPlugin(),
     VxlanPlugin.type: VxlanPlugin(),
@@ -56,6 +58,9 @@ if name == "--list" {
     for p in plugins.keys.sorted() { print(p) }
     exit(0)
 }
+
+// The tap plugin's helper, executed by the plugin itself in an SELinux context (selinuxContext).
+if name == SELinuxLabel.helper { exit(SELinuxLabel.runHelper(Array(CommandLine.arguments.drop { $0 != name }.dropFirst()))) }
 
 guard let plugin = plugins[name] else {
     let list = plugins.keys.sorted().joined(separator: ", ")

@@ -17,6 +17,7 @@ import PortmapPlugin
 import PtpPlugin
 import StaticPlugin
 import SbrPlugin
+import TapPlugin
 import TuningPlugin
 import VlanPlugin
 import VxlanPlugin
@@ -32,7 +33,7 @@ let plugins: [any CNIPlugin.Type] = [
     BandwidthPlugin.self, BridgePlugin.self, DNSNamePlugin.self, FirewallPlugin.self, FlannelPlugin.self, HostLocalPlugin.self, LoopbackPlugin.self,
     MacvlanPlugin.self,
     PortmapPlugin.self, PtpPlugin.self, StaticPlugin.self,
-    TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self, SbrPlugin.self,
+    TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self, SbrPlugin.self, TapPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

@@ -66,6 +66,13 @@ int clinux_link_fd(int fd, const char *path);
 /// The namespace type (`CLONE_NEW*`) of the nsfs file `fd` (`ioctl NS_GET_NSTYPE`), or -1 with
 /// errno set (ENOTTY: not a namespace file, or a kernel before 4.11).
 int clinux_ns_type(int fd);
+/// Makes the persistent tap device `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, with
+/// IFF_MULTI_QUEUE when `multi_queue`) in the network namespace of the calling thread, through
+/// /dev/net/tun: TUNSETIFF, TUNSETOWNER when `owner` >= 0, TUNSETGROUP when `group` >= 0,
+/// TUNSETPERSIST; the file is closed before it returns (the device stays). Returns 0, or -errno
+/// of the step that failed with that step's number in `*step` (1 open, 2 TUNSETIFF, 3 owner,
+/// 4 group, 5 persist); a device made before a later step failed is deleted again.
+int clinux_tap_create(const char *name, int multi_queue, long long owner, long long group, int *step);
 /// `struct mmsghdr` (declared by glibc only under _GNU_SOURCE), for the batched datagram calls.
 struct clinux_mmsghdr {
     struct msghdr msg_hdr;
