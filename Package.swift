@@ -80,6 +80,7 @@ let package = Package(
         .target(name: "DummyPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Dummy"),
         .target(name: "SbrPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Sbr"),
         .target(name: "TapPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Tap"),
+        .target(name: "VrfPlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/Vrf"),
         .target(name: "HostDevicePlugin", dependencies: ["Base", "CNI", "Netlink", "PluginKit"], path: "Sources/Plugins/HostDevice"),
         .target(name: "FirewallPlugin", dependencies: ["Base", "CNI", "NFTables", "PluginKit"], path: "Sources/Plugins/Firewall"),
         .target(name: "VxlanPlugin", dependencies: ["Base", "CNI", "Netlink", "Overlay", "VXLAN", "PluginKit"], path: "Sources/Plugins/Vxlan"),
@@ -92,7 +93,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin", "FlannelPlugin", "HostLocalPlugin",
                 "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin", "TuningPlugin", "VxlanPlugin",
-                "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin",
+                "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin", "VrfPlugin",
             ]),
 
         // The DNS responder daemon the dnsname plugin starts: SwiftNIO, UDP and TCP on the gateways.
@@ -116,7 +117,7 @@ let package = Package(
             dependencies: [
                 "Base", "CNI", "CNIRuntime", "FuzzSupport", "BandwidthPlugin", "BridgePlugin", "DNSNamePlugin", "FirewallPlugin",
                 "FlannelPlugin", "HostLocalPlugin", "LoopbackPlugin", "MacvlanPlugin", "PortmapPlugin", "PtpPlugin", "StaticPlugin",
-                "TuningPlugin", "VxlanPlugin", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin",
+                "TuningPlugin", "VxlanPlugin", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "HostDevicePlugin", "SbrPlugin", "TapPlugin", "VrfPlugin",
             ]),
 
         // etcd v3 over its JSON gateway (AsyncHTTPClient, TLS): leases, CAS transactions, watches;
@@ -168,7 +169,7 @@ let package = Package(
             dependencies: ["Base", "CNI", "Netlink", "MacvlanPlugin", "TestSupport"]),
         .testTarget(
             name: "LinkPluginTests",
-            dependencies: ["Base", "CNI", "Netlink", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "TestSupport"]),
+            dependencies: ["Base", "CNI", "Netlink", "IpvlanPlugin", "VlanPlugin", "DummyPlugin", "VrfPlugin", "TestSupport"]),
         .testTarget(
             name: "LoopbackTests",
             dependencies: ["Base", "CNI", "Netlink", "LoopbackPlugin", "TestSupport"]),

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tb_build_bin || exit 1
 tb_tmpdir D
 mkdir -p "$D/bin"
-for p in bandwidth bridge flannel host-local macvlan portmap ptp dnsname static vxlan ipvlan vlan dummy host-device sbr tap; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
+for p in bandwidth bridge flannel host-local macvlan portmap ptp dnsname static vxlan ipvlan vlan dummy host-device sbr tap vrf; do ln -s "$BIN/cni-plugins" "$D/bin/$p"; done
 ln -s "$BIN/cni-dnsd" "$D/bin/cni-dnsd"
 tb_netns swcni-bih; H=$TB_LAST
 tb_netns swcni-bic; C=$TB_LAST

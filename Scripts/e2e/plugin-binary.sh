@@ -10,7 +10,7 @@ for n in host-local no-such-plugin; do ln -s "$BIN/cni-plugins" "$D/$n"; done
 ALL='["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
 
 echo "dispatch"
-check_eq "--list names only working plugins" "bandwidth bridge dnsname dummy firewall flannel host-device host-local ipvlan loopback macvlan portmap ptp sbr static tap tuning vlan vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
+check_eq "--list names only working plugins" "bandwidth bridge dnsname dummy firewall flannel host-device host-local ipvlan loopback macvlan portmap ptp sbr static tap tuning vlan vrf vxlan" "$("$BIN/cni-plugins" --list | tr '\n' ' ' | sed 's/ $//')"
 out=$(CNI_COMMAND=VERSION "$D/host-local" </dev/null)
 check_eq "VERSION through the symlink" "$ALL" "$(jq -c .supportedVersions <<<"$out")"
 out=$(echo '{"cniVersion":"0.4.0"}' | CNI_COMMAND=VERSION "$BIN/cni-plugins" host-local)

@@ -154,6 +154,13 @@ def tap(**extra):
     return merge({"cniVersion": "1.1.0", "name": "badnet", "type": "tap"}, extra)
 
 
+def vrf(prev=PREV, **extra):
+    c = {"cniVersion": "1.1.0", "name": "badnet", "type": "vrf", "vrfname": "blue"}
+    if prev is not None:
+        c["prevResult"] = prev
+    return merge(c, extra)
+
+
 def sbr(prev=PREV, **extra):
     c = {"cniVersion": "1.1.0", "name": "badnet", "type": "sbr"}
     if prev is not None:
@@ -392,6 +399,14 @@ CASES = [
     ("tap bridge name too long", "tap", dict(conf=tap(bridge="a-very-long-bridge-name")), 7, "bridge"),
     ("tap selinuxContext with a space", "tap", dict(conf=tap(selinuxContext="system_u:system_r:x t:s0")), 7, "selinuxContext"),
     ("tap CNI_IFNAME taken", "tap", dict(conf=tap(), env={"CNI_IFNAME": "inuse0"}), 107, "inuse0"),
+    # vrf: refused before a VRF is made or an interface moved.
+    ("vrf without vrfname", "vrf", dict(conf=vrf(vrfname=None)), 7, "vrfname"),
+    ("vrf vrfname too long", "vrf", dict(conf=vrf(vrfname="a-very-long-vrf-name")), 7, "vrfname"),
+    ("vrf table the main table", "vrf", dict(conf=vrf(table=254)), 7, "table"),
+    ("vrf table a string", "vrf", dict(conf=vrf(table="100")), 6, "table"),
+    ("vrf on an interface that is not there", "vrf", dict(conf=vrf(), env={"CNI_IFNAME": "nosuch0"}), 7, 'no interface "nosuch0"'),
+    ("vrf without prevResult", "vrf", dict(conf=vrf(prev=None)), 7, "chained plugin"),
+    ("vrf cniVersion 0.3.0 (prevResult from 0.3.1)", "vrf", dict(conf=vrf(cniVersion="0.3.0", prev=None)), 1, "0.3.0"),
     # sbr: refused before a rule or route is made.
     ("sbr without prevResult", "sbr", dict(conf=sbr(prev=None)), 7, "chained plugin"),
     ("sbr prevResult without an address on CNI_IFNAME", "sbr", dict(conf=sbr(), env={"CNI_IFNAME": "net7"}), 7, "net7"),

@@ -111,17 +111,18 @@ tb_kernel_has() {
     ip netns del "$n"
     return "$rc"
 }
-# tb_example_missing_kind CONFLIST: the link kind its first plugin makes that this kernel cannot
-# (this VM's has no ipvlan, 802.1Q or dummy); empty when none is missing. Scripts that run every
+# tb_example_missing_kind CONFLIST: a link kind one of its plugins makes that this kernel cannot
+# (this VM's has no ipvlan, 802.1Q, dummy or VRF); empty when none is missing. Scripts that run every
 # example skip those with the reason; their kernel tests run on Debian's (Scripts/kernel-vm-test).
 tb_example_missing_kind() {
     local t
-    t=$(jq -r '.plugins[0].type // .type' "$1")
-    if [ "$t" = ipvlan ] || [ "$t" = dummy ]; then
-        tb_kernel_has "$t" || echo "$t"
-    elif [ "$t" = vlan ]; then
-        tb_kernel_has vlan || echo "802.1Q VLAN"
-    fi
+    for t in $(jq -r '(.plugins // [.])[].type' "$1"); do
+        if [ "$t" = ipvlan ] || [ "$t" = dummy ] || [ "$t" = vrf ]; then
+            tb_kernel_has "$t" || { echo "$t"; return; }
+        elif [ "$t" = vlan ]; then
+            tb_kernel_has vlan || { echo "802.1Q VLAN"; return; }
+        fi
+    done
 }
 # check DESCRIPTION CMD...: ok when CMD succeeds.
 check() { local d="$1"; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }

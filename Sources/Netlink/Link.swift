@@ -33,6 +33,8 @@ public struct Link: Sendable, Equatable {
     public let vlanID: UInt16?
     /// A tun or tap device's settings.
     public let tun: TunInfo?
+    /// IFLA_VRF_TABLE of a VRF device.
+    public let vrfTable: UInt32?
 
     /// The link's hardware type is Ethernet (ARPHRD_ETHER): what a macvlan or ipvlan needs
     /// under it (a tun, wireguard or ip tunnel device is not).
@@ -68,6 +70,7 @@ public struct Link: Sendable, Equatable {
         ipvlanFlag = kind == "ipvlan" ? data?.u16(Int(IFLA_IPVLAN_FLAGS)).flatMap(IpvlanFlag.init(rawValue:)) : nil
         vlanID = kind == "vlan" ? data?.u16(Int(IFLA_VLAN_ID)) : nil
         tun = kind == "tun" ? TunInfo(data) : nil
+        vrfTable = kind == "vrf" ? data?.u32(Int(IFLA_VRF_TABLE)) : nil
     }
 }
 

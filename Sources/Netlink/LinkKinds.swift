@@ -139,3 +139,16 @@ public enum TapDevice {
         throw NetlinkError(operation: "tap \(name): " + what[max(0, min(Int(step) - 1, what.count - 1))], errno: -rc)
     }
 }
+
+extension NetlinkSocket {
+    /// Equivalent to `ip link add <name> type vrf table <table>`: a VRF device whose routes are
+    /// those of `table` (its ports' connected routes go there).
+    public func createVRF(name: String, table: UInt32) throws(NetlinkError) {
+        var r = NetlinkRequest.newLink(name, mtu: nil, mac: nil)
+        r.nest(Int(IFLA_LINKINFO)) { r in
+            r.attribute(Int(IFLA_INFO_KIND), string: "vrf")
+            r.nest(Int(IFLA_INFO_DATA)) { r in r.attribute(Int(IFLA_VRF_TABLE), u32: table) }
+        }
+        try execute(r, "RTM_NEWLINK vrf \(name) table \(table)")
+    }
+}

@@ -42,3 +42,21 @@ extension NetworkNamespace {
         }
     }
 }
+
+/// An exclusive lock on a network namespace's file (`flock`, the reference's meta plugins'
+/// lock): plugins that choose something per namespace (a routing table, a VRF) hold it, so two
+/// attachments of one container never choose the same.
+public enum NamespaceLock {
+    /// Runs `body` holding the lock on the namespace file `path` (waiting for it). Code 4 when
+    /// the file cannot be opened.
+    public static func hold<T>(_ path: String, plugin: String, _ body: () throws -> T) throws -> T {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CNIError(.invalidEnvironment, "\(plugin): cannot open CNI_NETNS \(path)", details: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            throw CNIError(.kernelOperationFailed, "\(plugin): cannot lock \(path)", details: String(cString: strerror(errno)))
+        }
+        return try body()
+    }
+}

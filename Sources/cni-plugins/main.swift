@@ -18,6 +18,7 @@ import SbrPlugin
 import TapPlugin
 import TuningPlugin
 import VlanPlugin
+import VrfPlugin
 import VxlanPlugin
 
 #if canImport(Glibc)
@@ -47,6 +48,7 @@ let plugins: [String: any CNIPlugin] = [
     TapPlugin.type: TapPlugin(),
     TuningPlugin.type: TuningPlugin(),
     VlanPlugin.type: VlanPlugin(),
+    VrfPlugin.type: VrfPlugin(),
     VxlanPlugin.type: VxlanPlugin(),
 ]
 

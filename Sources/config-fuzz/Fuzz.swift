@@ -20,6 +20,7 @@ import SbrPlugin
 import TapPlugin
 import TuningPlugin
 import VlanPlugin
+import VrfPlugin
 import VxlanPlugin
 
 // Configuration decoding under libFuzzer (Scripts/fuzz-config builds this target with
@@ -34,6 +35,7 @@ let plugins: [any CNIPlugin.Type] = [
     MacvlanPlugin.self,
     PortmapPlugin.self, PtpPlugin.self, StaticPlugin.self,
     TuningPlugin.self, VxlanPlugin.self, IpvlanPlugin.self, VlanPlugin.self, DummyPlugin.self, HostDevicePlugin.self, SbrPlugin.self, TapPlugin.self,
+    VrfPlugin.self,
 ]
 
 func check(_ bytes: [UInt8]) {

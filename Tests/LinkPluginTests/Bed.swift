@@ -7,7 +7,7 @@ import TestSupport
 let canCreateNetns = TestSupport.canCreateNetns()
 
 /// This kernel can make a link of `kind` (a sub-interface of a veth for ipvlan and vlan), tried in
-/// a throwaway namespace: this VM's kernel has no ipvlan, 802.1Q or dummy driver; Debian's stock
+/// a throwaway namespace: this VM's kernel has no ipvlan, 802.1Q, dummy or VRF driver; Debian's stock
 /// kernel (Scripts/kernel-vm-test) has them all.
 func kernelHas(_ kind: String) -> Bool {
     guard canCreateNetns else { return false }
@@ -18,6 +18,7 @@ func kernelHas(_ kind: String) -> Bool {
     switch kind {
     case "ipvlan": return sh("ip", "-n", n, "link", "add", "link", "p0", "name", "k0", "type", "ipvlan").status == 0
     case "vlan": return sh("ip", "-n", n, "link", "add", "link", "p0", "name", "k0", "type", "vlan", "id", "5").status == 0
+    case "vrf": return sh("ip", "-n", n, "link", "add", "k0", "type", "vrf", "table", "10").status == 0
     default: return sh("ip", "-n", n, "link", "add", "k0", "type", kind).status == 0
     }
 }

@@ -33,8 +33,12 @@ public struct SbrPlugin: CNIPlugin {
         let result = try ctx.chainedPrevResult(Self.type)
         let ips = try Self.addresses(result, ctx.args.ifName)
         let container = try NetworkNamespace.container(ctx.args.netns, environment: ctx.environment)
-        let lock = try Self.lock(ctx.args.netns)
-        defer { close(lock) }
+        try NamespaceLock.hold(ctx.args.netns, plugin: Self.type) { try Self.route(ctx, conf, ips, container) }
+        return result
+    }
+
+    /// ADD's work, under the lock.
+    static func route(_ ctx: PluginContext, _ conf: SbrConfig, _ ips: [CNIResult.IPConfig], _ container: NetworkNamespace) throws {
         let rollback = Rollback()
         defer { rollback.runIfArmed() }
         do {
@@ -53,7 +57,6 @@ public struct SbrPlugin: CNIPlugin {
             throw CNIError(.kernelOperationFailed, "sbr: cannot set up source-based routing for \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
         }
         rollback.disarm()
-        return result
     }
 
     /// Removes the rules of the interface's addresses (those on it and prevResult's); the
@@ -62,19 +65,18 @@ public struct SbrPlugin: CNIPlugin {
     public func del(_ ctx: PluginContext) throws {
         let conf = try SbrConfig(ctx.config)
         guard !ctx.args.netns.isEmpty, let ns = try? NetworkNamespace(path: ctx.args.netns) else { return }
-        let lock = try Self.lock(ctx.args.netns)
-        defer { close(lock) }
-        do {
-            let nl = try ns.netlink()
+        try NamespaceLock.hold(ctx.args.netns, plugin: Self.type) {
             var addresses = Set<IPAddress>()
             var gateways = Set(conf.gateways.values)
             if let prev = ctx.config.prevResult, let ips = try? Self.addresses(prev, ctx.args.ifName) {
                 addresses.formUnion(ips.map(\.address.address))
                 for ip in ips where conf.gateways[ip.address.family] == nil { if let g = ip.gateway { gateways.insert(g) } }
             }
-            try Self.tidy(nl, ctx.args.ifName, addresses: addresses, table: conf.table, added: gateways)
-        } catch {
-            throw CNIError(.kernelOperationFailed, "sbr: cannot remove the rules of \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
+            do {
+                try Self.tidy(try ns.netlink(), ctx.args.ifName, addresses: addresses, table: conf.table, added: gateways)
+            } catch {
+                throw CNIError(.kernelOperationFailed, "sbr: cannot remove the rules of \(ctx.args.ifName) in \(ctx.args.netns)", details: "\(error)")
+            }
         }
     }
 
@@ -166,19 +168,6 @@ public struct SbrPlugin: CNIPlugin {
         rollback.add("delete rule \(r)") { try nl.deleteRoutingRule(r) }
     }
 
-    /// An exclusive lock on the namespace file (the reference's: two sbr ADDs of one container
-    /// never choose the same table).
-    static func lock(_ path: String) throws(CNIError) -> Int32 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CNIError(.invalidEnvironment, "sbr: cannot open CNI_NETNS \(path)", details: String(cString: strerror(errno))) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let e = errno
-            close(fd)
-            throw CNIError(.kernelOperationFailed, "sbr: cannot lock \(path)", details: String(cString: strerror(e)))
-        }
-        return fd
-    }
 }
 
 /// Without `table`: a table per address, holding the interface's routes that belong to the
