@@ -187,6 +187,25 @@ check_eq "three addresses, three tables" "100 101 102" "$( { ip -n "$E" rule; ip
 check_eq "net2's table holds net2's routes" "192.168.72.0/24 dev net2 proto kernel scope link src 192.168.72.5;default via 192.168.72.1 dev net2;" \
     "$(ip -n "$E" route show table "$(ip -n "$E" rule | awk '/192.168.72.5/ {print $NF}')" | sed 's/ *$//' | sort | tr '\n' ';')"
 
+echo "sbr: every spec version"
+V=$(bed v)
+for v in 0.1.0 0.2.0 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
+    if [ "$v" = 0.1.0 ] || [ "$v" = 0.2.0 ]; then
+        prev='{"cniVersion":"'$v'","ip4":{"ip":"192.168.71.5/24","gateway":"192.168.71.1"},"ip6":{"ip":"fd00:71::5/64","gateway":"fd00:71::1"}}'
+    else
+        prev=$(jq -c --arg v "$v" '.prevResult | .cniVersion = $v' "$D/a.json" | sed "s|/run/netns/$A|/run/netns/$V|")
+    fi
+    jq -n --arg v "$v" --argjson p "$prev" '{cniVersion:$v,name:"sbr-net",type:"sbr",prevResult:$p}' > "$D/v.json"
+    run ours ADD "$V" "$D/v.json"
+    add_rc=$TB_RC
+    rules=$( { ip -n "$V" rule; ip -n "$V" -6 rule; } | grep -c 'from 192.168.71.5 lookup 100\|from fd00:71::5 lookup 101')
+    check_rc=0
+    if printf '%s\n' 0.4.0 "$v" | sort -V -C; then run ours CHECK "$V" "$D/v.json"; check_rc=$TB_RC; fi
+    run ours DEL "$V" "$D/v.json"
+    check_eq "$v: ADD, a rule per address, CHECK (from 0.4.0), DEL, nothing left" "0 2 0 0 0" \
+        "$add_rc $rules $check_rc $TB_RC $( { ip -n "$V" rule; ip -n "$V" -6 rule; } | grep -c 'lookup 10[01]')"
+done
+
 echo "sbr: a failed ADD is rolled back; refusals"
 F=$(bed f)
 main_before=$(ip -n "$F" route; ip -n "$F" -6 route)

@@ -118,6 +118,23 @@ check "check after the tap left the bridge fails (108) naming br0" fails_with 10
 run DEL "$B" "$D/b.json"
 check_eq "DEL leaves the bridge" "br0 lo" "$(links "$B")"
 
+echo "tap: every spec version"
+tb_netns swcni-tpv; V=$TB_LAST
+for v in 0.1.0 0.2.0 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
+    jq --arg v "$v" '.cniVersion = $v' "$D/a.json" > "$D/v.json"
+    run ADD "$V" "$D/v.json"
+    add_rc=$TB_RC out=$TB_OUT
+    kind=$(tun "$V" | jq -r '"\(.kind) \(.type)"')
+    check_rc=0
+    if printf '%s\n' 0.4.0 "$v" | sort -V -C; then
+        jq --argjson p "$out" '.prevResult = $p' "$D/v.json" > "$D/vc.json"
+        run CHECK "$V" "$D/vc.json"; check_rc=$TB_RC
+    fi
+    run DEL "$V" "$D/v.json"
+    check_eq "$v: ADD (a tap, its address in the $v result), CHECK (from 0.4.0), DEL, nothing left" "0 tun tap 10.55.0.5 0 0 lo" \
+        "$add_rc $kind $(jq -r '(.ips[0].address // .ip4.ip) | split("/")[0]' <<<"$out") $check_rc $TB_RC $(links "$V")"
+done
+
 echo "tap: refusals and a failed ADD, each leaving nothing"
 conf "$D/c.json" '{"bridge":"br9"}' none
 run ADD "$B" "$D/c.json"

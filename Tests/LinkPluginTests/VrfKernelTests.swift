@@ -81,6 +81,20 @@ struct VrfKernelTests {
         #expect(try bed.run(VrfPlugin(), "DEL", c, conf: conf).exitCode == 0, "netns gone")
     }
 
+    /// ADD, CHECK (from 0.4.0) and DEL in every version the plugin takes (from 0.3.1).
+    @Test(arguments: VrfPlugin.supportedVersions)
+    func everyVersion(_ v: CNIVersion) throws {
+        let bed = try LBed()
+        defer { bed.remove() }
+        let (c, base) = container(bed, "e")
+        let conf = base.replacingOccurrences(of: #""cniVersion":"1.0.0""#, with: #""cniVersion":"\#(v.rawValue)""#)
+        let add = try bed.run(VrfPlugin(), "ADD", c, conf: conf)
+        #expect(add.exitCode == 0 && ipJSON(c, "link", "show", "dev", "eth0").first?["master"] as? String == "blue", "\(v): \(msg(add))")
+        if v >= .v0_4_0 { #expect(try bed.run(VrfPlugin(), "CHECK", c, conf: conf).exitCode == 0) }
+        #expect(try bed.run(VrfPlugin(), "DEL", c, conf: conf).exitCode == 0)
+        #expect(ipJSON(c, "link", "show", "dev", "blue").isEmpty)
+    }
+
     /// Two interfaces in one VRF; the configured table; a VRF there with another table; an
     /// interface with a master already: refused, and the VRF the failed ADD made is gone.
     @Test func twoInterfacesTablesAndRefusals() throws {

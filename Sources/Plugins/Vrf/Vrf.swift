@@ -141,8 +141,12 @@ struct VRFJoin {
         rollback.add("take \(ifName) out of \(conf.name)") { try nl.setMaster(link.index, 0) }
         let now = Set(try nl.addresses(link.index, family: .v6).map(\.prefix))
         for a in v6 where !now.contains(a.prefix) { try nl.addAddress(link.index, a.prefix, noDAD: true) }
-        // The link's routes first: a gateway route needs the route to its gateway.
-        for r in routes.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) {
+        // The routes the kernel makes again with the addresses (their prefixes, IPv6
+        // link-local) are in the VRF's table already; the others follow, the link's routes
+        // first (a gateway route needs the route to its gateway).
+        let remade = Set(v6.map(\.prefix.network)).union([IPPrefix("fe80::/64")!])
+        let moving = routes.filter { r in r.gateway != nil || !(r.destination.map(remade.contains) ?? false) }
+        for r in moving.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) {
             var moved = r
             moved.table = table
             try nl.replaceRoute(moved)
@@ -164,7 +168,7 @@ struct VRFJoin {
         let made = try nl.requireLink(conf.name)
         rollback.add("delete VRF \(conf.name)") { try nl.deleteLink(made.index) }
         try nl.setUp(made.index)
-        return try nl.requireLink(conf.name)
+        return made
     }
 
     /// The first table from 1 that no VRF, rule or route of the namespace uses.
