@@ -70,18 +70,33 @@ public enum Reconcile {
             let want = wantedFDB[MACAddress(bytes: f.mac)]
             if want == nil || want != f.remote { ops.append(.deleteFDB(mac: f.mac, remote: f.remote)) }
         }
-        // Additions and changes, peer by peer in subnet order (stable output).
+        // Additions and changes, peer by peer in subnet order (stable output). What the kernel
+        // holds is looked up by hash: the cost grows with the peers, not with their square.
+        let fdb = Set(actual.fdb.map { Held(mac: $0.mac, address: $0.remote) })
+        let neighbors = Set(actual.neighbors.map { Held(mac: $0.mac, address: $0.address) })
+        let routes = Set(actual.routes.map { HeldRoute(subnet: $0.subnet, via: $0.via) })
         for p in peers.sorted(by: { ($0.subnet.address, $0.subnet.length) < ($1.subnet.address, $1.subnet.length) }) {
-            if !actual.fdb.contains(where: { $0.mac == p.mac && $0.remote == p.vtep }) {
-                ops.append(.replaceFDB(mac: p.mac, remote: p.vtep))
+            let mac = p.mac
+            if !fdb.contains(Held(mac: mac, address: p.vtep)) { ops.append(.replaceFDB(mac: mac, remote: p.vtep)) }
+            if !neighbors.contains(Held(mac: mac, address: p.vtepOverlayAddress)) {
+                ops.append(.replaceNeighbor(p.vtepOverlayAddress, mac: mac))
             }
-            if !actual.neighbors.contains(where: { $0.address == p.vtepOverlayAddress && $0.mac == p.mac }) {
-                ops.append(.replaceNeighbor(p.vtepOverlayAddress, mac: p.mac))
-            }
-            if !actual.routes.contains(where: { $0.subnet == p.subnet && $0.via == p.vtepOverlayAddress }) {
+            if !routes.contains(HeldRoute(subnet: p.subnet, via: p.vtepOverlayAddress)) {
                 ops.append(.replaceRoute(p.subnet, via: p.vtepOverlayAddress))
             }
         }
         return ops
+    }
+
+    /// An FDB entry (MAC, remote) or a neighbour (MAC, address), as a set holds it.
+    struct Held: Hashable {
+        let mac: [UInt8]
+        let address: IPAddress
+    }
+
+    /// A route through the VTEP, as a set holds it.
+    struct HeldRoute: Hashable {
+        let subnet: IPPrefix
+        let via: IPAddress
     }
 }

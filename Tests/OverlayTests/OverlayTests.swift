@@ -98,6 +98,23 @@ func lease(_ node: String, _ subnet: String, _ vtep: String) -> NodeLease { Node
         #expect(ops.map(\.description) == ["fdb del 0e:00:01:02:03:04 dst 192.168.1.2", "neigh replace 10.244.1.0 lladdr 0e:00:0a:f4:01:00"])
     }
 
+    /// A cluster-sized store: converged, nothing to do; one host's underlay address changed,
+    /// that host's FDB entry alone (the kernel's state is looked up by hash, not scanned).
+    @Test func fiveThousandPeers() throws {
+        let big = try OverlayNetwork(network: IPPrefix("10.0.0.0/8")!, subnetLength: 24)
+        let all =
+            [lease("self", "10.0.0.0/24", "192.168.1.1")]
+            + (1...5000).map { lease("p\($0)", "10.\($0 / 256).\($0 % 256).0/24", "192.168.\(2 + $0 / 250).\($0 % 250 + 1)") }
+        #expect(Reconcile.plan(node: "self", network: big, leases: all, actual: programmed(all)).isEmpty)
+        var moved = all
+        moved[4321].vtep = IPAddress("192.168.200.9")!
+        let ops = Reconcile.plan(node: "self", network: big, leases: moved, actual: programmed(all))
+        #expect(
+            ops.map(\.description) == [
+                "fdb del \(MACAddress(bytes: all[4321].mac)) dst \(all[4321].vtep)", "fdb replace \(MACAddress(bytes: all[4321].mac)) dst 192.168.200.9",
+            ])
+    }
+
     @Test func entriesWipedByAFlapAreProgrammedAgainAndForeignOnesLeftAlone() {
         var actual = Reconcile.Actual()
         actual.routes = [(IPPrefix("192.168.50.0/24")!, IPAddress("192.168.1.254")!)]  // not the overlay's
