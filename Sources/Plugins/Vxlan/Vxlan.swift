@@ -36,10 +36,11 @@ public struct VxlanPlugin: CNIPlugin {
             let (under, local) = try VTEP.underlay(nl, named: conf.underlay)
             mtu = conf.mtu ?? under.mtu - (local.family == .v4 ? 50 : 70)
             let store = FileLeaseStore(path: path)
-            lease = try store.claim(conf.overlay, node: conf.node, vtep: local)
+            let claimed = try store.claimListing(conf.overlay, node: conf.node, vtep: local)
+            lease = claimed.lease
             do {
                 let index = try VTEP.ensure(nl, vni: conf.vni, port: conf.port, underlay: under.index, lease: lease, mtu: mtu)
-                try VTEP.reconcile(nl, index, node: conf.node, network: conf.overlay, leases: try store.leases())
+                try VTEP.reconcile(nl, index, node: conf.node, network: conf.overlay, leases: claimed.all)
             } catch let e as CNIError {
                 throw e
             } catch {
