@@ -60,6 +60,7 @@ let package = Package(
         // DNS: the wire format (a hardened parser), the records files, the answering logic.
         // No I/O and no Foundation: cni-dnsd serves it, the dnsname plugin writes the records.
         .target(name: "DNS", dependencies: ["Base"]),
+        .target(name: "DHCP", dependencies: ["Base"]),
 
         // The glue main plugins share: the container's namespace from CNI_NETNS, an interface
         // configured from a result (addresses, routes with their metrics), CHECK of it, DEL of it.
@@ -181,6 +182,7 @@ let package = Package(
         .testTarget(
             name: "FirewallTests",
             dependencies: ["Base", "CNI", "NFTables", "Netlink", "FirewallPlugin", "TestSupport"]),
+        .testTarget(name: "DHCPTests", dependencies: ["Base", "DHCP"]),
         .testTarget(
             name: "DNSTests",
             dependencies: ["Base", "CNI", "DNS", "DNSNamePlugin", "TestSupport"]),
