@@ -15,7 +15,8 @@ tb_cni_dirs sbr
 tb_netns swcni-sbh; H=$TB_LAST
 
 # bed NAME: a container NAME (eth0 to the host, net1 to router NAME-gw) with net1's addresses and
-# a route the main plugin would have added; prints the container's namespace name.
+# a route the main plugin would have added; sets BED to the container's namespace name. (Not
+# run in $(...): the namespaces must reach this shell's cleanup list.)
 bed() {
     local c g
     tb_netns "swcni-sb$1" >/dev/null; c=$TB_LAST
@@ -32,7 +33,7 @@ bed() {
     ip -n "$c" link set eth0 up; ip -n "$c" link set net1 up; ip -n "$g" link set r1 up; ip -n "$H" link set "e-$1" up
     ip -n "$c" route add default via 10.60.0.1 dev eth0 onlink
     ip -n "$c" route add 10.72.0.0/16 via 192.168.71.1 dev net1
-    echo "$c"
+    BED=$c
 }
 # conf FILE NETNS EXTRA-JSON: an sbr configuration with the prevResult of net1's main plugin.
 conf() {
@@ -64,7 +65,7 @@ only_family() { sed -E '/^table (100)-6:/s/: .*/: (not looked up)/; /^table (101
 fails_with() { [ "$TB_RC" -ne 0 ] && jq -e --argjson c "$1" --arg t "$2" '.code == $c and (.msg | contains($t))' <<<"$TB_OUT" >/dev/null; }
 route_dev() { ip -n "$1" -j route get "$2" ${3:+from "$3"} 2>/dev/null | jq -r '.[0].dev // "none"'; }
 
-A=$(bed a); R=$(bed r)
+bed a; A=$BED; bed r; R=$BED
 conf "$D/a.json" "$A"; conf "$D/r.json" "$R"
 main_a=$( { ip -n "$A" route; ip -n "$A" -6 route; } | sort)
 echo "sbr: ADD"
@@ -131,7 +132,7 @@ check_eq "our DEL of the reference's ADD exits 0" 0 "$TB_RC"
 check_eq "... and removes its rules" "" "$(ip -n "$R" rule | grep 192.168.71.5; ip -n "$R" -6 rule | grep fd00:71::5)"
 
 echo "sbr: table, gateways, addSourceHints, a table in use"
-B=$(bed b)
+bed b; B=$BED
 ip -n "$B" route add 10.99.0.0/16 via 10.60.0.1 dev eth0 table 100   # an administrator's table 100
 conf "$D/b.json" "$B" '{"gateways":["192.168.71.254"]}'
 run ours ADD "$B" "$D/b.json"
@@ -144,7 +145,7 @@ check_eq "gateways: the IPv4 table's default route is the configured gateway" "d
 check_eq "... the IPv6 one is prevResult's (no IPv6 gateway configured)" "default via fd00:71::1 dev net1 metric 1024 pref medium" \
     "$(ip -n "$B" -6 route show table 102 default | sed 's/ *$//')"
 run ours DEL "$B" "$D/b.json"
-C=$(bed c)
+bed c; C=$BED
 conf "$D/c.json" "$C" '{"addSourceHints":true}'
 run ours ADD "$C" "$D/c.json"
 check_eq "addSourceHints: add exits 0 $TB_OUT" 0 "$TB_RC"
@@ -170,7 +171,7 @@ check_eq "DEL with table removes that table's rules, not another's" "from 192.16
 check_eq "... and leaves table 500's routes to the administrator" "default via 192.168.71.1 dev net1" "$(ip -n "$C" route show table 500 | sed 's/ *$//')"
 
 echo "sbr: two interfaces, two ADDs at once"
-E=$(bed e)
+bed e; E=$BED
 ip -n "$E" link add net2 type veth peer name n2p
 ip -n "$E" addr add 192.168.72.5/24 dev net2
 ip -n "$E" link set net2 up; ip -n "$E" link set n2p up
@@ -188,7 +189,7 @@ check_eq "net2's table holds net2's routes" "192.168.72.0/24 dev net2 proto kern
     "$(ip -n "$E" route show table "$(ip -n "$E" rule | awk '/192.168.72.5/ {print $NF}')" | sed 's/ *$//' | sort | tr '\n' ';')"
 
 echo "sbr: every spec version"
-V=$(bed v)
+bed v; V=$BED
 for v in 0.1.0 0.2.0 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
     if [ "$v" = 0.1.0 ] || [ "$v" = 0.2.0 ]; then
         prev='{"cniVersion":"'$v'","ip4":{"ip":"192.168.71.5/24","gateway":"192.168.71.1"},"ip6":{"ip":"fd00:71::5/64","gateway":"fd00:71::1"}}'
@@ -207,7 +208,7 @@ for v in 0.1.0 0.2.0 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
 done
 
 echo "sbr: a failed ADD is rolled back; refusals"
-F=$(bed f)
+bed f; F=$BED
 main_before=$(ip -n "$F" route; ip -n "$F" -6 route)
 conf "$D/f.json" "$F" '{"gateways":["fd00:99::1"]}'
 run ours ADD "$F" "$D/f.json"

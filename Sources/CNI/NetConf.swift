@@ -18,6 +18,9 @@ public struct NetConf: Sendable {
     public let ipam: Fields?
     /// `ipam.type`, when present.
     public let ipamType: String?
+    /// The IPAM plugin a main plugin delegates to: `ipam.type` when it is not empty; nil for an
+    /// attachment without addresses (`ipam` absent, `{}` or without a type).
+    public var ipamPlugin: String? { ipamType.flatMap { $0.isEmpty ? nil : $0 } }
     /// The `dns` key of the configuration (overrides IPAM's DNS in main plugins).
     public let dns: CNIResult.DNS?
     /// `prevResult`, parsed in the version it carries (its `cniVersion`, else the config's).

@@ -114,7 +114,7 @@ public struct DHCPMessage: Sendable, Equatable {
         guard Array(bytes[236..<240]) == Self.cookie else { throw DHCPError("no DHCP magic cookie") }
         op = bytes[0]
         let hlen = min(Int(bytes[2]), 16)
-        xid = UInt32(bytes[4]) << 24 | UInt32(bytes[5]) << 16 | UInt32(bytes[6]) << 8 | UInt32(bytes[7])
+        xid = be32(bytes, 4)
         secs = UInt16(bytes[8]) << 8 | UInt16(bytes[9])
         broadcast = bytes[10] & 0x80 != 0
         func addr(_ at: Int) -> IPAddress { IPAddress(networkBytes: bytes[at..<(at + 4)])! }
@@ -180,7 +180,7 @@ public struct DHCPLease: Sendable, Equatable {
         let maskLength =
             try m.option(DHCPOption.subnetMask).map { b throws(DHCPError) -> Int in
                 guard b.count == 4 else { throw DHCPError("option 1 (subnet mask) has \(b.count) bytes") }
-                let v = UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+                let v = be32(b, 0)
                 let inverse = ~v  // a mask: ones, then zeros; its inverse is zeros, then ones
                 guard inverse & (inverse &+ 1) == 0 else {
                     throw DHCPError("option 1 (subnet mask) \(b.map(String.init).joined(separator: ".")) is not a mask")
@@ -213,7 +213,7 @@ public struct DHCPLease: Sendable, Equatable {
     static func seconds(_ m: DHCPMessage, _ code: UInt8) throws(DHCPError) -> UInt32? {
         guard let b = m.option(code) else { return nil }
         guard b.count == 4 else { throw DHCPError("option \(code) has \(b.count) bytes, not 4") }
-        return UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+        return be32(b, 0)
     }
 
     /// Option 33's destinations carry no mask: the address's class decides (RFC 2132 5.8).
@@ -302,3 +302,5 @@ public enum DomainList {
 
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
 func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+/// The big-endian 32-bit value at `i` of `b` (four bytes there, checked by the caller).
+func be32(_ b: [UInt8], _ i: Int) -> UInt32 { UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]) }

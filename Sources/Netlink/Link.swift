@@ -266,8 +266,7 @@ extension NetlinkSocket {
         let present = Set(try self.addresses(index).map(\.prefix))
         for a in addresses where !present.contains(a.prefix) { try addAddress(index, a.prefix, noDAD: true) }
         let now = try self.routes(family: .v4) + self.routes(family: .v6)
-        // Routes on the link first: a gateway route needs the route to its gateway.
-        for r in routes.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) where !now.contains(r) {
+        for r in routes.onLinkFirst where !now.contains(r) {
             do { try addRoute(r) } catch  where error.errno == EEXIST {}
         }
     }

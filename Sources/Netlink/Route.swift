@@ -48,6 +48,12 @@ public struct KernelRoute: Sendable, Equatable {
     }
 }
 
+extension Sequence where Element == KernelRoute {
+    /// The routes in the order they can be added: those straight on a link first, then those
+    /// through a gateway (a gateway route needs the route to its gateway). Stable otherwise.
+    public var onLinkFirst: [KernelRoute] { sorted { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) } }
+}
+
 extension KernelRoute {
     /// The metric the kernel records for `metric` in `family` (IPv6 stores 0 as 1024).
     public static func effectiveMetric(_ metric: UInt32?, _ family: IPFamily) -> UInt32 {

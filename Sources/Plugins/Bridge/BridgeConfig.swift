@@ -77,7 +77,7 @@ public struct BridgeConfig: MainPluginConfig {
         disableContainerInterface = try f.bool("disableContainerInterface") ?? false
         portIsolation = try f.bool("portIsolation") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
 
         mac = try conf.requestedMAC(args)

@@ -26,7 +26,7 @@ public struct DummyPlugin: MainPlugin {
     /// ``Config``, decoded and validated.
     public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> Config {
         let f = config.fields
-        var c = Config(ipam: config.ipamType.flatMap { $0.isEmpty ? nil : $0 }, dns: config.dns)
+        var c = Config(ipam: config.ipamPlugin, dns: config.dns)
         c.mtu = try f.linkMTU()
         c.mac = try config.requestedMAC(args, configured: try f.string("mac").map { m throws(CNIError) in try parseMACAddress(m, field: "mac") })
         guard forAdd else { return c }

@@ -36,7 +36,7 @@ public struct HostDeviceConfig: MainPluginConfig {
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
         selector = try Self.selector(f, runtimeConfig: conf.runtimeConfig)
         deviceID = try conf.runtimeConfig.string("deviceID").flatMap { $0.isEmpty ? nil : $0 }

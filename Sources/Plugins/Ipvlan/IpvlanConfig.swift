@@ -33,7 +33,7 @@ public struct IpvlanConfig: MainPluginConfig {
         mtu = try f.linkMTU()
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
         guard forAdd else { return }
         if ipam == nil, conf.prevResult?.ips.isEmpty ?? true {

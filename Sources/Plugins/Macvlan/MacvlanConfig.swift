@@ -34,7 +34,7 @@ public struct MacvlanConfig: MainPluginConfig {
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
         broadcastQueueLength = try f.int("bcqueuelen", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
         mac = try conf.requestedMAC(args, configured: try f.string("mac").map { m throws(CNIError) in try parseMACAddress(m, field: "mac") })
         if forAdd { try args.checkCNIArgs(known: ["MAC", "IP"]) }

@@ -25,7 +25,7 @@ public struct PtpConfig: MainPluginConfig {
         }
         mtu = try f.linkMTU()
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
         mac = try conf.requestedMAC(args)
         guard forAdd else { return }

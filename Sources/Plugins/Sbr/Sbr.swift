@@ -47,7 +47,8 @@ public struct SbrPlugin: CNIPlugin {
                 throw CNIError(.invalidNetworkConfig, "sbr: no interface \"\(ctx.args.ifName)\" in \(ctx.args.netns)")
             }
             if let table = conf.table {
-                for ip in ips { try Self.rule(nl, ip.address.address, table: table, rollback) }
+                let listed = try nl.routingRules(family: .v4) + nl.routingRules(family: .v6)
+                for ip in ips { try Self.rule(nl, ip.address.address, table: table, listed: listed, rollback) }
             } else {
                 try SourceTables(nl: nl, link: link, conf: conf, rollback: rollback).make(ips)
             }
@@ -98,8 +99,7 @@ public struct SbrPlugin: CNIPlugin {
                 }
                 guard table == nil, r.table >= firstTable, let link else { continue }
                 let routes = try nl.routes(family: f, table: r.table).filter { $0.outputIndex == link.index }
-                // The link's routes first: a gateway route needs the route to its gateway.
-                for route in routes.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) {
+                for route in routes.onLinkFirst {
                     let own =
                         route.destination == nil && route.gateway.map(added.contains) == true
                         && KernelRoute.effectiveMetric(route.priority, f) == KernelRoute.effectiveMetric(nil, f)
@@ -147,10 +147,7 @@ public struct SbrPlugin: CNIPlugin {
 
     /// prevResult's addresses on `ifName` (those naming no interface too, as the reference).
     static func addresses(_ result: CNIResult, _ ifName: String) throws(CNIError) -> [CNIResult.IPConfig] {
-        let ips = result.ips.filter { ip in
-            guard let i = ip.interface, result.interfaces.indices.contains(i) else { return true }
-            return result.interfaces[i].name == ifName
-        }
+        let ips = result.sandboxIPs(ifName)
         if ips.isEmpty {
             throw CNIError(
                 .invalidNetworkConfig, "sbr: prevResult has no address on \(ifName)",
@@ -160,10 +157,11 @@ public struct SbrPlugin: CNIPlugin {
     }
 
     /// The rule from `address` (its host prefix) to `table`, unless it exists.
-    static func rule(_ nl: NetlinkSocket, _ address: IPAddress, table: UInt32, _ rollback: Rollback) throws {
+    /// `listed`: the namespace's rules, as read before the first change.
+    static func rule(_ nl: NetlinkSocket, _ address: IPAddress, table: UInt32, listed: [RoutingRule], _ rollback: Rollback) throws {
         let r = RoutingRule(family: address.family, source: IPPrefix(address: address, length: address.family.bitWidth), table: table)
         // Without a priority the kernel would add the same rule again, one place higher.
-        if try nl.routingRules(family: address.family).contains(where: { $0.source == r.source && $0.table == table }) { return }
+        if listed.contains(where: { $0.source == r.source && $0.table == table }) { return }
         try nl.addRoutingRule(r)
         rollback.add("delete rule \(r)") { try nl.deleteRoutingRule(r) }
     }
@@ -200,9 +198,8 @@ struct SourceTables {
             }
             used.insert(table)
             next = table + 1
-            try SbrPlugin.rule(nl, a, table: table, rollback)
-            // The link's routes first: a gateway route needs the route to its gateway.
-            for r in main.filter({ belongs($0, to: ip.address) }).sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) {
+            try SbrPlugin.rule(nl, a, table: table, listed: rules, rollback)
+            for r in main.filter({ belongs($0, to: ip.address) }).onLinkFirst {
                 var copy = r
                 copy.table = table
                 try replace(copy)
@@ -255,8 +252,9 @@ struct SourceTables {
                 keep += main.filter { $0.destination == subnet && $0.gateway == nil }
             }
         }
-        // Gateway routes first: put back in the reverse order, a gateway's route comes first.
-        for r in main.sorted(by: { ($0.gateway == nil ? 1 : 0) < ($1.gateway == nil ? 1 : 0) }) where !keep.contains(r) {
+        // Gateway routes first (the reverse of the order they can be added): put back in
+        // reverse, the route to a gateway comes back before the routes through it.
+        for r in main.onLinkFirst.reversed() where !keep.contains(r) {
             guard try Self.delete(nl, r) else { continue }
             rollback.add("put back the route to \(r.destination?.description ?? "default") in the main table") { try Self.add(nl, r) }
         }

@@ -41,7 +41,7 @@ public struct TapPlugin: MainPlugin {
     /// ``Config``, decoded and validated.
     public static func decode(_ config: NetConf, args: CommandArgs, forAdd: Bool) throws(CNIError) -> Config {
         let f = config.fields
-        var c = Config(ipam: config.ipamType.flatMap { $0.isEmpty ? nil : $0 }, dns: config.dns)
+        var c = Config(ipam: config.ipamPlugin, dns: config.dns)
         c.mtu = try f.linkMTU()
         c.mac = try config.requestedMAC(args, configured: try f.string("mac").map { m throws(CNIError) in try parseMACAddress(m, field: "mac") })
         c.multiQueue = try f.bool("multiQueue") ?? false
@@ -90,39 +90,29 @@ public struct TapPlugin: MainPlugin {
         let link: Link
     }
 
-    /// The tap, made in the container's namespace under a temporary name (with its MTU and MAC)
-    /// and renamed there; a port of the bridge when one is configured.
+    /// The tap, made in the container's namespace under a temporary name and renamed there (its
+    /// deletion the undo step), then its MTU, MAC and bridge, still down.
     public func makeInterface(_ conf: Config, _ p: Prepared, _ add: AddSteps) throws -> Made {
         let link = try add.makeInContainer(p.cnl, prefix: "tapt", what: "tap \"\(add.ctx.args.ifName)\"") { name in
             try Self.makeTap(name, conf, p)
         }
-        if let bridge = p.bridge {
-            do { try p.cnl.setMaster(link.index, bridge.index) } catch {
-                throw CNIError(.kernelOperationFailed, "tap: cannot make \(add.ctx.args.ifName) a port of \(bridge.name)", details: "\(error)")
-            }
+        do {
+            if let mtu = conf.mtu { try p.cnl.setMTU(link.index, mtu) }
+            if let mac = conf.mac { try p.cnl.setMAC(link.index, mac) }
+            if let bridge = p.bridge { try p.cnl.setMaster(link.index, bridge.index) }
+        } catch {
+            throw CNIError(
+                .kernelOperationFailed, "tap: cannot set up \(add.ctx.args.ifName) (MTU, MAC, bridge \(p.bridge?.name ?? "none"))", details: "\(error)")
         }
         return Made(prepared: p, link: link)
     }
 
-    /// The tap `name` in the container (made by a helper in `selinuxContext` when set), with its
-    /// MTU and MAC; deleted again when those fail.
+    /// The tap `name` in the container (made by a helper in `selinuxContext` when set).
     static func makeTap(_ name: String, _ conf: Config, _ p: Prepared) throws {
         if let label = conf.selinuxContext {
             try SELinuxLabel.createTap(name: name, conf: conf, in: p.container, label: label)
         } else {
             try p.container.perform { try TapDevice.create(name: name, multiQueue: conf.multiQueue, owner: conf.owner, group: conf.group) }
-        }
-        guard let made = try p.cnl.link(named: name) else { return }
-        var failure: NetlinkError?
-        do {
-            if let mtu = conf.mtu { try p.cnl.setMTU(made.index, mtu) }
-            if let mac = conf.mac { try p.cnl.setMAC(made.index, mac) }
-        } catch {
-            failure = error
-        }
-        if let failure {
-            try? p.cnl.deleteLink(made.index)
-            throw failure
         }
     }
 
@@ -136,7 +126,7 @@ public struct TapPlugin: MainPlugin {
         failures.deleteContainerInterface(ctx)
     }
 
-    /// The interface is a persistent tap with the configured queues, owner, group, MTU and
+    /// The interface is a tap with the configured queues, owner, group, MTU and
     /// bridge, prevResult's MAC, addresses and routes.
     public func verify(_ conf: Config, _ prev: CNIResult, _ ctx: PluginContext) throws {
         func fail(_ m: String) -> CNIError { CNIError(.checkFailed, m) }

@@ -20,7 +20,7 @@ public struct VlanConfig: MainPluginConfig {
 
     init(_ conf: NetConf, args: CommandArgs, forAdd: Bool = true) throws(CNIError) {
         let f = conf.fields
-        ipam = conf.ipamType.flatMap { $0.isEmpty ? nil : $0 }
+        ipam = conf.ipamPlugin
         dns = conf.dns
         linkInContainer = try f.bool("linkInContainer") ?? false
         routeMetric = try f.int("routeMetric", in: 0...Int(UInt32.max)).map(UInt32.init)

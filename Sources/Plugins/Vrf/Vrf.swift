@@ -146,7 +146,7 @@ struct VRFJoin {
         // first (a gateway route needs the route to its gateway).
         let remade = Set(v6.map(\.prefix.network)).union([IPPrefix("fe80::/64")!])
         let moving = routes.filter { r in r.gateway != nil || !(r.destination.map(remade.contains) ?? false) }
-        for r in moving.sorted(by: { ($0.gateway == nil ? 0 : 1) < ($1.gateway == nil ? 0 : 1) }) {
+        for r in moving.onLinkFirst {
             var moved = r
             moved.table = table
             try nl.replaceRoute(moved)
